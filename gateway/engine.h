@@ -1,0 +1,116 @@
+/* engine.h - the protocol engine: Engine.IO sessions and Socket.IO
+ * semantics over the store, independent of any transport.
+ *
+ * The FastCGI front (polling) and the WebSocket daemon only move bytes in
+ * and out of these functions. Every call that changes state does so in one
+ * store transaction and, after its commit, rings the doorbell for the
+ * sessions it queued packets for.
+ *
+ * Threads: one sg_engine per process, shared and read-only after
+ * sg_engine_new(); one sg_worker per thread (it owns a store connection
+ * and a doorbell ringer). */
+#ifndef SG_ENGINE_H
+#define SG_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "buf.h"
+#include "config.h"
+#include "engineio.h"
+#include "util.h"
+
+typedef struct sg_engine sg_engine;
+typedef struct sg_worker sg_worker;
+
+/* Results. Negative values are Engine.IO errors; map them to an HTTP answer
+ * with sg_engine_error(). */
+enum sg_result {
+    SG_OK = 0,
+    SG_WAIT = 1,                  /* poll: nothing to send yet */
+    SG_E_TRANSPORT = -1,          /* 400 {"code":0,"message":"Transport unknown"} */
+    SG_E_SID = -2,                /* 400 code 1 "Session ID unknown" */
+    SG_E_METHOD = -3,             /* 400 code 2 "Bad handshake method" */
+    SG_E_BADREQ = -4,             /* 400 code 3 "Bad request" */
+    SG_E_FORBIDDEN = -5,          /* 403 code 4 "Forbidden" */
+    SG_E_VERSION = -6,            /* 400 code 5 "Unsupported protocol version" */
+    SG_E_TOOLARGE = -7,           /* 413 (body beyond max_payload) */
+    SG_E_INTERNAL = -8,           /* 500 (store failure; logged) */
+};
+
+/* HTTP status, Engine.IO error code (-1 when the body is not Engine.IO
+ * JSON) and message for a negative result. */
+void sg_engine_error(int result, int *status, int *code, const char **message);
+
+/* What a transport knows about the request that opened a session
+ * (all borrowed for the duration of the call). */
+typedef struct sg_handshake {
+    const char *address;            /* remote address, or NULL */
+    const char *url;                /* request URI with query, or NULL */
+    const char *query;              /* raw query string, or NULL */
+    const char *const *headers;     /* name, value, name, value, ..., NULL;
+                                       names lower-case */
+} sg_handshake;
+
+/* Create the engine for cfg (borrowed; must outlive the engine): opens the
+ * store once to apply migrations and loads every plugin. Returns NULL on
+ * failure, every problem logged (file names included). */
+sg_engine *sg_engine_new(const sg_config *cfg);
+void sg_engine_free(sg_engine *e);
+const sg_config *sg_engine_config(const sg_engine *e);
+
+/* A per-thread worker (new; free with sg_worker_free). NULL on failure. */
+sg_worker *sg_worker_new(sg_engine *e);
+void sg_worker_free(sg_worker *w);
+
+/* ---- sessions ---------------------------------------------------------- */
+
+/* Open a session (Engine.IO handshake) on transport ("polling" or
+ * "websocket"). Writes the sid and appends the open packet
+ * ("0{"sid":…,"upgrades":[…],"pingInterval":…,…}") to open_packet.
+ * For polling the caller sends open_packet as the GET's body. */
+int sg_engine_open(sg_worker *w, const sg_handshake *hs, const char *transport,
+                   char sid[SG_ID_LEN + 1], sg_buf *open_packet);
+
+/* Packets from the client, in order (borrowed). One transaction for all.
+ * SG_OK, SG_E_SID (unknown or closed session), SG_E_BADREQ (a packet the
+ * protocol forbids: the session is closed with "parse error"),
+ * SG_E_INTERNAL. */
+int sg_engine_receive(sg_worker *w, const char *sid, const sg_eio_packets *pkts);
+
+/* Close a session from the transport side (e.g. WebSocket gone) with a
+ * disconnect reason such as "transport close" / "transport error".
+ * Disconnect handlers fire exactly once across all processes. */
+int sg_engine_close(sg_worker *w, const char *sid, const char *reason);
+
+/* Close every session whose heartbeat or connect deadline has passed
+ * ("ping timeout"; no namespace joined within connect_timeout). Returns the
+ * number closed, or -1. */
+int sg_engine_sweep(sg_worker *w);
+
+/* ---- polling ----------------------------------------------------------- */
+
+/* A POST body for sid: decode the payload and receive its packets. Returns
+ * SG_OK (answer 200 "ok"), SG_E_SID, SG_E_BADREQ (garbage payload: the
+ * session is closed with "parse error"), SG_E_TOOLARGE (len > max_payload:
+ * closed with "transport error"), SG_E_INTERNAL. */
+int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
+
+/* A GET for sid, from the poller identified by token (unique within the
+ * process, e.g. "<pid>.<counter>"), first call. Claims the session's one
+ * GET slot. SG_OK: payload holds the response body (packets, a ping, or
+ * the close/noop packet); the slot is released. SG_WAIT: nothing to send;
+ * hold the request until a ring for sid or until *wake_at (CLOCK_REALTIME
+ * ms), then call sg_engine_poll_again(). SG_E_SID, SG_E_BADREQ (a GET is
+ * already in flight for sid: the session is closed with "transport error"
+ * and the held GET will return the close packet), SG_E_INTERNAL. */
+int sg_engine_poll(sg_worker *w, const char *sid, const char *token,
+                   sg_buf *payload, int64_t *wake_at);
+/* A held GET, after a ring or its wake_at: same results as sg_engine_poll. */
+int sg_engine_poll_again(sg_worker *w, const char *sid, const char *token,
+                         sg_buf *payload, int64_t *wake_at);
+/* The held GET goes away without an answer carrying packets (the web
+ * server hung up, or the process shuts down and answers noop itself):
+ * release the slot. Nothing queued is lost. */
+void sg_engine_poll_release(sg_worker *w, const char *sid, const char *token);
+
+#endif

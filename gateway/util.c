@@ -1,0 +1,102 @@
+/* util.c - clocks, ids, query strings. */
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sg_now_ms(void) { return clock_ms(CLOCK_REALTIME); }
+int64_t sg_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+
+static const char id_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int sg_id_new(char out[SG_ID_LEN + 1])
+{
+    unsigned char raw[15];
+    size_t got = 0;
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    /* 15 bytes = 120 bits = 20 base64url characters, no padding */
+    for (size_t i = 0, o = 0; i < sizeof raw; i += 3) {
+        unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
+        out[o++] = id_alphabet[(v >> 18) & 63];
+        out[o++] = id_alphabet[(v >> 12) & 63];
+        out[o++] = id_alphabet[(v >> 6) & 63];
+        out[o++] = id_alphabet[v & 63];
+    }
+    out[SG_ID_LEN] = '\0';
+    return 0;
+}
+
+int sg_id_valid(const char *s)
+{
+    if (!s || strlen(s) != SG_ID_LEN)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!strchr(id_alphabet, *p))
+            return 0;
+    return 1;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+char *sg_query_get(const char *query, const char *name)
+{
+    if (!query)
+        return NULL;
+    size_t nlen = strlen(name);
+    const char *p = query;
+    while (*p) {
+        const char *end = strchr(p, '&');
+        size_t seg = end ? (size_t)(end - p) : strlen(p);
+        if (seg >= nlen && strncmp(p, name, nlen) == 0 && (seg == nlen || p[nlen] == '=')) {
+            const char *v = seg == nlen ? p + nlen : p + nlen + 1;
+            size_t vlen = (size_t)(p + seg - v);
+            char *out = malloc(vlen + 1);
+            if (!out)
+                return NULL;
+            size_t o = 0;
+            for (size_t i = 0; i < vlen; i++) {
+                int h1, h2;
+                if (v[i] == '%' && i + 2 < vlen && (h1 = hexval((unsigned char)v[i + 1])) >= 0 &&
+                    (h2 = hexval((unsigned char)v[i + 2])) >= 0) {
+                    out[o++] = (char)(h1 << 4 | h2);
+                    i += 2;
+                } else if (v[i] == '+') {
+                    out[o++] = ' ';
+                } else {
+                    out[o++] = v[i];
+                }
+            }
+            out[o] = '\0';
+            return out;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return NULL;
+}

@@ -1,0 +1,27 @@
+/* util.h - small helpers shared by all programs: clocks, ids, strings. */
+#ifndef SG_UTIL_H
+#define SG_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Length of an Engine.IO session id or a Socket.IO socket id:
+ * 15 bytes from the CSPRNG (120 bits) as base64url, 20 characters. */
+#define SG_ID_LEN 20
+
+/* Milliseconds of CLOCK_REALTIME (stored in the database, shared between
+ * processes) and of CLOCK_MONOTONIC (local timers). */
+int64_t sg_now_ms(void);
+int64_t sg_mono_ms(void);
+
+/* Write a fresh unguessable id and its NUL into out[SG_ID_LEN + 1].
+ * Returns 0, or -1 if the kernel's random source failed. */
+int sg_id_new(char out[SG_ID_LEN + 1]);
+/* 1 when s is a syntactically valid id (length and alphabet), else 0. */
+int sg_id_valid(const char *s);
+
+/* Find a query-string parameter. Returns a new, percent-decoded string
+ * (caller frees) or NULL when absent (or ENOMEM). */
+char *sg_query_get(const char *query, const char *name);
+
+#endif
