@@ -30,10 +30,11 @@ typedef struct sg_config {
 /* Fill c with the defaults (all strings owned by c). 0 or -1 (ENOMEM). */
 int sg_config_defaults(sg_config *c);
 
-/* Read the file at path over the defaults. Returns 0, or -1 with a message
+/* Read the file at path over what c holds (fill c with sg_config_defaults
+ * first; "plugin" lines are appended). Returns 0, or -1 with a message
  * "PATH:LINE: what is wrong" (or "PATH: strerror") written into
- * err[0..errcap). On error c is left holding only defaults or freed state
- * (always safe to sg_config_free). */
+ * err[0..errcap). On error c is left as it was (always safe to
+ * sg_config_free). */
 int sg_config_load(sg_config *c, const char *path, char *err, size_t errcap);
 
 /* Parse text (as if read from a file named name). Same contract. */

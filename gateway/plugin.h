@@ -125,7 +125,7 @@ typedef int (*sg_plugin_init_fn)(const sg_host *host, sg_plugin *self);
 #define SG_PLUGIN_CHECK(host)                                              \
     do {                                                                   \
         if ((host)->abi_major != SG_ABI_MAJOR ||                           \
-            (host)->abi_minor < SG_ABI_MINOR)                              \
+            (int64_t)(host)->abi_minor < (int64_t)SG_ABI_MINOR)            \
             return -1;                                                     \
     } while (0)
 

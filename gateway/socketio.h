@@ -42,7 +42,7 @@ enum sg_sio_err {
 };
 const char *sg_sio_strerror(int err);
 
-#define SG_SIO_MAX_ATTACHMENTS 1000 /* sanity bound on the count field */
+#define SG_SIO_MAX_ATTACHMENTS 10 /* as socket.io-parser's default maxAttachments */
 
 typedef struct sg_sio_packet {
     enum sg_sio_type type;
@@ -66,8 +66,8 @@ int sg_sio_decode(const char *in, size_t n, sg_sio_packet *out);
 
 /* Encode the text form (appends to out). data must be JSON without binary
  * values (run sg_sio_deconstruct() first); it is dumped compact, in
- * insertion order. Namespace "/" is omitted; the ',' after a namespace is
- * written only when an id or data follows. 0 or -1. */
+ * insertion order. Namespace "/" is omitted; any other namespace is always
+ * followed by ',' as the reference encoder does ("1/admin,"). 0 or -1. */
 int sg_sio_encode(sg_buf *out, const sg_sio_packet *p);
 
 /* ---- binary values ---------------------------------------------------- */

@@ -1,0 +1,1029 @@
+/* engine.c - the protocol engine: Engine.IO sessions and Socket.IO
+ * semantics over the store. See engine.h.
+ *
+ * Every public entry point runs one store transaction: it reads the
+ * session, applies the packets (running plugin handlers, whose emits are
+ * queued in the same transaction), writes the session back and commits;
+ * then it rings the doorbell for every session it queued frames for. */
+#include "engine.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "doorbell.h"
+#include "log.h"
+#include "plugins.h"
+#include "socketio.h"
+#include "store.h"
+
+struct sg_engine {
+    const sg_config *cfg;
+    sg_host host;
+    sg_registry *reg;
+    char *bell_dir;
+};
+
+struct sg_worker {
+    sg_engine *e;
+    sg_store *store;
+    sg_bell *bell;
+    sg_buf dirty;     /* sids queued for in this transaction, '\n'-separated */
+};
+
+/* The context of one handler call (plugin.h's sg_ctx). */
+struct sg_ctx {
+    sg_worker *w;
+    const char *sid;
+    const char *socket_id;
+    const char *nsp;
+    size_t plugin;         /* index of the plugin whose handler runs */
+    int64_t ack_id;        /* the event's ack id, -1 when none or answered */
+    bool gone;             /* the socket left: no emits */
+    bool in_use;           /* a connect middleware runs: reject allowed */
+    bool rejected;
+    char *reject_message;  /* owned */
+    json_t *reject_data;   /* owned */
+    json_t *handshake;     /* owned, loaded on first use */
+    int failed;            /* a host call failed in the store */
+};
+
+/* ---- errors ----------------------------------------------------------- */
+
+void sg_engine_error(int result, int *status, int *code, const char **message)
+{
+    static const struct { int status, code; const char *message; } map[] = {
+        {400, 0, "Transport unknown"},
+        {400, 1, "Session ID unknown"},
+        {400, 2, "Bad handshake method"},
+        {400, 3, "Bad request"},
+        {403, 4, "Forbidden"},
+        {400, 5, "Unsupported protocol version"},
+        {413, -1, "Payload too large"},
+        {500, -1, "Internal server error"},
+    };
+    int i = -result - 1;
+    if (i < 0 || i >= (int)(sizeof map / sizeof map[0]))
+        i = (int)(sizeof map / sizeof map[0]) - 1;
+    *status = map[i].status;
+    *code = map[i].code;
+    *message = map[i].message;
+}
+
+/* ---- queueing frames ---------------------------------------------------- */
+
+static void mark_dirty(sg_worker *w, const char *sid)
+{
+    /* ids have a fixed length and no '\n': a substring match is exact */
+    if (w->dirty.len && strstr(w->dirty.data, sid))
+        return;
+    if (w->dirty.len)
+        sg_buf_putc(&w->dirty, '\n');
+    sg_buf_puts(&w->dirty, sid);
+}
+
+static void ring_dirty(sg_worker *w)
+{
+    if (w->dirty.len && w->bell)
+        sg_bell_ring(w->bell, w->dirty.data, w->dirty.len);
+    sg_buf_reset(&w->dirty);
+}
+
+static int push_frame(sg_worker *w, const char *sid, bool binary, const void *frame, size_t len)
+{
+    if (sg_store_queue_push(w->store, sid, binary, frame, len) < 0)
+        return -1;
+    mark_dirty(w, sid);
+    return 0;
+}
+
+/* Queue one Socket.IO packet for sid; data is stolen (may hold binary
+ * values, which become attachments). */
+static int queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,
+                     int64_t id, json_t *data)
+{
+    int rc = -1;
+    sg_buf text = SG_BUF_INIT;
+    json_t *bins = json_array();
+    if (!bins)
+        goto out;
+    sg_sio_packet p = {type, (char *)nsp, id, 0, data};
+    if (data) {
+        int n = sg_sio_deconstruct(&p.data, bins);
+        data = p.data;
+        if (n < 0)
+            goto out;
+        if (n > 0) {
+            p.type = type == SG_SIO_ACK ? SG_SIO_BINARY_ACK
+                     : type == SG_SIO_EVENT ? SG_SIO_BINARY_EVENT : type;
+            p.attachments = (size_t)n;
+        }
+    }
+    if (sg_buf_putc(&text, '0' + SG_EIO_MESSAGE) < 0 || sg_sio_encode(&text, &p) < 0)
+        goto out;
+    if (push_frame(w, sid, false, text.data, text.len) < 0)
+        goto out;
+    size_t i;
+    json_t *b;
+    json_array_foreach(bins, i, b) {
+        size_t len;
+        const void *bytes = sg_sio_binary_data(b, &len);
+        if (push_frame(w, sid, true, bytes, len) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (rc < 0)
+        sg_error("cannot queue a packet for session %s", sid);
+    json_decref(data);
+    json_decref(bins);
+    sg_buf_free(&text);
+    return rc;
+}
+
+static int queue_eio(sg_worker *w, const char *sid, enum sg_eio_type type, const char *data)
+{
+    sg_buf f = SG_BUF_INIT;
+    int rc = sg_buf_printf(&f, "%d%s", (int)type, data ? data : "");
+    if (rc == 0)
+        rc = push_frame(w, sid, false, f.data, f.len);
+    sg_buf_free(&f);
+    return rc;
+}
+
+/* ---- the plugin host ---------------------------------------------------- */
+
+static const char *host_socket_id(sg_ctx *c) { return c->socket_id; }
+static const char *host_nsp(sg_ctx *c) { return c->nsp; }
+
+static json_t *host_handshake(sg_ctx *c)
+{
+    if (!c->handshake)
+        c->handshake = sg_store_session_handshake(c->w->store, c->sid);
+    return c->handshake;
+}
+
+static void host_log(sg_ctx *c, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c)
+        sg_log(level, "plugin %s: %s", sg_plugins_name(c->w->e->reg, c->plugin), msg);
+    else
+        sg_log(level, "plugin: %s", msg);
+}
+
+/* data = [event, ...args]; args stolen. NULL on bad arguments. */
+static json_t *event_array(const char *event, json_t *args)
+{
+    json_t *data = NULL;
+    if (!event || (args && !json_is_array(args)))
+        goto out;
+    data = json_array();
+    if (!data || json_array_append_new(data, json_string(event)) < 0 ||
+        (args && json_array_extend(data, args) < 0)) {
+        json_decref(data);
+        data = NULL;
+    }
+out:
+    json_decref(args);
+    return data;
+}
+
+static int host_emit(sg_ctx *c, const char *event, json_t *args)
+{
+    json_t *data = event_array(event, args);
+    if (!data || c->gone) {
+        host_log(c, SG_LOG_ERROR, "emit '%s': %s", event ? event : "(null)",
+                 !data ? "bad arguments (args must be an array)" : "the socket is gone");
+        json_decref(data);
+        return -1;
+    }
+    if (queue_sio(c->w, c->sid, SG_SIO_EVENT, c->nsp, -1, data) < 0) {
+        c->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int host_ack(sg_ctx *c, json_t *args)
+{
+    if (c->ack_id < 0 || c->gone || (args && !json_is_array(args))) {
+        host_log(c, SG_LOG_ERROR, "ack: %s",
+                 c->ack_id < 0 ? "no acknowledgement expected (or already sent)"
+                 : c->gone ? "the socket is gone" : "args must be an array");
+        json_decref(args);
+        return -1;
+    }
+    int64_t id = c->ack_id;
+    c->ack_id = -1;
+    if (!args && !(args = json_array()))
+        return -1;
+    if (queue_sio(c->w, c->sid, SG_SIO_ACK, c->nsp, id, args) < 0) {
+        c->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int host_reject(sg_ctx *c, const char *message, json_t *data)
+{
+    if (!c->in_use || c->rejected) {
+        host_log(c, SG_LOG_ERROR, "reject: only once, from a connect middleware");
+        json_decref(data);
+        return -1;
+    }
+    c->rejected = true;
+    c->reject_message = strdup(message ? message : "Not authorized");
+    c->reject_data = data;
+    return 0;
+}
+
+static json_t *host_binary_new(const void *data, size_t len) { return sg_sio_binary_new(data, len); }
+static const void *host_binary_data(const json_t *v, size_t *len) { return sg_sio_binary_data(v, len); }
+
+static void host_table_init(sg_host *h)
+{
+    memset(h, 0, sizeof *h);
+    h->abi_major = SG_ABI_MAJOR;
+    h->abi_minor = SG_ABI_MINOR;
+    h->size = sizeof *h;
+    sg_plugins_host_init(h);
+    h->socket_id = host_socket_id;
+    h->nsp = host_nsp;
+    h->handshake = host_handshake;
+    h->emit = host_emit;
+    h->ack = host_ack;
+    h->reject = host_reject;
+    h->binary_new = host_binary_new;
+    h->binary_data = host_binary_data;
+    h->log = host_log;
+}
+
+static void ctx_init(sg_ctx *c, sg_worker *w, const char *sid, const char *socket_id,
+                     const char *nsp)
+{
+    memset(c, 0, sizeof *c);
+    c->w = w;
+    c->sid = sid;
+    c->socket_id = socket_id;
+    c->nsp = nsp;
+    c->ack_id = -1;
+}
+
+static void ctx_clear(sg_ctx *c)
+{
+    free(c->reject_message);
+    json_decref(c->reject_data);
+    json_decref(c->handshake);
+}
+
+/* ---- calling handlers ---------------------------------------------------- */
+
+struct call {
+    sg_ctx *ctx;
+    const char *event;
+    json_t *arg;            /* auth or args (borrowed) */
+    const char *reason;
+};
+
+static void handler_failed(sg_ctx *c, const sg_handler *h, const char *what)
+{
+    sg_error("plugin %s: %s handler failed on namespace %s (socket %s)",
+             sg_plugins_name(c->w->e->reg, h->plugin), what, c->nsp, c->socket_id);
+}
+
+static int call_use(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_connect_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    k->ctx->plugin = h->plugin;
+    int rc = fn(k->ctx, k->arg, h->ud);
+    if (rc != 0 && !k->ctx->rejected) {
+        /* a middleware that fails without saying why refuses the
+         * connection all the same: never let a broken check through */
+        handler_failed(k->ctx, h, "connect middleware");
+        k->ctx->rejected = true;
+        k->ctx->reject_message = strdup("Server error");
+    }
+    return k->ctx->rejected ? 1 : 0;
+}
+
+static int call_connection(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_connection_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    k->ctx->plugin = h->plugin;
+    if (fn(k->ctx, k->arg, h->ud) != 0)
+        handler_failed(k->ctx, h, "connection");
+    return 0;
+}
+
+static int call_event(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_event_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    k->ctx->plugin = h->plugin;
+    if (fn(k->ctx, k->event, k->arg, h->ud) != 0) {
+        char what[160];
+        snprintf(what, sizeof what, "event '%.100s'", k->event);
+        handler_failed(k->ctx, h, what);
+    }
+    return 0;
+}
+
+static int call_disconnect(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_disconnect_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    k->ctx->plugin = h->plugin;
+    fn(k->ctx, k->reason, h->ud);
+    return 0;
+}
+
+/* ---- sockets and sessions -------------------------------------------------- */
+
+/* Remove a socket and run its disconnect handlers (once: the row delete
+ * happens in the same transaction). */
+static int socket_gone(sg_worker *w, const char *sid, const char *id, const char *nsp,
+                       const char *reason)
+{
+    if (sg_store_socket_delete(w->store, id) != 0)
+        return -1;
+    sg_ctx c;
+    ctx_init(&c, w, sid, id, nsp);
+    c.gone = true;
+    struct call k = {&c, NULL, NULL, reason};
+    sg_plugins_each(w->e->reg, SG_H_DISCONNECT, nsp, NULL, call_disconnect, &k);
+    ctx_clear(&c);
+    return 0;
+}
+
+struct close_walk { sg_worker *w; const char *sid; const char *reason; int rc; };
+
+static void close_socket_cb(void *ud, const char *id, const char *nsp)
+{
+    struct close_walk *cw = ud;
+    if (socket_gone(cw->w, cw->sid, id, nsp, cw->reason) < 0)
+        cw->rc = -1;
+}
+
+/* Close ss (inside a transaction): mark it closed if it is open, then the
+ * disconnect handlers of its sockets. ss->state is updated. */
+static int close_session(sg_worker *w, sg_session *ss, const char *reason)
+{
+    int rc = sg_store_session_close(w->store, ss->sid, reason, sg_now_ms());
+    if (rc == SG_STORE_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return -1;
+    sg_debug("session %s closed: %s", ss->sid, reason);
+    ss->state = SG_SESSION_CLOSED;
+    ss->poller[0] = '\0';
+    snprintf(ss->close_reason, sizeof ss->close_reason, "%s", reason);
+    struct close_walk cw = {w, ss->sid, reason, 0};
+    if (sg_store_sockets_of(w->store, ss->sid, close_socket_cb, &cw) < 0)
+        return -1;
+    mark_dirty(w, ss->sid); /* a held GET must answer now */
+    return cw.rc;
+}
+
+static void schedule_ping(const sg_config *cfg, sg_session *ss, int64_t now)
+{
+    ss->ping_sent = 0;
+    ss->next_ping_at = now + cfg->ping_interval;
+    ss->expires_at = ss->next_ping_at + cfg->ping_timeout;
+}
+
+/* ---- Socket.IO dispatch ------------------------------------------------------- */
+
+static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *auth)
+{
+    if (!sg_plugins_serves(w->e->reg, nsp)) {
+        json_t *err = json_pack("{s:s}", "message", "Invalid namespace");
+        return queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
+    }
+    json_t *empty = NULL;
+    if (!auth && !(auth = empty = json_object()))
+        return -1;
+    char id[SG_ID_LEN + 1];
+    int rc = -1;
+    if (sg_id_new(id) < 0)
+        goto out;
+    sg_ctx c;
+    ctx_init(&c, w, ss->sid, id, nsp);
+    struct call k = {&c, NULL, auth, NULL};
+    c.in_use = true;
+    sg_plugins_each(w->e->reg, SG_H_USE, nsp, NULL, call_use, &k);
+    c.in_use = false;
+    if (c.failed)
+        goto out_ctx;
+    if (c.rejected) {
+        json_t *err = json_pack("{s:s}", "message", c.reject_message ? c.reject_message : "");
+        if (err && c.reject_data) {
+            json_object_set_new(err, "data", c.reject_data);
+            c.reject_data = NULL;
+        }
+        rc = queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
+        goto out_ctx;
+    }
+    if (sg_store_socket_insert(w->store, id, ss->sid, nsp, sg_now_ms()) != 0)
+        goto out_ctx;
+    ss->connect_by = 0;
+    /* the CONNECT reply goes out before anything the connection handlers emit */
+    if (queue_sio(w, ss->sid, SG_SIO_CONNECT, nsp, -1, json_pack("{s:s}", "sid", id)) < 0)
+        goto out_ctx;
+    sg_plugins_each(w->e->reg, SG_H_CONNECTION, nsp, NULL, call_connection, &k);
+    rc = c.failed ? -1 : 0;
+out_ctx:
+    ctx_clear(&c);
+out:
+    json_decref(empty);
+    return rc;
+}
+
+static int sio_event(sg_worker *w, sg_session *ss, const char *socket_id, sg_sio_packet *p)
+{
+    json_t *name = json_array_get(p->data, 0);
+    char numbuf[32];
+    const char *event;
+    if (json_is_string(name)) {
+        event = json_string_value(name);
+    } else {
+        snprintf(numbuf, sizeof numbuf, "%.17g", json_number_value(name));
+        event = numbuf;
+    }
+    json_t *args = json_array();
+    if (!args)
+        return -1;
+    for (size_t i = 1; i < json_array_size(p->data); i++)
+        json_array_append(args, json_array_get(p->data, i));
+    sg_ctx c;
+    ctx_init(&c, w, ss->sid, socket_id, p->nsp);
+    c.ack_id = p->id;
+    struct call k = {&c, event, args, NULL};
+    sg_plugins_each(w->e->reg, SG_H_EVENT, p->nsp, event, call_event, &k);
+    int rc = c.failed ? -1 : 0;
+    ctx_clear(&c);
+    json_decref(args);
+    return rc;
+}
+
+/* Result of handling one packet: 0 fine, -1 store failure, or a reason
+ * to close the session. */
+static const char *const CLOSE_PARSE = "parse error";
+static const char *const CLOSE_FORCED = "forced close";
+
+static int sio_dispatch(sg_worker *w, sg_session *ss, sg_sio_packet *p, const char **close)
+{
+    char id[SG_ID_LEN + 1];
+    int found = sg_store_socket_find(w->store, ss->sid, p->nsp, id);
+    if (found < 0)
+        return -1;
+    /* as the reference server: a CONNECT for a joined namespace, or any
+     * other packet for a namespace not joined, is an invalid state that
+     * closes the whole connection */
+    if (p->type == SG_SIO_CONNECT) {
+        if (found == 0) {
+            *close = CLOSE_FORCED;
+            return 0;
+        }
+        return sio_connect(w, ss, p->nsp, p->data);
+    }
+    if (found != 0 || p->type == SG_SIO_CONNECT_ERROR) {
+        sg_warn("session %s: packet type %d for namespace %s not joined: closing",
+                ss->sid, (int)p->type, p->nsp);
+        *close = CLOSE_FORCED;
+        return 0;
+    }
+    switch (p->type) {
+    case SG_SIO_DISCONNECT:
+        return socket_gone(w, ss->sid, id, p->nsp, "client namespace disconnect");
+    case SG_SIO_EVENT:
+    case SG_SIO_BINARY_EVENT:
+        return sio_event(w, ss, id, p);
+    case SG_SIO_ACK:
+    case SG_SIO_BINARY_ACK:
+        /* server-to-client acks arrive with the plugin API's ack handlers */
+        sg_debug("session %s: ack %lld from the client ignored", ss->sid, (long long)p->id);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* ---- Engine.IO packets ----------------------------------------------------------- */
+
+struct rx {
+    sg_sio_packet pending;  /* a binary packet awaiting attachments */
+    json_t *bins;           /* its attachments so far (binary values) */
+    bool has_pending;
+    sg_buf pending_raw;     /* the pending group in polling form, for ss->partial */
+};
+
+static int rx_finish_pending(sg_worker *w, sg_session *ss, struct rx *rx, const char **close)
+{
+    int rc = sg_sio_reconstruct(&rx->pending.data, rx->bins);
+    if (rc != 0) {
+        sg_warn("session %s: bad binary packet: %s", ss->sid, sg_sio_strerror(rc));
+        *close = CLOSE_PARSE;
+        rc = 0;
+    } else {
+        rc = sio_dispatch(w, ss, &rx->pending, close);
+    }
+    sg_sio_packet_clear(&rx->pending);
+    json_array_clear(rx->bins);
+    sg_buf_reset(&rx->pending_raw);
+    rx->has_pending = false;
+    return rc;
+}
+
+static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, struct rx *rx,
+                      const char **close)
+{
+    if (rx->has_pending) {
+        if (pk->type != SG_EIO_MESSAGE || !pk->binary) {
+            sg_warn("session %s: text packet while binary attachments were expected", ss->sid);
+            *close = CLOSE_PARSE;
+            return 0;
+        }
+        json_t *b = sg_sio_binary_new(pk->data, pk->len);
+        if (!b || json_array_append_new(rx->bins, b) < 0 ||
+            sg_eio_encode_polling(&rx->pending_raw, pk) < 0)
+            return -1;
+        if (json_array_size(rx->bins) == rx->pending.attachments)
+            return rx_finish_pending(w, ss, rx, close);
+        return 0;
+    }
+    switch (pk->type) {
+    case SG_EIO_PONG:
+        schedule_ping(w->e->cfg, ss, sg_now_ms());
+        return 0;
+    case SG_EIO_PING:
+        return queue_eio(w, ss->sid, SG_EIO_PONG, pk->data);
+    case SG_EIO_CLOSE:
+        *close = "transport close";
+        return 0;
+    case SG_EIO_MESSAGE:
+        break;
+    default:
+        return 0; /* open, upgrade, noop: nothing to do on this side */
+    }
+    if (pk->binary) {
+        sg_warn("session %s: binary packet without a binary Socket.IO packet before it", ss->sid);
+        *close = CLOSE_PARSE;
+        return 0;
+    }
+    sg_sio_packet p;
+    int rc = sg_sio_decode(pk->data, pk->len, &p);
+    if (rc == SG_SIO_ENOMEM)
+        return -1;
+    if (rc != 0) {
+        sg_warn("session %s: invalid Socket.IO packet: %s", ss->sid, sg_sio_strerror(rc));
+        *close = CLOSE_PARSE;
+        return 0;
+    }
+    if (p.type == SG_SIO_BINARY_EVENT || p.type == SG_SIO_BINARY_ACK) {
+        /* the decoder guarantees 1..SG_SIO_MAX_ATTACHMENTS attachments */
+        rx->pending = p;
+        rx->has_pending = true;
+        return sg_eio_encode_polling(&rx->pending_raw, pk);
+    }
+    rc = sio_dispatch(w, ss, &p, close);
+    sg_sio_packet_clear(&p);
+    return rc;
+}
+
+/* Apply pkts to ss inside the caller's transaction. Returns 0, or -1 on a
+ * store failure; *bad is set when the session was closed for a protocol
+ * error. */
+static int apply_packets(sg_worker *w, sg_session *ss, const sg_eio_packets *pkts, bool *bad)
+{
+    int rc = -1;
+    const char *close = NULL;
+    struct rx rx = {.bins = json_array()};
+    sg_eio_packets prev;
+    sg_eio_packets_init(&prev);
+    if (!rx.bins)
+        goto out;
+    /* an incomplete binary packet left by the previous request comes first */
+    if (ss->partial.len &&
+        sg_eio_decode_payload(ss->partial.data, ss->partial.len, &prev) != 0)
+        goto out;
+    sg_buf_reset(&ss->partial);
+    for (size_t pass = 0; pass < 2; pass++) {
+        const sg_eio_packets *list = pass == 0 ? &prev : pkts;
+        for (size_t i = 0; i < list->n && !close && ss->state == SG_SESSION_OPEN; i++)
+            if (handle_eio(w, ss, &list->v[i], &rx, &close) < 0)
+                goto out;
+    }
+    if (close) {
+        *bad = close == CLOSE_PARSE;
+        if (close_session(w, ss, close) < 0)
+            goto out;
+    } else if (rx.has_pending && (int64_t)rx.pending_raw.len > w->e->cfg->max_payload) {
+        /* attachments spread over requests are bounded like one request */
+        sg_warn("session %s: binary packet beyond max_payload", ss->sid);
+        *bad = true;
+        if (close_session(w, ss, CLOSE_PARSE) < 0)
+            goto out;
+    } else if (rx.has_pending &&
+               sg_buf_append(&ss->partial, rx.pending_raw.data, rx.pending_raw.len) < 0) {
+        goto out;
+    }
+    rc = 0;
+out:
+    sg_sio_packet_clear(&rx.pending);
+    json_decref(rx.bins);
+    sg_buf_free(&rx.pending_raw);
+    sg_eio_packets_free(&prev);
+    return rc;
+}
+
+/* ---- transactions -------------------------------------------------------------- */
+
+/* Begin and load the open session sid. SG_OK, SG_E_SID (nothing begun is
+ * left open), SG_E_INTERNAL. */
+static int begin_session(sg_worker *w, const char *sid, sg_session *ss, bool allow_closed)
+{
+    if (!sg_id_valid(sid))
+        return SG_E_SID;
+    if (sg_store_begin(w->store) != 0)
+        return SG_E_INTERNAL;
+    int rc = sg_store_session_get(w->store, sid, ss);
+    if (rc == 0 && (allow_closed || ss->state == SG_SESSION_OPEN))
+        return SG_OK;
+    if (rc == 0)
+        sg_session_clear(ss);
+    sg_store_rollback(w->store);
+    return rc == SG_STORE_NOTFOUND || rc == 0 ? SG_E_SID : SG_E_INTERNAL;
+}
+
+/* Write ss back, commit, ring; or roll back when result is internal. */
+static int end_session(sg_worker *w, sg_session *ss, int result)
+{
+    if (result != SG_E_INTERNAL && sg_store_session_update(w->store, ss) != 0)
+        result = SG_E_INTERNAL;
+    if (result != SG_E_INTERNAL && sg_store_commit(w->store) != 0)
+        result = SG_E_INTERNAL;
+    if (result == SG_E_INTERNAL) {
+        sg_store_rollback(w->store);
+        sg_buf_reset(&w->dirty);
+    } else {
+        ring_dirty(w);
+    }
+    sg_session_clear(ss);
+    return result;
+}
+
+/* ---- public: engine and workers ------------------------------------------------------ */
+
+sg_engine *sg_engine_new(const sg_config *cfg)
+{
+    sg_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->cfg = cfg;
+    host_table_init(&e->host);
+    sg_store *s = sg_store_open(cfg->db);
+    if (!s)
+        goto fail;
+    sg_store_close(s);
+    if (!(e->bell_dir = sg_bell_dir_for(cfg->db)))
+        goto fail;
+    if (!(e->reg = sg_plugins_load(cfg->plugins, cfg->nplugins, &e->host)))
+        goto fail;
+    return e;
+fail:
+    sg_engine_free(e);
+    return NULL;
+}
+
+void sg_engine_free(sg_engine *e)
+{
+    if (!e)
+        return;
+    sg_plugins_free(e->reg);
+    free(e->bell_dir);
+    free(e);
+}
+
+const sg_config *sg_engine_config(const sg_engine *e) { return e->cfg; }
+
+sg_worker *sg_worker_new(sg_engine *e)
+{
+    sg_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->e = e;
+    sg_buf_init(&w->dirty);
+    if (!(w->store = sg_store_open(e->cfg->db)) || !(w->bell = sg_bell_ringer(e->bell_dir))) {
+        sg_worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void sg_worker_free(sg_worker *w)
+{
+    if (!w)
+        return;
+    sg_store_close(w->store);
+    sg_bell_close(w->bell);
+    sg_buf_free(&w->dirty);
+    free(w);
+}
+
+/* ---- public: sessions ------------------------------------------------------------------ */
+
+/* {"address":…,"url":…,"query":{…},"headers":{…},"time":ms} as text (new). */
+static char *handshake_json(const sg_handshake *hs, int64_t now)
+{
+    json_t *o = json_object(), *q = json_object(), *h = json_object();
+    char *text = NULL;
+    if (!o || !q || !h)
+        goto out;
+    if (hs->query) {
+        for (const char *p = hs->query; *p;) {
+            size_t seg = strcspn(p, "&");
+            size_t klen = strcspn(p, "=&");
+            if (klen > 0 && klen < 256) {
+                char key[256];
+                memcpy(key, p, klen);
+                key[klen] = '\0';
+                char *v = sg_query_get(hs->query, key);
+                if (v && !json_object_get(q, key))
+                    json_object_set_new(q, key, json_string(v));
+                free(v);
+            }
+            p += seg;
+            if (*p)
+                p++;
+        }
+    }
+    for (const char *const *p = hs->headers; p && p[0] && p[1]; p += 2)
+        json_object_set_new(h, p[0], json_string(p[1]));
+    json_object_set_new(o, "address", hs->address ? json_string(hs->address) : json_null());
+    json_object_set_new(o, "url", hs->url ? json_string(hs->url) : json_null());
+    json_object_set(o, "query", q);
+    json_object_set(o, "headers", h);
+    json_object_set_new(o, "time", json_integer(now));
+    text = json_dumps(o, JSON_COMPACT);
+out:
+    json_decref(o);
+    json_decref(q);
+    json_decref(h);
+    return text;
+}
+
+int sg_engine_open(sg_worker *w, const sg_handshake *hs, const char *transport,
+                   char sid[SG_ID_LEN + 1], sg_buf *open_packet)
+{
+    const sg_config *cfg = w->e->cfg;
+    bool polling = strcmp(transport, "polling") == 0;
+    if (!polling && strcmp(transport, "websocket") != 0)
+        return SG_E_TRANSPORT;
+    int64_t now = sg_now_ms();
+    sg_session ss;
+    memset(&ss, 0, sizeof ss);
+    sg_buf_init(&ss.partial);
+    if (sg_id_new(ss.sid) < 0)
+        return SG_E_INTERNAL;
+    snprintf(ss.transport, sizeof ss.transport, "%s", transport);
+    ss.created_at = now;
+    schedule_ping(cfg, &ss, now);
+    ss.connect_by = now + cfg->connect_timeout;
+    char *hj = handshake_json(hs, now);
+    if (!hj)
+        return SG_E_INTERNAL;
+    int rc = sg_store_begin(w->store) == 0 &&
+                     sg_store_session_insert(w->store, &ss, hj) == 0 &&
+                     sg_store_commit(w->store) == 0
+                 ? SG_OK : SG_E_INTERNAL;
+    free(hj);
+    if (rc != SG_OK) {
+        sg_store_rollback(w->store);
+        return rc;
+    }
+    memcpy(sid, ss.sid, sizeof ss.sid);
+    if (sg_buf_printf(open_packet,
+                      "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%lld,"
+                      "\"pingTimeout\":%lld,\"maxPayload\":%lld}",
+                      ss.sid, polling ? "\"websocket\"" : "", (long long)cfg->ping_interval,
+                      (long long)cfg->ping_timeout, (long long)cfg->max_payload) < 0)
+        return SG_E_INTERNAL;
+    sg_debug("session %s opened (%s)", ss.sid, transport);
+    return SG_OK;
+}
+
+int sg_engine_receive(sg_worker *w, const char *sid, const sg_eio_packets *pkts)
+{
+    sg_session ss;
+    int rc = begin_session(w, sid, &ss, false);
+    if (rc != SG_OK)
+        return rc;
+    bool bad = false;
+    rc = apply_packets(w, &ss, pkts, &bad) < 0 ? SG_E_INTERNAL : SG_OK;
+    rc = end_session(w, &ss, rc);
+    return rc == SG_OK && bad ? SG_E_BADREQ : rc;
+}
+
+int sg_engine_close(sg_worker *w, const char *sid, const char *reason)
+{
+    sg_session ss;
+    int rc = begin_session(w, sid, &ss, false);
+    if (rc != SG_OK)
+        return rc;
+    rc = close_session(w, &ss, reason) < 0 ? SG_E_INTERNAL : SG_OK;
+    return end_session(w, &ss, rc);
+}
+
+struct sweep { sg_worker *w; int64_t now; int closed; };
+
+static void sweep_one(void *ud, const char *sid)
+{
+    struct sweep *sw = ud;
+    sg_session ss;
+    if (begin_session(sw->w, sid, &ss, false) != SG_OK)
+        return;
+    const char *reason = NULL;
+    if (ss.expires_at < sw->now)
+        reason = "ping timeout";
+    else if (ss.connect_by && ss.connect_by < sw->now)
+        reason = CLOSE_FORCED; /* no namespace joined within connect_timeout */
+    int rc = SG_OK;
+    if (reason) {
+        rc = close_session(sw->w, &ss, reason) < 0 ? SG_E_INTERNAL : SG_OK;
+        if (rc == SG_OK)
+            sw->closed++;
+    }
+    end_session(sw->w, &ss, rc);
+}
+
+int sg_engine_sweep(sg_worker *w)
+{
+    struct sweep sw = {w, sg_now_ms(), 0};
+    if (sg_store_sessions_expired(w->store, sw.now, 256, sweep_one, &sw) < 0)
+        return -1;
+    return sw.closed;
+}
+
+/* ---- public: polling --------------------------------------------------------------------- */
+
+int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
+{
+    const sg_config *cfg = w->e->cfg;
+    sg_eio_packets pkts;
+    sg_eio_packets_init(&pkts);
+    if ((int64_t)len > cfg->max_payload) {
+        int rc = sg_engine_close(w, sid, "transport error");
+        sg_warn("session %s: POST of %zu bytes beyond max_payload %lld", sid, len,
+                (long long)cfg->max_payload);
+        return rc == SG_OK ? SG_E_TOOLARGE : rc;
+    }
+    sg_session ss;
+    int rc = begin_session(w, sid, &ss, false);
+    if (rc != SG_OK)
+        return rc;
+    if (strcmp(ss.transport, "polling") != 0) {
+        rc = SG_E_BADREQ; /* upgraded: polling requests are refused */
+    } else {
+        int drc = sg_eio_decode_payload(body, len, &pkts);
+        if (drc == SG_EIO_ENOMEM) {
+            rc = SG_E_INTERNAL;
+        } else if (drc != 0) {
+            sg_warn("session %s: bad polling payload: %s", sid, sg_eio_strerror(drc));
+            rc = close_session(w, &ss, CLOSE_PARSE) < 0 ? SG_E_INTERNAL : SG_E_BADREQ;
+        } else {
+            bool bad = false;
+            rc = apply_packets(w, &ss, &pkts, &bad) < 0 ? SG_E_INTERNAL
+                 : bad                                  ? SG_E_BADREQ : SG_OK;
+        }
+    }
+    sg_eio_packets_free(&pkts);
+    return end_session(w, &ss, rc);
+}
+
+/* 1 when the process named in a poller token ("<pid>.<n>") is alive. */
+static bool poller_alive(const char *token)
+{
+    char *end;
+    long pid = strtol(token, &end, 10);
+    if (pid <= 0 || *end != '.')
+        return false;
+    if (pid == (long)getpid())
+        return true;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+struct take { sg_buf *payload; };
+
+static int take_frame(void *ud, bool binary, const void *frame, size_t len)
+{
+    struct take *t = ud;
+    return sg_eio_append_polling(t->payload, binary, frame, len) < 0 ? -1 : 0;
+}
+
+/* What a GET answers for session ss now (inside the transaction). */
+static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *payload,
+                     int64_t *wake_at)
+{
+    const sg_config *cfg = w->e->cfg;
+    int64_t now = sg_now_ms();
+    if (ss->state == SG_SESSION_OPEN && ss->expires_at < now &&
+        close_session(w, ss, "ping timeout") < 0)
+        return SG_E_INTERNAL;
+    if (ss->state != SG_SESSION_OPEN) {
+        /* the client's own close gets noop, any other close the close packet */
+        bool by_client = strcmp(ss->close_reason, "transport close") == 0;
+        return sg_buf_putc(payload, by_client ? '0' + SG_EIO_NOOP : '0' + SG_EIO_CLOSE) < 0
+                   ? SG_E_INTERNAL : SG_OK;
+    }
+    if (!ss->ping_sent && now >= ss->next_ping_at) {
+        if (queue_eio(w, ss->sid, SG_EIO_PING, NULL) < 0)
+            return SG_E_INTERNAL;
+        ss->ping_sent = 1;
+    }
+    struct take t = {payload};
+    int n = sg_store_queue_read(w->store, ss->sid, ss->sent_upto, (size_t)cfg->max_payload,
+                                take_frame, &t, &ss->sent_upto);
+    if (n < 0)
+        return SG_E_INTERNAL;
+    if (n > 0) {
+        ss->poller[0] = '\0';
+        return SG_OK;
+    }
+    snprintf(ss->poller, sizeof ss->poller, "%s", token);
+    *wake_at = ss->ping_sent ? ss->expires_at : ss->next_ping_at;
+    if (ss->connect_by && ss->connect_by < *wake_at)
+        *wake_at = ss->connect_by;
+    return SG_WAIT;
+}
+
+static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf *payload,
+                       int64_t *wake_at, bool first)
+{
+    sg_session ss;
+    int rc = begin_session(w, sid, &ss, !first);
+    if (rc != SG_OK)
+        return rc;
+    if (first) {
+        if (strcmp(ss.transport, "polling") != 0) {
+            rc = SG_E_BADREQ;
+        } else if (ss.poller[0] && strcmp(ss.poller, token) != 0 && poller_alive(ss.poller)) {
+            sg_warn("session %s: overlapping GET requests: closing", sid);
+            rc = close_session(w, &ss, "transport error") < 0 ? SG_E_INTERNAL : SG_E_BADREQ;
+        } else if (sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0) {
+            /* the client polls again: what the previous response carried arrived */
+            rc = SG_E_INTERNAL;
+        }
+    } else if (ss.state == SG_SESSION_OPEN && strcmp(ss.poller, token) != 0) {
+        /* the slot was taken from this GET; answer it with noop */
+        rc = sg_buf_putc(payload, '0' + SG_EIO_NOOP) < 0 ? SG_E_INTERNAL : SG_OK;
+        sg_store_rollback(w->store);
+        sg_session_clear(&ss);
+        return rc;
+    }
+    if (rc == SG_OK)
+        rc = poll_take(w, &ss, token, payload, wake_at);
+    if (rc == SG_E_BADREQ && ss.state == SG_SESSION_OPEN) {
+        /* refused without a close (e.g. upgraded session): change nothing */
+        sg_store_rollback(w->store);
+        sg_session_clear(&ss);
+        return rc;
+    }
+    return end_session(w, &ss, rc);
+}
+
+int sg_engine_poll(sg_worker *w, const char *sid, const char *token, sg_buf *payload,
+                   int64_t *wake_at)
+{
+    return poll_common(w, sid, token, payload, wake_at, true);
+}
+
+int sg_engine_poll_again(sg_worker *w, const char *sid, const char *token, sg_buf *payload,
+                         int64_t *wake_at)
+{
+    return poll_common(w, sid, token, payload, wake_at, false);
+}
+
+void sg_engine_poll_release(sg_worker *w, const char *sid, const char *token)
+{
+    sg_session ss;
+    if (begin_session(w, sid, &ss, false) != SG_OK)
+        return;
+    if (strcmp(ss.poller, token) == 0)
+        ss.poller[0] = '\0';
+    end_session(w, &ss, SG_OK);
+}

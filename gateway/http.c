@@ -1,0 +1,352 @@
+/* http.c - FastCGI request helpers: parameters, body, responses, CORS. */
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+/* How long a browser may cache a preflight answer (s). Chromium caps it at
+ * 7200, Firefox at 86400. */
+#define SG_CORS_MAX_AGE 7200
+
+const char *sg_http_param(const FCGX_Request *r, const char *name)
+{
+    if (!r || !r->envp)
+        return NULL;
+    return FCGX_GetParam(name, r->envp);
+}
+
+int sg_http_path(const FCGX_Request *r, const char **path, size_t *len)
+{
+    const char *p = sg_http_param(r, "REQUEST_URI");
+    if (!p || !*p)
+        p = sg_http_param(r, "DOCUMENT_URI");
+    if (!p || !*p)
+        p = sg_http_param(r, "SCRIPT_NAME");
+    if (!p || !*p)
+        return -1;
+    const char *q = strchr(p, '?');
+    *path = p;
+    *len = q ? (size_t)(q - p) : strlen(p);
+    return 0;
+}
+
+int sg_http_path_ok(const char *path, size_t len, const char *cfg_path)
+{
+    if (!path || !cfg_path)
+        return 0;
+    size_t n = strlen(cfg_path);
+    if (len == n && memcmp(path, cfg_path, n) == 0)
+        return 1;
+    /* cfg_path always ends with '/': also accept it without the slash */
+    if (n > 1 && cfg_path[n - 1] == '/' && len == n - 1 && memcmp(path, cfg_path, len) == 0)
+        return 1;
+    return 0;
+}
+
+int sg_http_header_value_ok(const char *v)
+{
+    if (!v)
+        return 1;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* The header name for a CGI variable, or 0 when it is not a header. */
+static size_t header_name_len(const char *var, const char **start)
+{
+    const char *eq = strchr(var, '=');
+    if (!eq)
+        return 0;
+    size_t n = (size_t)(eq - var);
+    if (n > 5 && strncmp(var, "HTTP_", 5) == 0) {
+        *start = var + 5;
+        return n - 5;
+    }
+    if ((n == 12 && strncmp(var, "CONTENT_TYPE", 12) == 0) ||
+        (n == 14 && strncmp(var, "CONTENT_LENGTH", 14) == 0)) {
+        *start = var;
+        return n;
+    }
+    return 0;
+}
+
+char **sg_http_headers_new(const FCGX_Request *r)
+{
+    size_t count = 0, bytes = 0;
+    if (r && r->envp) {
+        for (char **e = r->envp; *e; e++) {
+            const char *s;
+            size_t n = header_name_len(*e, &s);
+            if (!n)
+                continue;
+            count++;
+            bytes += n + 1 + strlen(s + n + 1) + 1; /* name, value after '=' */
+        }
+    }
+    size_t ptrs = (2 * count + 1) * sizeof(char *);
+    char **out = malloc(ptrs + bytes);
+    if (!out)
+        return NULL;
+    char *store = (char *)out + ptrs;
+    size_t k = 0;
+    if (count) {
+        for (char **e = r->envp; *e; e++) {
+            const char *s;
+            size_t n = header_name_len(*e, &s);
+            if (!n)
+                continue;
+            out[k++] = store;
+            for (size_t i = 0; i < n; i++)
+                *store++ = s[i] == '_' ? '-' : (char)tolower((unsigned char)s[i]);
+            *store++ = '\0';
+            const char *v = s + n + 1;
+            size_t vl = strlen(v);
+            out[k++] = store;
+            memcpy(store, v, vl + 1);
+            store += vl + 1;
+        }
+    }
+    out[k] = NULL;
+    return out;
+}
+
+int sg_http_read_body(FCGX_Request *r, size_t max, sg_buf *out, int *oom)
+{
+    *oom = 0;
+    const char *cl = sg_http_param(r, "CONTENT_LENGTH");
+    if (cl && *cl) {
+        char *end;
+        errno = 0;
+        unsigned long long hint = strtoull(cl, &end, 10);
+        if (!errno && !*end && hint > 0)
+            if (sg_buf_reserve(out, hint < max ? (size_t)hint : max) < 0) {
+                *oom = 1;
+                return -1;
+            }
+    }
+    size_t limit = max < (size_t)-1 / 2 ? max + 1 : max; /* one more byte tells "too long" */
+    for (;;) {
+        size_t want = limit - out->len;
+        if (want == 0)
+            return out->len > max ? 1 : 0;
+        if (want > 65536)
+            want = 65536;
+        if (sg_buf_reserve(out, want) < 0) {
+            *oom = 1;
+            return -1;
+        }
+        int got = FCGX_GetStr(out->data + out->len, (int)want, r->in);
+        if (got > 0) {
+            out->len += (size_t)got;
+            out->data[out->len] = '\0';
+        }
+        if (got < (int)want) {
+            if (FCGX_GetError(r->in) != 0)
+                return -1;
+            return out->len > max ? 1 : 0;
+        }
+    }
+}
+
+int sg_http_drain_input(FCGX_Request *r)
+{
+    char scratch[4096];
+    for (;;) {
+        int got = FCGX_GetStr(scratch, (int)sizeof scratch, r->in);
+        if (got < (int)sizeof scratch)
+            return FCGX_GetError(r->in) != 0 ? -1 : 0;
+    }
+}
+
+const char *sg_http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default:  return status < 300 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
+    }
+}
+
+/* 1 when origin is one of the space-separated origins in list. */
+static int origin_listed(const char *list, const char *origin)
+{
+    size_t olen = strlen(origin);
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *e = p;
+        while (*e && *e != ' ' && *e != '\t')
+            e++;
+        if ((size_t)(e - p) == olen && olen && memcmp(p, origin, olen) == 0)
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+int sg_http_cors_headers(const sg_config *cfg, const char *origin, int preflight,
+                         const char *request_headers, sg_buf *out)
+{
+    if (!cfg || !cfg->cors_origin)
+        return 0;
+    if (origin && (!*origin || !sg_http_header_value_ok(origin)))
+        origin = NULL;
+    const char *allow = NULL;
+    if (strcmp(cfg->cors_origin, "*") == 0)
+        allow = origin ? origin : "*";
+    else if (origin && origin_listed(cfg->cors_origin, origin))
+        allow = origin;
+    int rc = 0;
+    if (allow) {
+        rc |= sg_buf_printf(out, "Access-Control-Allow-Origin: %s\r\n"
+                                 "Access-Control-Allow-Credentials: true\r\n", allow);
+        if (preflight) {
+            rc |= sg_buf_puts(out, "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n");
+            if (request_headers && *request_headers && sg_http_header_value_ok(request_headers))
+                rc |= sg_buf_printf(out, "Access-Control-Allow-Headers: %s\r\n", request_headers);
+            rc |= sg_buf_printf(out, "Access-Control-Max-Age: %d\r\n", SG_CORS_MAX_AGE);
+        }
+    }
+    /* the answer depends on these request headers: tell caches */
+    rc |= sg_buf_puts(out, preflight ? "Vary: Origin, Access-Control-Request-Headers\r\n"
+                                     : "Vary: Origin\r\n");
+    return rc ? -1 : 0;
+}
+
+static int put_all(FCGX_Stream *s, const char *p, size_t n)
+{
+    while (n > 0) {
+        int chunk = n > (size_t)INT_MAX / 2 ? INT_MAX / 2 : (int)n;
+        if (FCGX_PutStr(p, chunk, s) != chunk)
+            return -1;
+        p += chunk;
+        n -= (size_t)chunk;
+    }
+    return 0;
+}
+
+static int respond(FCGX_Request *r, const sg_config *cfg, int status, const char *content_type,
+                   const void *body, size_t len, int preflight)
+{
+    sg_buf h = SG_BUF_INIT;
+    int rc = sg_buf_printf(&h, "Status: %d %s\r\n", status, sg_http_reason(status));
+    if (content_type)
+        rc |= sg_buf_printf(&h, "Content-Type: %s\r\n", content_type);
+    rc |= sg_buf_printf(&h, "Content-Length: %zu\r\nCache-Control: no-store\r\n", len);
+    /* as the reference server: keep old IE from mangling the answers */
+    const char *ua = sg_http_param(r, "HTTP_USER_AGENT");
+    if (ua && (strstr(ua, ";MSIE") || strstr(ua, "Trident/")))
+        rc |= sg_buf_puts(&h, "X-XSS-Protection: 0\r\n");
+    rc |= sg_http_cors_headers(cfg, sg_http_param(r, "HTTP_ORIGIN"), preflight,
+                               preflight ? sg_http_param(r, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
+                                         : NULL,
+                               &h);
+    rc |= sg_buf_puts(&h, "\r\n");
+    if (rc) {
+        sg_buf_free(&h);
+        return -1;
+    }
+    int w = put_all(r->out, h.data, h.len);
+    sg_buf_free(&h);
+    if (w == 0 && len)
+        w = put_all(r->out, body, len);
+    return w == 0 && FCGX_GetError(r->out) == 0 ? 0 : -1;
+}
+
+int sg_http_respond(FCGX_Request *r, const sg_config *cfg, int status,
+                    const char *content_type, const void *body, size_t len)
+{
+    return respond(r, cfg, status, content_type, body, len, 0);
+}
+
+int sg_http_respond_preflight(FCGX_Request *r, const sg_config *cfg)
+{
+    return respond(r, cfg, 204, NULL, "", 0, 1);
+}
+
+int sg_http_respond_error(FCGX_Request *r, const sg_config *cfg, int status,
+                          int code, const char *message)
+{
+    if (code < 0)
+        return respond(r, cfg, status, NULL, "", 0, 0);
+    sg_buf b = SG_BUF_INIT;
+    int rc = sg_buf_printf(&b, "{\"code\":%d,\"message\":\"", code);
+    for (const unsigned char *p = (const unsigned char *)(message ? message : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            rc |= sg_buf_printf(&b, "\\%c", *p);
+        else if (*p < 0x20)
+            rc |= sg_buf_printf(&b, "\\u%04x", *p);
+        else
+            rc |= sg_buf_putc(&b, (char)*p);
+    }
+    rc |= sg_buf_puts(&b, "\"}");
+    if (rc) {
+        sg_buf_free(&b);
+        return -1;
+    }
+    rc = respond(r, cfg, status, "application/json", b.data, b.len, 0);
+    sg_buf_free(&b);
+    return rc;
+}
+
+int sg_http_respond_result(FCGX_Request *r, const sg_config *cfg, int result)
+{
+    int status = 500, code = -1;
+    const char *message = NULL;
+    sg_engine_error(result, &status, &code, &message);
+    return sg_http_respond_error(r, cfg, status, code, message);
+}
+
+void sg_http_finish(FCGX_Request *r)
+{
+    /* input read to its end: nothing can be left unread, no need to wait */
+    if (r->in && FCGX_HasSeenEOF(r->in)) {
+        sg_http_finish_nowait(r);
+        return;
+    }
+    r->keepConnection = 0;
+    FCGX_Finish_r(r);
+}
+
+void sg_http_finish_nowait(FCGX_Request *r)
+{
+    /* "keep" the connection so that FCGX_Finish_r writes the end of the
+     * request and frees the streams but leaves the descriptor to us */
+    r->keepConnection = 1;
+    FCGX_Finish_r(r);
+    r->keepConnection = 0;
+    int fd = r->ipcFd;
+    if (fd < 0)
+        return;
+    r->ipcFd = -1;
+    shutdown(fd, SHUT_WR);
+    /* Unread bytes at close() make TCP send a reset, which can destroy the
+     * answer in the web server's receive buffer: discard what is here. */
+    char scratch[1024];
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+    close(fd);
+}

@@ -1,0 +1,48 @@
+/* plugins.h - loading plugins and looking up their handlers.
+ *
+ * The registry is filled while each plugin's sg_plugin_init runs and is
+ * read-only afterwards, so any thread may look handlers up. */
+#ifndef SG_PLUGINS_H
+#define SG_PLUGINS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "plugin.h"
+
+enum sg_handler_kind { SG_H_USE, SG_H_CONNECTION, SG_H_EVENT, SG_H_DISCONNECT };
+
+typedef struct sg_handler {
+    enum sg_handler_kind kind;
+    char *nsp;           /* owned */
+    char *event;         /* owned; NULL = catch-all (SG_H_EVENT) */
+    void (*fn)(void);    /* cast to the kind's type before calling */
+    void *ud;
+    size_t plugin;       /* index into the registry's plugins */
+} sg_handler;
+
+typedef struct sg_registry sg_registry;
+
+/* Load every plugin in paths (borrowed), in order, handing each the host
+ * table (borrowed; must outlive the registry; its registration members are
+ * overwritten by sg_plugins_host_init). Returns NULL if any plugin fails,
+ * every problem logged with the file name; nothing stays loaded then. */
+sg_registry *sg_plugins_load(char *const *paths, size_t n, sg_host *host);
+void sg_plugins_free(sg_registry *r);
+
+/* Fill host's registration members (use, on_connection, on_event,
+ * on_disconnect) with the registry's implementations. */
+void sg_plugins_host_init(sg_host *host);
+
+/* 1 if some plugin registered anything for nsp. */
+bool sg_plugins_serves(const sg_registry *r, const char *nsp);
+
+/* Call fn for each handler of kind on nsp, in registration order. For
+ * SG_H_EVENT, per plugin: its handlers named event, or when it has none,
+ * its catch-alls. Stops when fn returns non-zero and returns that value. */
+int sg_plugins_each(const sg_registry *r, enum sg_handler_kind kind, const char *nsp,
+                    const char *event, int (*fn)(void *ud, const sg_handler *h), void *ud);
+
+/* The file name of plugin index i (borrowed). */
+const char *sg_plugins_name(const sg_registry *r, size_t i);
+
+#endif

@@ -1,0 +1,624 @@
+/* store.c - the SQLite store. See store.h. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sqlite3.h>
+
+#include "log.h"
+
+extern const char *const sg_schema_migrations[];
+
+/* Give up on a lock after this long (the busy handler's retries sleep
+ * ~100 us each; SQLite's default handler sleeps up to 100 ms, which
+ * stalled writers ~0.6 s under contention: DESIGN §5). */
+#define BUSY_LIMIT_MS 10000
+
+enum stmt_id {
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+    ST_SESSION_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE, ST_SESSION_HANDSHAKE,
+    ST_SESSION_CLOSE, ST_SESSION_EXPIRED, ST_SESSION_PURGE,
+    ST_QUEUE_PUSH, ST_QUEUE_READ, ST_QUEUE_TRIM, ST_QUEUE_PENDING, ST_QUEUE_DROP,
+    ST_SOCKET_INSERT, ST_SOCKET_FIND, ST_SOCKET_DELETE, ST_SOCKET_ROOMS_DELETE,
+    ST_SOCKETS_OF, ST_SOCKET_COUNT, ST_ROOM_JOIN, ST_ROOM_LEAVE,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SESSION_INSERT] =
+        "INSERT INTO sessions (sid, state, transport, created_at, next_ping_at, ping_sent,"
+        " expires_at, connect_by, sent_upto, poller, partial, handshake)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [ST_SESSION_GET] =
+        "SELECT state, transport, created_at, next_ping_at, ping_sent, expires_at,"
+        " connect_by, sent_upto, poller, partial, close_reason FROM sessions WHERE sid = ?1",
+    [ST_SESSION_UPDATE] =
+        "UPDATE sessions SET state = ?2, transport = ?3, next_ping_at = ?4, ping_sent = ?5,"
+        " expires_at = ?6, connect_by = ?7, sent_upto = ?8, poller = ?9, partial = ?10"
+        " WHERE sid = ?1",
+    [ST_SESSION_HANDSHAKE] = "SELECT handshake FROM sessions WHERE sid = ?1",
+    [ST_SESSION_CLOSE] =
+        "UPDATE sessions SET state = 1, closed_at = ?3, close_reason = ?2, poller = NULL,"
+        " partial = NULL WHERE sid = ?1 AND state = 0",
+    [ST_SESSION_EXPIRED] =
+        "SELECT sid FROM sessions WHERE state = 0 AND expires_at < ?1"
+        " UNION SELECT sid FROM sessions WHERE state = 0 AND connect_by IS NOT NULL"
+        " AND connect_by < ?1 LIMIT ?2",
+    [ST_SESSION_PURGE] = "DELETE FROM sessions WHERE state = 1 AND closed_at < ?1",
+    [ST_QUEUE_PUSH] = "INSERT INTO queue (sid, binary, frame) VALUES (?1, ?2, ?3)",
+    [ST_QUEUE_READ] = "SELECT seq, binary, frame FROM queue WHERE sid = ?1 AND seq > ?2 ORDER BY seq",
+    [ST_QUEUE_TRIM] = "DELETE FROM queue WHERE sid = ?1 AND seq <= ?2",
+    [ST_QUEUE_PENDING] = "SELECT 1 FROM queue WHERE sid = ?1 AND seq > ?2 LIMIT 1",
+    [ST_QUEUE_DROP] = "DELETE FROM queue WHERE sid = ?1",
+    [ST_SOCKET_INSERT] = "INSERT INTO sockets (id, sid, nsp, created_at) VALUES (?1, ?2, ?3, ?4)",
+    [ST_SOCKET_FIND] = "SELECT id FROM sockets WHERE sid = ?1 AND nsp = ?2",
+    [ST_SOCKET_DELETE] = "DELETE FROM sockets WHERE id = ?1",
+    [ST_SOCKET_ROOMS_DELETE] = "DELETE FROM rooms WHERE socket_id = ?1",
+    [ST_SOCKETS_OF] = "SELECT id, nsp FROM sockets WHERE sid = ?1 ORDER BY created_at, id",
+    [ST_SOCKET_COUNT] = "SELECT count(*) FROM sockets WHERE sid = ?1",
+    [ST_ROOM_JOIN] = "INSERT OR IGNORE INTO rooms (nsp, room, socket_id) VALUES (?1, ?2, ?3)",
+    [ST_ROOM_LEAVE] = "DELETE FROM rooms WHERE nsp = ?1 AND room = ?2 AND socket_id = ?3",
+};
+
+struct sg_store {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *st[ST_COUNT];
+    int version;
+};
+
+static int busy_handler(void *ud, int count)
+{
+    (void)ud;
+    /* ~100 us per retry: at BUSY_LIMIT_MS the store gives up (SQLITE_BUSY) */
+    if ((long)count * 100 / 1000 >= BUSY_LIMIT_MS)
+        return 0;
+    struct timespec ts = {0, 100 * 1000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+static int store_rc(sg_store *s, int rc, const char *what)
+{
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        sg_error("store %s: %s: database locked past %d ms", s->path, what, BUSY_LIMIT_MS);
+        return SG_STORE_BUSY;
+    }
+    sg_error("store %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+    return -1;
+}
+
+/* The prepared statement id, reset and with bindings cleared; NULL on error. */
+static sqlite3_stmt *stmt(sg_store *s, enum stmt_id id)
+{
+    if (!s->st[id]) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                               &s->st[id], NULL) != SQLITE_OK) {
+            store_rc(s, SQLITE_ERROR, stmt_sql[id]);
+            return NULL;
+        }
+    }
+    sqlite3_reset(s->st[id]);
+    sqlite3_clear_bindings(s->st[id]);
+    return s->st[id];
+}
+
+/* Step a statement that returns no rows. */
+static int exec_stmt(sg_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return store_rc(s, rc, what);
+    return 0;
+}
+
+static int migrate(sg_store *s)
+{
+    char *err = NULL;
+    int latest = sg_store_latest_version();
+    int rc = sqlite3_exec(s->db, "BEGIN EXCLUSIVE", NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        goto fail;
+    sqlite3_stmt *v = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &v, NULL) != SQLITE_OK)
+        goto fail_tx;
+    s->version = sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : 0;
+    sqlite3_finalize(v);
+    if (s->version > latest) {
+        sg_error("store %s: schema version %d is newer than this program's (%d)",
+                 s->path, s->version, latest);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    for (int k = s->version; k < latest; k++) {
+        if (sqlite3_exec(s->db, sg_schema_migrations[k], NULL, NULL, &err) != SQLITE_OK)
+            goto fail_tx;
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", k + 1);
+        if (sqlite3_exec(s->db, pragma, NULL, NULL, &err) != SQLITE_OK)
+            goto fail_tx;
+        sg_info("store %s: applied migration %04d", s->path, k + 1);
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
+        goto fail_tx;
+    s->version = latest;
+    return 0;
+fail_tx:
+    sg_error("store %s: migration failed: %s", s->path, err ? err : sqlite3_errmsg(s->db));
+    sqlite3_free(err);
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+fail:
+    sg_error("store %s: %s", s->path, err ? err : sqlite3_errmsg(s->db));
+    sqlite3_free(err);
+    return -1;
+}
+
+int sg_store_latest_version(void)
+{
+    int n = 0;
+    while (sg_schema_migrations[n])
+        n++;
+    return n;
+}
+
+int sg_store_version(sg_store *s) { return s->version; }
+
+sg_store *sg_store_open(const char *path)
+{
+    sg_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        sg_error("store %s: out of memory", path);
+        return NULL;
+    }
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        sg_error("store %s: cannot open: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_handler(s->db, busy_handler, NULL);
+    char *err = NULL;
+    if (sqlite3_exec(s->db,
+                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                     " PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;",
+                     NULL, NULL, &err) != SQLITE_OK) {
+        sg_error("store %s: %s", path, err ? err : sqlite3_errmsg(s->db));
+        sqlite3_free(err);
+        goto fail;
+    }
+    if (migrate(s) < 0)
+        goto fail;
+    return s;
+fail:
+    sg_store_close(s);
+    return NULL;
+}
+
+void sg_store_close(sg_store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+static int simple(sg_store *s, enum stmt_id id)
+{
+    sqlite3_stmt *st = stmt(s, id);
+    return st ? exec_stmt(s, st, stmt_sql[id]) : -1;
+}
+
+int sg_store_begin(sg_store *s) { return simple(s, ST_BEGIN); }
+
+int sg_store_commit(sg_store *s)
+{
+    int rc = simple(s, ST_COMMIT);
+    if (rc != 0 && !sqlite3_get_autocommit(s->db))
+        sg_store_rollback(s);
+    return rc;
+}
+
+void sg_store_rollback(sg_store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        simple(s, ST_ROLLBACK);
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+void sg_session_clear(sg_session *ss) { sg_buf_free(&ss->partial); }
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
+{
+    if (t && *t)
+        sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_int_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_partial(sqlite3_stmt *st, int i, const sg_buf *b)
+{
+    if (b->len)
+        sqlite3_bind_blob(st, i, b->data, (int)b->len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+int sg_store_session_insert(sg_store *s, const sg_session *ss, const char *handshake)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_INSERT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, ss->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, ss->state);
+    sqlite3_bind_text(st, 3, ss->transport, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, ss->created_at);
+    sqlite3_bind_int64(st, 5, ss->next_ping_at);
+    sqlite3_bind_int(st, 6, ss->ping_sent);
+    sqlite3_bind_int64(st, 7, ss->expires_at);
+    bind_int_or_null(st, 8, ss->connect_by);
+    sqlite3_bind_int64(st, 9, ss->sent_upto);
+    bind_text_or_null(st, 10, ss->poller);
+    bind_partial(st, 11, &ss->partial);
+    sqlite3_bind_text(st, 12, handshake, -1, SQLITE_STATIC);
+    return exec_stmt(s, st, "insert session");
+}
+
+static void copy_text(char *dst, size_t cap, const unsigned char *src)
+{
+    if (!src) {
+        dst[0] = '\0';
+        return;
+    }
+    snprintf(dst, cap, "%s", (const char *)src);
+}
+
+int sg_store_session_get(sg_store *s, const char *sid, sg_session *out)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_GET);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return SG_STORE_NOTFOUND;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return store_rc(s, rc, "get session");
+    }
+    sg_buf_init(&out->partial);
+    snprintf(out->sid, sizeof out->sid, "%s", sid);
+    out->state = sqlite3_column_int(st, 0);
+    copy_text(out->transport, sizeof out->transport, sqlite3_column_text(st, 1));
+    out->created_at = sqlite3_column_int64(st, 2);
+    out->next_ping_at = sqlite3_column_int64(st, 3);
+    out->ping_sent = sqlite3_column_int(st, 4);
+    out->expires_at = sqlite3_column_int64(st, 5);
+    out->connect_by = sqlite3_column_int64(st, 6);
+    out->sent_upto = sqlite3_column_int64(st, 7);
+    copy_text(out->poller, sizeof out->poller, sqlite3_column_text(st, 8));
+    copy_text(out->close_reason, sizeof out->close_reason, sqlite3_column_text(st, 10));
+    int plen = sqlite3_column_bytes(st, 9);
+    const void *p = sqlite3_column_blob(st, 9);
+    rc = 0;
+    if (plen > 0 && sg_buf_append(&out->partial, p, (size_t)plen) < 0) {
+        sg_error("store %s: out of memory", s->path);
+        rc = -1;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int sg_store_session_update(sg_store *s, const sg_session *ss)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_UPDATE);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, ss->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, ss->state);
+    sqlite3_bind_text(st, 3, ss->transport, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, ss->next_ping_at);
+    sqlite3_bind_int(st, 5, ss->ping_sent);
+    sqlite3_bind_int64(st, 6, ss->expires_at);
+    bind_int_or_null(st, 7, ss->connect_by);
+    sqlite3_bind_int64(st, 8, ss->sent_upto);
+    bind_text_or_null(st, 9, ss->poller);
+    bind_partial(st, 10, &ss->partial);
+    return exec_stmt(s, st, "update session");
+}
+
+json_t *sg_store_session_handshake(sg_store *s, const char *sid)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_HANDSHAKE);
+    if (!st)
+        return NULL;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    json_t *hs = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        if (t)
+            hs = json_loads(t, JSON_DECODE_ANY, NULL);
+    }
+    sqlite3_reset(st);
+    return hs;
+}
+
+int sg_store_session_close(sg_store *s, const char *sid, const char *reason, int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_CLOSE);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    int rc = exec_stmt(s, st, "close session");
+    if (rc != 0)
+        return rc;
+    if (sqlite3_changes(s->db) == 0)
+        return SG_STORE_NOTFOUND;
+    st = stmt(s, ST_QUEUE_DROP);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    return exec_stmt(s, st, "drop queue");
+}
+
+/* Collect text column 0 of every row of st into a NUL-separated buffer,
+ * so callbacks run after the statement is reset and may use the store. */
+static int collect(sg_store *s, sqlite3_stmt *st, int ncols, sg_buf *out, int *nrows)
+{
+    int rc;
+    *nrows = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < ncols; c++) {
+            const char *t = (const char *)sqlite3_column_text(st, c);
+            if (sg_buf_append(out, t ? t : "", t ? strlen(t) + 1 : 1) < 0) {
+                sqlite3_reset(st);
+                sg_error("store %s: out of memory", s->path);
+                return -1;
+            }
+        }
+        (*nrows)++;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_rc(s, rc, "select");
+}
+
+int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
+                              void (*fn)(void *ud, const char *sid), void *ud)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_EXPIRED);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, max);
+    sg_buf ids = SG_BUF_INIT;
+    int n;
+    int rc = collect(s, st, 1, &ids, &n);
+    const char *p = ids.data;
+    for (int i = 0; rc == 0 && i < n; i++, p += strlen(p) + 1)
+        fn(ud, p);
+    sg_buf_free(&ids);
+    return rc < 0 ? rc : n;
+}
+
+int sg_store_sessions_purge(sg_store *s, int64_t before)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_PURGE);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, before);
+    int rc = exec_stmt(s, st, "purge sessions");
+    return rc < 0 ? rc : sqlite3_changes(s->db);
+}
+
+/* ---- queue --------------------------------------------------------------- */
+
+int64_t sg_store_queue_push(sg_store *s, const char *sid, bool binary, const void *frame,
+                            size_t len)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_PUSH);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, binary);
+    sqlite3_bind_blob64(st, 3, len ? frame : "", len, SQLITE_STATIC);
+    if (exec_stmt(s, st, "queue push") != 0)
+        return -1;
+    return sqlite3_last_insert_rowid(s->db);
+}
+
+int sg_store_queue_read(sg_store *s, const char *sid, int64_t after, size_t max_bytes,
+                        int (*fn)(void *ud, bool binary, const void *frame, size_t len),
+                        void *ud, int64_t *last)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_READ);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after);
+    int n = 0, rc;
+    size_t bytes = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(st, 2);
+        if (n > 0 && bytes + len > max_bytes)
+            break;
+        const void *frame = sqlite3_column_blob(st, 2);
+        int64_t seq = sqlite3_column_int64(st, 0);
+        if (fn(ud, sqlite3_column_int(st, 1) != 0, frame ? frame : "", len) != 0)
+            break;
+        *last = seq;
+        bytes += len;
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_rc(s, rc, "queue read");
+    return n;
+}
+
+int sg_store_queue_trim(sg_store *s, const char *sid, int64_t upto)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_TRIM);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, upto);
+    return exec_stmt(s, st, "queue trim");
+}
+
+int sg_store_queue_pending(sg_store *s, const char *sid, int64_t after)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_PENDING);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : store_rc(s, rc, "queue pending");
+}
+
+/* ---- sockets and rooms ---------------------------------------------------- */
+
+int sg_store_socket_insert(sg_store *s, const char *id, const char *sid, const char *nsp,
+                           int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKET_INSERT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, nsp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    int rc = exec_stmt(s, st, "insert socket");
+    return rc != 0 ? rc : sg_store_room_join(s, nsp, id, id);
+}
+
+int sg_store_socket_find(sg_store *s, const char *sid, const char *nsp, char *id)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKET_FIND);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, nsp, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        copy_text(id, SG_ID_LEN + 1, sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? SG_STORE_NOTFOUND : store_rc(s, rc, "find socket");
+}
+
+int sg_store_socket_delete(sg_store *s, const char *id)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKET_DELETE);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = exec_stmt(s, st, "delete socket");
+    if (rc != 0)
+        return rc;
+    st = stmt(s, ST_SOCKET_ROOMS_DELETE);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return exec_stmt(s, st, "delete socket rooms");
+}
+
+int sg_store_sockets_of(sg_store *s, const char *sid,
+                        void (*fn)(void *ud, const char *id, const char *nsp), void *ud)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKETS_OF);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sg_buf rows = SG_BUF_INIT;
+    int n;
+    int rc = collect(s, st, 2, &rows, &n);
+    const char *p = rows.data;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const char *id = p;
+        const char *nsp = id + strlen(id) + 1;
+        p = nsp + strlen(nsp) + 1;
+        fn(ud, id, nsp);
+    }
+    sg_buf_free(&rows);
+    return rc < 0 ? rc : n;
+}
+
+int sg_store_socket_count(sg_store *s, const char *sid)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKET_COUNT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? n : store_rc(s, rc, "count sockets");
+}
+
+static int room_op(sg_store *s, enum stmt_id id, const char *nsp, const char *room,
+                   const char *socket_id)
+{
+    sqlite3_stmt *st = stmt(s, id);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, nsp, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, room, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, socket_id, -1, SQLITE_STATIC);
+    return exec_stmt(s, st, stmt_sql[id]);
+}
+
+int sg_store_room_join(sg_store *s, const char *nsp, const char *room, const char *socket_id)
+{
+    return room_op(s, ST_ROOM_JOIN, nsp, room, socket_id);
+}
+
+int sg_store_room_leave(sg_store *s, const char *nsp, const char *room, const char *socket_id)
+{
+    return room_op(s, ST_ROOM_LEAVE, nsp, room, socket_id);
+}
+
+int64_t sg_store_scalar(sg_store *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        store_rc(s, SQLITE_ERROR, sql);
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        store_rc(s, rc, sql);
+    sqlite3_finalize(st);
+    return v;
+}

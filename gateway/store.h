@@ -1,0 +1,122 @@
+/* store.h - the SQLite store: sessions, sockets, rooms, outbound queues.
+ *
+ * The one narrow interface between siogate and its database. One sg_store
+ * is one connection, used by one thread at a time. WAL mode,
+ * synchronous=NORMAL, a busy handler that sleeps ~100 us between retries
+ * (see DESIGN §5) up to a bounded total, prepared statements kept per
+ * connection. Migrations (schema/NNNN_*.sql, compiled in) are applied on
+ * open above PRAGMA user_version.
+ *
+ * Results: 0 success, SG_STORE_NOTFOUND when the row does not exist,
+ * SG_STORE_BUSY when the database stayed locked past the timeout, -1 on
+ * any other failure. Failures are logged by the store. */
+#ifndef SG_STORE_H
+#define SG_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "buf.h"
+#include "util.h"
+
+#define SG_STORE_NOTFOUND 1
+#define SG_STORE_BUSY (-2)
+
+typedef struct sg_store sg_store;
+
+/* Open (creating the file if needed) and migrate. NULL on failure. */
+sg_store *sg_store_open(const char *path);
+void sg_store_close(sg_store *s);
+/* The schema version the store is at (after open), the latest known. */
+int sg_store_version(sg_store *s);
+int sg_store_latest_version(void);
+
+/* BEGIN IMMEDIATE (takes the write lock now, so a transaction never fails
+ * half-way on a lock upgrade), COMMIT, ROLLBACK. */
+int sg_store_begin(sg_store *s);
+int sg_store_commit(sg_store *s);
+void sg_store_rollback(sg_store *s);
+
+/* ---- sessions ---------------------------------------------------------- */
+
+enum { SG_SESSION_OPEN = 0, SG_SESSION_CLOSED = 1 };
+
+typedef struct sg_session {
+    char sid[SG_ID_LEN + 1];
+    int state;
+    char transport[16];
+    int64_t created_at;
+    int64_t next_ping_at;
+    int ping_sent;
+    int64_t expires_at;
+    int64_t connect_by;     /* 0 = none */
+    int64_t sent_upto;
+    char poller[64];        /* "" = no GET in flight */
+    char close_reason[40];  /* set when state is closed (read only) */
+    sg_buf partial;         /* owned; empty = none */
+} sg_session;
+
+/* Release what a session owns (its partial buffer). */
+void sg_session_clear(sg_session *ss);
+
+/* Insert a new session; handshake is a JSON text (borrowed). */
+int sg_store_session_insert(sg_store *s, const sg_session *ss, const char *handshake);
+/* Read one (open or closed). out must be cleared by the caller after. */
+int sg_store_session_get(sg_store *s, const char *sid, sg_session *out);
+/* Write back the mutable fields: state, transport, next_ping_at, ping_sent,
+ * expires_at, connect_by, sent_upto, poller, partial. */
+int sg_store_session_update(sg_store *s, const sg_session *ss);
+/* The handshake JSON (new reference) or NULL. */
+json_t *sg_store_session_handshake(sg_store *s, const char *sid);
+/* Mark closed with reason, delete its queue. Returns 0 if this call closed
+ * it, SG_STORE_NOTFOUND if it was unknown or already closed. */
+int sg_store_session_close(sg_store *s, const char *sid, const char *reason, int64_t now);
+/* Call fn for up to max open sessions whose expires_at or connect_by has
+ * passed at now (ids copied for the callback; borrowed during the call). */
+int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
+                              void (*fn)(void *ud, const char *sid), void *ud);
+/* Delete closed sessions closed before `before`. Returns the count or -1. */
+int sg_store_sessions_purge(sg_store *s, int64_t before);
+
+/* ---- outbound queue ----------------------------------------------------- */
+
+/* Append a frame for sid. Returns its seq (> 0) or -1. */
+int64_t sg_store_queue_push(sg_store *s, const char *sid, bool binary,
+                            const void *frame, size_t len);
+/* Call fn for each frame of sid with seq > after, in order, until fn
+ * returns non-zero or max_bytes of frames were passed (at least one frame
+ * always is). *last gets the seq of the last frame passed (unchanged when
+ * none). Returns the number of frames passed, or -1. */
+int sg_store_queue_read(sg_store *s, const char *sid, int64_t after, size_t max_bytes,
+                        int (*fn)(void *ud, bool binary, const void *frame, size_t len),
+                        void *ud, int64_t *last);
+/* Delete frames of sid with seq <= upto. */
+int sg_store_queue_trim(sg_store *s, const char *sid, int64_t upto);
+/* 1 if sid has frames with seq > after, 0 if not, -1 on error. */
+int sg_store_queue_pending(sg_store *s, const char *sid, int64_t after);
+
+/* ---- sockets and rooms -------------------------------------------------- */
+
+/* Insert a socket and its own-id room. */
+int sg_store_socket_insert(sg_store *s, const char *id, const char *sid, const char *nsp,
+                           int64_t now);
+/* The id of sid's socket on nsp, into id[SG_ID_LEN + 1]. */
+int sg_store_socket_find(sg_store *s, const char *sid, const char *nsp, char *id);
+/* Delete a socket and its room memberships. */
+int sg_store_socket_delete(sg_store *s, const char *id);
+/* Call fn(ud, id, nsp) for every socket of sid (copied before the calls, so
+ * fn may change the store). */
+int sg_store_sockets_of(sg_store *s, const char *sid,
+                        void (*fn)(void *ud, const char *id, const char *nsp), void *ud);
+/* Number of sockets of sid. */
+int sg_store_socket_count(sg_store *s, const char *sid);
+
+int sg_store_room_join(sg_store *s, const char *nsp, const char *room, const char *socket_id);
+int sg_store_room_leave(sg_store *s, const char *nsp, const char *room, const char *socket_id);
+
+/* Run `sql` (a literal, e.g. for the CLI's maintenance commands) and
+ * return its single integer result, or -1. */
+int64_t sg_store_scalar(sg_store *s, const char *sql);
+
+#endif

@@ -1,0 +1,388 @@
+/* test_engine.c - the protocol engine with a real store and the echo
+ * plugin, driven the way the polling front drives it. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+#include "tap.h"
+
+static char dir[64];
+static char echo_path[512];
+static sg_config cfg;
+static sg_engine *eng;
+static sg_worker *w;
+
+/* a fresh engine (and store) with the given heartbeat */
+static void setup(int64_t interval, int64_t timeout)
+{
+    static int n;
+    sg_worker_free(w);
+    sg_engine_free(eng);
+    sg_config_free(&cfg);
+    sg_config_defaults(&cfg);
+    char db[128];
+    snprintf(db, sizeof db, "%s/e%d.db", dir, n++);
+    free(cfg.db);
+    cfg.db = strdup(db);
+    cfg.plugins = calloc(1, sizeof *cfg.plugins);
+    cfg.plugins[0] = strdup(echo_path);
+    cfg.nplugins = 1;
+    cfg.ping_interval = interval;
+    cfg.ping_timeout = timeout;
+    cfg.max_payload = 1000;
+    eng = sg_engine_new(&cfg);
+    w = eng ? sg_worker_new(eng) : NULL;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Open a session; return its sid in sid. */
+static int open_session(char sid[SG_ID_LEN + 1])
+{
+    sg_buf open = SG_BUF_INIT;
+    const char *headers[] = {"user-agent", "test", NULL};
+    sg_handshake hs = {"127.0.0.1", "/socket.io/?EIO=4&transport=polling&x=1", "EIO=4&transport=polling&x=1", headers};
+    int rc = sg_engine_open(w, &hs, "polling", sid, &open);
+    sg_buf_free(&open);
+    return rc;
+}
+
+static int post(const char *sid, const char *body) { return sg_engine_post(w, sid, body, strlen(body)); }
+static int postn(const char *sid, const char *body, size_t n) { return sg_engine_post(w, sid, body, n); }
+
+/* Poll once with token; the payload (new) in *out, NULL on SG_WAIT/error. */
+static int poll_tok(const char *sid, const char *token, char **out)
+{
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    int rc = sg_engine_poll(w, sid, token, &b, &wake);
+    *out = rc == SG_OK ? sg_buf_steal(&b) : NULL;
+    sg_buf_free(&b);
+    if (rc == SG_WAIT)
+        sg_engine_poll_release(w, sid, token);
+    return rc;
+}
+
+static char tok[32];
+static const char *token(void)
+{
+    static int n;
+    snprintf(tok, sizeof tok, "%ld.%d", (long)getpid(), ++n);
+    return tok;
+}
+
+static char *poll1(const char *sid)
+{
+    char *out = NULL;
+    poll_tok(sid, token(), &out);
+    return out;
+}
+
+/* Connect sid to "/" and read the CONNECT reply and "auth"; socket id in id. */
+static void connect_root(const char *sid, char id[SG_ID_LEN + 1], int *tap_failed)
+{
+    CHECK_INT(post(sid, "40"), SG_OK);
+    char *p = poll1(sid);
+    CHECK(p && strncmp(p, "40{\"sid\":\"", 10) == 0);
+    if (p && strlen(p) > 30) {
+        memcpy(id, p + 10, SG_ID_LEN);
+        id[SG_ID_LEN] = '\0';
+        CHECK_STR(p + 30, "\"}\x1e" "42[\"auth\",{}]");
+    }
+    free(p);
+}
+
+TEST("engine: open packet is exact and the sid is fresh")
+{
+    setup(25000, 20000);
+    CHECK(eng && w);
+    sg_buf open = SG_BUF_INIT;
+    char sid[SG_ID_LEN + 1], sid2[SG_ID_LEN + 1];
+    sg_handshake hs = {0};
+    CHECK_INT(sg_engine_open(w, &hs, "polling", sid, &open), SG_OK);
+    char want[256];
+    snprintf(want, sizeof want,
+             "0{\"sid\":\"%s\",\"upgrades\":[\"websocket\"],\"pingInterval\":25000,"
+             "\"pingTimeout\":20000,\"maxPayload\":1000}", sid);
+    CHECK_STR(sg_buf_str(&open), want);
+    CHECK(sg_id_valid(sid));
+    sg_buf_reset(&open);
+    CHECK_INT(sg_engine_open(w, &hs, "polling", sid2, &open), SG_OK);
+    CHECK(strcmp(sid, sid2) != 0);
+    CHECK_INT(sg_engine_open(w, &hs, "carrier-pigeon", sid2, &open), SG_E_TRANSPORT);
+    sg_buf_free(&open);
+}
+
+TEST("engine: connect to / and /custom, auth payload round trip")
+{
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1] = "";
+    CHECK_INT(open_session(sid), SG_OK);
+    connect_root(sid, id, tap_failed);
+    CHECK(sg_id_valid(id) && strcmp(id, sid) != 0);
+    CHECK_INT(post(sid, "40/custom,{\"token\":\"abc\",\"n\":1}"), SG_OK);
+    char *p = poll1(sid);
+    CHECK(p && strncmp(p, "40/custom,{\"sid\":\"", 18) == 0);
+    CHECK(p && strstr(p, "\x1e" "42/custom,[\"auth\",{\"token\":\"abc\",\"n\":1}]"));
+    free(p);
+}
+
+TEST("engine: an event comes back, an ack is answered, in order")
+{
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    open_session(sid);
+    connect_root(sid, id, tap_failed);
+    CHECK_INT(post(sid, "42[\"message\",1,\"two\",{\"three\":3}]\x1e" "4212[\"message-with-ack\",\"x\"]"),
+              SG_OK);
+    char *p = poll1(sid);
+    CHECK_STR(p, "42[\"message-back\",1,\"two\",{\"three\":3}]\x1e" "4312[\"x\"]");
+    free(p);
+    /* an event nobody handles changes nothing and is no error */
+    CHECK_INT(post(sid, "42[\"nobody-listens\"]"), SG_OK);
+}
+
+TEST("engine: binary event and binary ack, attachments in one or two POSTs")
+{
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    open_session(sid);
+    connect_root(sid, id, tap_failed);
+    CHECK_INT(post(sid, "451-[\"message\",{\"_placeholder\":true,\"num\":0}]\x1e" "bAQID"), SG_OK);
+    char *p = poll1(sid);
+    CHECK_STR(p, "451-[\"message-back\",{\"_placeholder\":true,\"num\":0}]\x1e" "bAQID");
+    free(p);
+    CHECK_INT(post(sid, "452-7[\"message-with-ack\",{\"_placeholder\":true,\"num\":1},"
+                        "{\"_placeholder\":true,\"num\":0}]\x1e" "bAA=="), SG_OK);
+    p = poll1(sid);
+    CHECK(p == NULL); /* waiting for the second attachment */
+    free(p);
+    CHECK_INT(post(sid, "bAQ=="), SG_OK);
+    p = poll1(sid);
+    CHECK_STR(p, "462-7[{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]"
+                 "\x1e" "bAQ==\x1e" "bAA==");
+    free(p);
+}
+
+TEST("engine: invalid namespace gets CONNECT_ERROR and the session lives on")
+{
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    open_session(sid);
+    CHECK_INT(post(sid, "40/nope,"), SG_OK);
+    char *p = poll1(sid);
+    CHECK_STR(p, "44/nope,{\"message\":\"Invalid namespace\"}");
+    free(p);
+    connect_root(sid, id, tap_failed);
+}
+
+TEST("engine: garbage payload closes the session with a 400")
+{
+    char sid[SG_ID_LEN + 1];
+    open_session(sid);
+    CHECK_INT(post(sid, "zzz"), SG_E_BADREQ);
+    char *p = NULL;
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+    CHECK_INT(post(sid, "40"), SG_E_SID);
+    open_session(sid);
+    CHECK_INT(post(sid, ""), SG_E_BADREQ);
+    open_session(sid);
+    CHECK_INT(post(sid, "4{garbage"), SG_E_BADREQ); /* Engine.IO fine, Socket.IO not */
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+    open_session(sid);
+    CHECK_INT(postn(sid, "42[\"a\0\"]", 8), SG_E_BADREQ);
+    open_session(sid);
+    CHECK_INT(post(sid, "bAQID"), SG_E_BADREQ); /* attachment with no packet */
+}
+
+TEST("engine: packets for a namespace not joined, or a second CONNECT, close")
+{
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    char *p = NULL;
+    open_session(sid);
+    CHECK_INT(post(sid, "42/custom,[\"message\"]"), SG_OK);
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+    open_session(sid);
+    connect_root(sid, id, tap_failed);
+    CHECK_INT(post(sid, "40"), SG_OK);
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+}
+
+TEST("engine: unknown and malformed sids")
+{
+    char *p = NULL;
+    CHECK_INT(post("AAAAAAAAAAAAAAAAAAAA", "40"), SG_E_SID);
+    CHECK_INT(post("short", "40"), SG_E_SID);
+    CHECK_INT(post("' OR 1=1 --aaaaaaaaa", "40"), SG_E_SID);
+    CHECK_INT(poll_tok("AAAAAAAAAAAAAAAAAAAA", token(), &p), SG_E_SID);
+}
+
+TEST("engine: a body beyond max_payload is refused and closes the session")
+{
+    char sid[SG_ID_LEN + 1];
+    char *p = NULL;
+    open_session(sid);
+    char big[2001];
+    memset(big, 'a', 2000);
+    big[0] = '4';
+    big[2000] = '\0';
+    CHECK_INT(post(sid, big), SG_E_TOOLARGE);
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+}
+
+TEST("engine: overlapping GETs close the session; the held GET gets close")
+{
+    char sid[SG_ID_LEN + 1];
+    open_session(sid);
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    char a_tok[32];
+    snprintf(a_tok, sizeof a_tok, "%s", token());
+    CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_WAIT);
+    CHECK(wake > 0);
+    CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ);
+    CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&b), "1");
+    sg_buf_free(&b);
+}
+
+TEST("engine: a client close while a GET is held answers it noop")
+{
+    char sid[SG_ID_LEN + 1];
+    open_session(sid);
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    char a_tok[32];
+    snprintf(a_tok, sizeof a_tok, "%s", token());
+    CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_WAIT);
+    CHECK_INT(post(sid, "1"), SG_OK);
+    CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&b), "6");
+    sg_buf_reset(&b);
+    CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_SID);
+    sg_buf_free(&b);
+}
+
+TEST("engine: a released GET frees the slot for the next one")
+{
+    char sid[SG_ID_LEN + 1];
+    char *p = NULL;
+    open_session(sid);
+    CHECK_INT(poll_tok(sid, token(), &p), SG_WAIT); /* poll_tok releases */
+    CHECK_INT(poll_tok(sid, token(), &p), SG_WAIT);
+}
+
+TEST("engine: what a response carried is not sent again")
+{
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    char *p = NULL;
+    open_session(sid);
+    connect_root(sid, id, tap_failed);
+    CHECK_INT(poll_tok(sid, token(), &p), SG_WAIT);
+    post(sid, "42[\"message\",1]");
+    p = poll1(sid);
+    CHECK_STR(p, "42[\"message-back\",1]");
+    free(p);
+    CHECK_INT(poll_tok(sid, token(), &p), SG_WAIT);
+}
+
+TEST("engine: the server pings on the GET; without a pong the session dies")
+{
+    setup(50, 60);
+    char sid[SG_ID_LEN + 1];
+    open_session(sid);
+    char *p = NULL;
+    CHECK_INT(poll_tok(sid, token(), &p), SG_WAIT);
+    sleep_ms(60);
+    p = poll1(sid);
+    CHECK_STR(p, "2");
+    free(p);
+    CHECK_INT(post(sid, "3"), SG_OK); /* pong: the next ping is due in 50 ms */
+    CHECK_INT(poll_tok(sid, token(), &p), SG_WAIT);
+    sleep_ms(60);
+    p = poll1(sid);
+    CHECK_STR(p, "2");
+    free(p);
+    sleep_ms(80); /* no pong within ping_timeout */
+    CHECK_INT(sg_engine_sweep(w), 1);
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+}
+
+TEST("engine: a session that joins no namespace is closed after connect_timeout")
+{
+    setup(25000, 20000);
+    sg_worker_free(w);
+    sg_engine_free(eng);
+    cfg.connect_timeout = 30;
+    eng = sg_engine_new(&cfg);
+    w = sg_worker_new(eng);
+    char sid[SG_ID_LEN + 1], sid2[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    open_session(sid);
+    open_session(sid2);
+    connect_root(sid2, id, tap_failed);
+    sleep_ms(50);
+    CHECK_INT(sg_engine_sweep(w), 1);
+    char *p = NULL;
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+    CHECK_INT(poll_tok(sid2, token(), &p), SG_WAIT);
+}
+
+TEST("engine: error results map to HTTP and Engine.IO codes")
+{
+    int st, code;
+    const char *msg;
+    sg_engine_error(SG_E_TRANSPORT, &st, &code, &msg);
+    CHECK(st == 400 && code == 0 && strcmp(msg, "Transport unknown") == 0);
+    sg_engine_error(SG_E_SID, &st, &code, &msg);
+    CHECK(st == 400 && code == 1 && strcmp(msg, "Session ID unknown") == 0);
+    sg_engine_error(SG_E_METHOD, &st, &code, &msg);
+    CHECK(st == 400 && code == 2 && strcmp(msg, "Bad handshake method") == 0);
+    sg_engine_error(SG_E_BADREQ, &st, &code, &msg);
+    CHECK(st == 400 && code == 3 && strcmp(msg, "Bad request") == 0);
+    sg_engine_error(SG_E_FORBIDDEN, &st, &code, &msg);
+    CHECK(st == 403 && code == 4 && strcmp(msg, "Forbidden") == 0);
+    sg_engine_error(SG_E_VERSION, &st, &code, &msg);
+    CHECK(st == 400 && code == 5 && strcmp(msg, "Unsupported protocol version") == 0);
+    sg_engine_error(SG_E_TOOLARGE, &st, &code, &msg);
+    CHECK(st == 413);
+    sg_engine_error(SG_E_INTERNAL, &st, &code, &msg);
+    CHECK(st == 500);
+}
+
+TEST("engine: a plugin that does not exist stops the engine, naming the file")
+{
+    sg_config bad;
+    sg_config_defaults(&bad);
+    free(bad.db);
+    char db[128];
+    snprintf(db, sizeof db, "%s/bad.db", dir);
+    bad.db = strdup(db);
+    bad.plugins = calloc(1, sizeof *bad.plugins);
+    bad.plugins[0] = strdup("/nonexistent/plugin.so");
+    bad.nplugins = 1;
+    CHECK(sg_engine_new(&bad) == NULL);
+    sg_config_free(&bad);
+}
+
+int main(void)
+{
+    sg_log_init("test_engine", getenv("SG_DEBUG") ? SG_LOG_DEBUG : SG_LOG_ERROR);
+    const char *b = getenv("SG_BUILDDIR");
+    snprintf(echo_path, sizeof echo_path, "%s/plugins/echo.so", b ? b : ".");
+    snprintf(dir, sizeof dir, "/tmp/sg-test-engine-XXXXXX");
+    if (!mkdtemp(dir))
+        return 99;
+    setup(25000, 20000);
+    int rc = tap_run();
+    sg_worker_free(w);
+    sg_engine_free(eng);
+    sg_config_free(&cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        rc = 1;
+    return rc;
+}

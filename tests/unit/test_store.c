@@ -1,0 +1,263 @@
+/* test_store.c - the SQLite store, on a fresh database in a temp dir. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include "store.h"
+#include "log.h"
+#include "tap.h"
+
+static char dir[64];
+static char path[128];
+
+static sg_store *fresh(void)
+{
+    static int n;
+    snprintf(path, sizeof path, "%s/s%d.db", dir, n++);
+    return sg_store_open(path);
+}
+
+static void mk_session(sg_session *ss, const char *sid)
+{
+    memset(ss, 0, sizeof *ss);
+    sg_buf_init(&ss->partial);
+    snprintf(ss->sid, sizeof ss->sid, "%s", sid);
+    snprintf(ss->transport, sizeof ss->transport, "polling");
+    ss->created_at = 1000;
+    ss->next_ping_at = 2000;
+    ss->expires_at = 3000;
+    ss->connect_by = 2500;
+}
+
+#define SID1 "AAAAAAAAAAAAAAAAAAAA"
+#define SID2 "BBBBBBBBBBBBBBBBBBBB"
+
+TEST("store: open creates and migrates to the latest version")
+{
+    sg_store *s = fresh();
+    CHECK(s != NULL);
+    CHECK_INT(sg_store_version(s), sg_store_latest_version());
+    CHECK(sg_store_latest_version() >= 1);
+    sg_store_close(s);
+    /* reopening an existing store applies nothing and keeps the version */
+    s = sg_store_open(path);
+    CHECK(s != NULL);
+    CHECK_INT(sg_store_version(s), sg_store_latest_version());
+    CHECK_INT(sg_store_scalar(s, "PRAGMA journal_mode = WAL") >= 0, 1);
+    sg_store_close(s);
+}
+
+TEST("store: open fails cleanly on an unwritable path")
+{
+    CHECK(sg_store_open("/nonexistent-dir/x/y.db") == NULL);
+}
+
+TEST("store: a store newer than the program is refused")
+{
+    sg_store *s = fresh();
+    sg_store_scalar(s, "PRAGMA user_version = 999");
+    sg_store_close(s);
+    CHECK(sg_store_open(path) == NULL);
+}
+
+TEST("store: session insert, get, update, close")
+{
+    sg_store *s = fresh();
+    sg_session ss, got;
+    mk_session(&ss, SID1);
+    CHECK_INT(sg_store_session_insert(s, &ss, "{\"address\":\"127.0.0.1\"}"), 0);
+    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
+    CHECK_STR(got.transport, "polling");
+    CHECK_INT(got.next_ping_at, 2000);
+    CHECK_INT(got.connect_by, 2500);
+    CHECK_INT(got.partial.len, 0);
+    CHECK_STR(got.poller, "");
+    got.sent_upto = 7;
+    snprintf(got.poller, sizeof got.poller, "12.3");
+    sg_buf_append(&got.partial, "b\0c", 3);
+    CHECK_INT(sg_store_session_update(s, &got), 0);
+    sg_session_clear(&got);
+    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
+    CHECK_INT(got.sent_upto, 7);
+    CHECK_STR(got.poller, "12.3");
+    CHECK_MEM(got.partial.data, got.partial.len, "b\0c", 3);
+    sg_session_clear(&got);
+    json_t *hs = sg_store_session_handshake(s, SID1);
+    CHECK_STR(json_string_value(json_object_get(hs, "address")), "127.0.0.1");
+    json_decref(hs);
+    CHECK_INT(sg_store_session_get(s, SID2, &got), SG_STORE_NOTFOUND);
+    sg_store_queue_push(s, SID1, false, "42", 2);
+    CHECK_INT(sg_store_session_close(s, SID1, "ping timeout", 5000), 0);
+    CHECK_INT(sg_store_session_close(s, SID1, "ping timeout", 5000), SG_STORE_NOTFOUND);
+    CHECK_INT(sg_store_queue_pending(s, SID1, 0), 0);
+    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
+    CHECK_INT(got.state, SG_SESSION_CLOSED);
+    CHECK_STR(got.close_reason, "ping timeout");
+    sg_session_clear(&got);
+    CHECK_INT(sg_store_sessions_purge(s, 5001), 1);
+    CHECK_INT(sg_store_session_get(s, SID1, &got), SG_STORE_NOTFOUND);
+    sg_store_close(s);
+}
+
+static int nexp;
+static void count_expired(void *ud, const char *sid) { (void)ud; (void)sid; nexp++; }
+
+TEST("store: expired sessions by heartbeat and by connect deadline")
+{
+    sg_store *s = fresh();
+    sg_session a, b;
+    mk_session(&a, SID1);
+    mk_session(&b, SID2);
+    b.connect_by = 0;
+    b.expires_at = 9000;
+    sg_store_session_insert(s, &a, "{}");
+    sg_store_session_insert(s, &b, "{}");
+    nexp = 0;
+    CHECK_INT(sg_store_sessions_expired(s, 2000, 10, count_expired, NULL), 0);
+    nexp = 0;
+    CHECK_INT(sg_store_sessions_expired(s, 2600, 10, count_expired, NULL), 1); /* connect_by */
+    CHECK_INT(nexp, 1);
+    CHECK_INT(sg_store_sessions_expired(s, 9001, 10, count_expired, NULL), 2);
+    CHECK_INT(sg_store_sessions_expired(s, 9001, 1, count_expired, NULL), 1);
+    sg_store_session_close(s, SID1, "x", 1);
+    CHECK_INT(sg_store_sessions_expired(s, 9001, 10, count_expired, NULL), 1);
+    sg_store_close(s);
+}
+
+struct frames { sg_buf all; int n; };
+static int collect_frame(void *ud, bool binary, const void *f, size_t len)
+{
+    struct frames *fr = ud;
+    sg_buf_putc(&fr->all, binary ? 'B' : 'T');
+    sg_buf_append(&fr->all, f, len);
+    sg_buf_putc(&fr->all, '|');
+    fr->n++;
+    return 0;
+}
+
+TEST("store: queue push, read in order with a byte limit, trim")
+{
+    sg_store *s = fresh();
+    int64_t a = sg_store_queue_push(s, SID1, false, "42[\"a\"]", 7);
+    int64_t b = sg_store_queue_push(s, SID1, true, "\x01\x00\x02", 3);
+    int64_t c = sg_store_queue_push(s, SID2, false, "2", 1);
+    int64_t d = sg_store_queue_push(s, SID1, false, "", 0);
+    CHECK(a > 0 && b > a && c > b && d > c);
+    struct frames fr = {SG_BUF_INIT, 0};
+    int64_t last = 0;
+    CHECK_INT(sg_store_queue_read(s, SID1, 0, 1 << 20, collect_frame, &fr, &last), 3);
+    CHECK_MEM(fr.all.data, fr.all.len, "T42[\"a\"]|B\x01\x00\x02|T|", 16);
+    CHECK_INT(last, d);
+    /* byte limit: the first frame always passes */
+    sg_buf_reset(&fr.all);
+    CHECK_INT(sg_store_queue_read(s, SID1, 0, 1, collect_frame, &fr, &last), 1);
+    CHECK_INT(last, a);
+    CHECK_INT(sg_store_queue_read(s, SID1, a, 3, collect_frame, &fr, &last), 2);
+    CHECK_INT(sg_store_queue_pending(s, SID1, d), 0);
+    CHECK_INT(sg_store_queue_pending(s, SID1, b), 1);
+    CHECK_INT(sg_store_queue_trim(s, SID1, b), 0);
+    last = 0;
+    sg_buf_reset(&fr.all);
+    CHECK_INT(sg_store_queue_read(s, SID1, 0, 1 << 20, collect_frame, &fr, &last), 1);
+    CHECK_INT(last, d);
+    CHECK_INT(sg_store_queue_pending(s, SID2, 0), 1);
+    sg_buf_free(&fr.all);
+    sg_store_close(s);
+}
+
+static int nsock;
+static void count_sock(void *ud, const char *id, const char *nsp)
+{
+    (void)ud;
+    (void)id;
+    if (nsp[0] == '/')
+        nsock++;
+}
+
+TEST("store: sockets, their own room, rooms, delete")
+{
+    sg_store *s = fresh();
+    CHECK_INT(sg_store_socket_insert(s, "sockA", SID1, "/", 1), 0);
+    CHECK_INT(sg_store_socket_insert(s, "sockB", SID1, "/custom", 2), 0);
+    CHECK(sg_store_socket_insert(s, "sockC", SID1, "/", 3) != 0); /* one per namespace */
+    char id[SG_ID_LEN + 1];
+    CHECK_INT(sg_store_socket_find(s, SID1, "/custom", id), 0);
+    CHECK_STR(id, "sockB");
+    CHECK_INT(sg_store_socket_find(s, SID2, "/", id), SG_STORE_NOTFOUND);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM rooms WHERE room = socket_id"), 2);
+    CHECK_INT(sg_store_room_join(s, "/", "lobby", "sockA"), 0);
+    CHECK_INT(sg_store_room_join(s, "/", "lobby", "sockA"), 0); /* idempotent */
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM rooms WHERE room = 'lobby'"), 1);
+    CHECK_INT(sg_store_room_leave(s, "/", "lobby", "sockA"), 0);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM rooms WHERE room = 'lobby'"), 0);
+    sg_store_room_join(s, "/", "lobby", "sockA");
+    nsock = 0;
+    CHECK_INT(sg_store_sockets_of(s, SID1, count_sock, NULL), 2);
+    CHECK_INT(nsock, 2);
+    CHECK_INT(sg_store_socket_count(s, SID1), 2);
+    CHECK_INT(sg_store_socket_delete(s, "sockA"), 0);
+    CHECK_INT(sg_store_socket_count(s, SID1), 1);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM rooms WHERE socket_id = 'sockA'"), 0);
+    sg_store_close(s);
+}
+
+TEST("store: rollback discards a transaction")
+{
+    sg_store *s = fresh();
+    CHECK_INT(sg_store_begin(s), 0);
+    sg_store_queue_push(s, SID1, false, "x", 1);
+    sg_store_rollback(s);
+    CHECK_INT(sg_store_queue_pending(s, SID1, 0), 0);
+    CHECK_INT(sg_store_begin(s), 0);
+    sg_store_queue_push(s, SID1, false, "x", 1);
+    CHECK_INT(sg_store_commit(s), 0);
+    CHECK_INT(sg_store_queue_pending(s, SID1, 0), 1);
+    sg_store_close(s);
+}
+
+TEST("store: concurrent writer processes never fail with 'locked'")
+{
+    sg_store *s = fresh();
+    sg_store_close(s);
+    enum { PROCS = 4, EACH = 300 };
+    pid_t pids[PROCS];
+    for (int p = 0; p < PROCS; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            sg_store *c = sg_store_open(path);
+            int bad = !c;
+            for (int i = 0; c && i < EACH; i++) {
+                if (sg_store_begin(c) != 0 || sg_store_queue_push(c, SID1, false, "x", 1) < 0 ||
+                    sg_store_commit(c) != 0)
+                    bad = 1;
+            }
+            sg_store_close(c);
+            _exit(bad);
+        }
+    }
+    int ok = 1;
+    for (int p = 0; p < PROCS; p++) {
+        int st;
+        waitpid(pids[p], &st, 0);
+        ok &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    CHECK(ok);
+    s = sg_store_open(path);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM queue"), PROCS * EACH);
+    sg_store_close(s);
+}
+
+int main(void)
+{
+    sg_log_init("test_store", SG_LOG_ERROR + (getenv("SG_DEBUG") ? 3 : 0));
+    snprintf(dir, sizeof dir, "/tmp/sg-test-store-XXXXXX");
+    if (!mkdtemp(dir))
+        return 99;
+    int rc = tap_run();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        rc = 1;
+    return rc;
+}
