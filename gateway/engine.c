@@ -8,6 +8,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,37 +21,7 @@
 #include "plugins.h"
 #include "socketio.h"
 #include "store.h"
-
-struct sg_engine {
-    const sg_config *cfg;
-    sg_host host;
-    sg_registry *reg;
-    char *bell_dir;
-};
-
-struct sg_worker {
-    sg_engine *e;
-    sg_store *store;
-    sg_bell *bell;
-    sg_buf dirty;     /* sids queued for in this transaction, '\n'-separated */
-};
-
-/* The context of one handler call (plugin.h's sg_ctx). */
-struct sg_ctx {
-    sg_worker *w;
-    const char *sid;
-    const char *socket_id;
-    const char *nsp;
-    size_t plugin;         /* index of the plugin whose handler runs */
-    int64_t ack_id;        /* the event's ack id, -1 when none or answered */
-    bool gone;             /* the socket left: no emits */
-    bool in_use;           /* a connect middleware runs: reject allowed */
-    bool rejected;
-    char *reject_message;  /* owned */
-    json_t *reject_data;   /* owned */
-    json_t *handshake;     /* owned, loaded on first use */
-    int failed;            /* a host call failed in the store */
-};
+#include "engine_int.h"
 
 /* ---- errors ----------------------------------------------------------- */
 
@@ -76,7 +47,7 @@ void sg_engine_error(int result, int *status, int *code, const char **message)
 
 /* ---- queueing frames ---------------------------------------------------- */
 
-static void mark_dirty(sg_worker *w, const char *sid)
+void eng_mark_dirty(sg_worker *w, const char *sid)
 {
     /* ids have a fixed length and no '\n': a substring match is exact */
     if (w->dirty.len && strstr(w->dirty.data, sid))
@@ -97,13 +68,13 @@ static int push_frame(sg_worker *w, const char *sid, bool binary, const void *fr
 {
     if (sg_store_queue_push(w->store, sid, binary, frame, len) < 0)
         return -1;
-    mark_dirty(w, sid);
+    eng_mark_dirty(w, sid);
     return 0;
 }
 
 /* Queue one Socket.IO packet for sid; data is stolen (may hold binary
  * values, which become attachments). */
-static int queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,
+int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,
                      int64_t id, json_t *data)
 {
     int rc = -1;
@@ -145,7 +116,7 @@ out:
     return rc;
 }
 
-static int queue_eio(sg_worker *w, const char *sid, enum sg_eio_type type, const char *data)
+int eng_queue_eio(sg_worker *w, const char *sid, enum sg_eio_type type, const char *data)
 {
     sg_buf f = SG_BUF_INIT;
     int rc = sg_buf_printf(&f, "%d%s", (int)type, data ? data : "");
@@ -155,218 +126,20 @@ static int queue_eio(sg_worker *w, const char *sid, enum sg_eio_type type, const
     return rc;
 }
 
-/* ---- the plugin host ---------------------------------------------------- */
-
-static const char *host_socket_id(sg_ctx *c) { return c->socket_id; }
-static const char *host_nsp(sg_ctx *c) { return c->nsp; }
-
-static json_t *host_handshake(sg_ctx *c)
-{
-    if (!c->handshake)
-        c->handshake = sg_store_session_handshake(c->w->store, c->sid);
-    return c->handshake;
-}
-
-static void host_log(sg_ctx *c, int level, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (c)
-        sg_log(level, "plugin %s: %s", sg_plugins_name(c->w->e->reg, c->plugin), msg);
-    else
-        sg_log(level, "plugin: %s", msg);
-}
-
-/* data = [event, ...args]; args stolen. NULL on bad arguments. */
-static json_t *event_array(const char *event, json_t *args)
-{
-    json_t *data = NULL;
-    if (!event || (args && !json_is_array(args)))
-        goto out;
-    data = json_array();
-    if (!data || json_array_append_new(data, json_string(event)) < 0 ||
-        (args && json_array_extend(data, args) < 0)) {
-        json_decref(data);
-        data = NULL;
-    }
-out:
-    json_decref(args);
-    return data;
-}
-
-static int host_emit(sg_ctx *c, const char *event, json_t *args)
-{
-    json_t *data = event_array(event, args);
-    if (!data || c->gone) {
-        host_log(c, SG_LOG_ERROR, "emit '%s': %s", event ? event : "(null)",
-                 !data ? "bad arguments (args must be an array)" : "the socket is gone");
-        json_decref(data);
-        return -1;
-    }
-    if (queue_sio(c->w, c->sid, SG_SIO_EVENT, c->nsp, -1, data) < 0) {
-        c->failed = 1;
-        return -1;
-    }
-    return 0;
-}
-
-static int host_ack(sg_ctx *c, json_t *args)
-{
-    if (c->ack_id < 0 || c->gone || (args && !json_is_array(args))) {
-        host_log(c, SG_LOG_ERROR, "ack: %s",
-                 c->ack_id < 0 ? "no acknowledgement expected (or already sent)"
-                 : c->gone ? "the socket is gone" : "args must be an array");
-        json_decref(args);
-        return -1;
-    }
-    int64_t id = c->ack_id;
-    c->ack_id = -1;
-    if (!args && !(args = json_array()))
-        return -1;
-    if (queue_sio(c->w, c->sid, SG_SIO_ACK, c->nsp, id, args) < 0) {
-        c->failed = 1;
-        return -1;
-    }
-    return 0;
-}
-
-static int host_reject(sg_ctx *c, const char *message, json_t *data)
-{
-    if (!c->in_use || c->rejected) {
-        host_log(c, SG_LOG_ERROR, "reject: only once, from a connect middleware");
-        json_decref(data);
-        return -1;
-    }
-    c->rejected = true;
-    c->reject_message = strdup(message ? message : "Not authorized");
-    c->reject_data = data;
-    return 0;
-}
-
-static json_t *host_binary_new(const void *data, size_t len) { return sg_sio_binary_new(data, len); }
-static const void *host_binary_data(const json_t *v, size_t *len) { return sg_sio_binary_data(v, len); }
-
-static void host_table_init(sg_host *h)
-{
-    memset(h, 0, sizeof *h);
-    h->abi_major = SG_ABI_MAJOR;
-    h->abi_minor = SG_ABI_MINOR;
-    h->size = sizeof *h;
-    sg_plugins_host_init(h);
-    h->socket_id = host_socket_id;
-    h->nsp = host_nsp;
-    h->handshake = host_handshake;
-    h->emit = host_emit;
-    h->ack = host_ack;
-    h->reject = host_reject;
-    h->binary_new = host_binary_new;
-    h->binary_data = host_binary_data;
-    h->log = host_log;
-}
-
-static void ctx_init(sg_ctx *c, sg_worker *w, const char *sid, const char *socket_id,
-                     const char *nsp)
-{
-    memset(c, 0, sizeof *c);
-    c->w = w;
-    c->sid = sid;
-    c->socket_id = socket_id;
-    c->nsp = nsp;
-    c->ack_id = -1;
-}
-
-static void ctx_clear(sg_ctx *c)
-{
-    free(c->reject_message);
-    json_decref(c->reject_data);
-    json_decref(c->handshake);
-}
-
-/* ---- calling handlers ---------------------------------------------------- */
-
-struct call {
-    sg_ctx *ctx;
-    const char *event;
-    json_t *arg;            /* auth or args (borrowed) */
-    const char *reason;
-};
-
-static void handler_failed(sg_ctx *c, const sg_handler *h, const char *what)
-{
-    sg_error("plugin %s: %s handler failed on namespace %s (socket %s)",
-             sg_plugins_name(c->w->e->reg, h->plugin), what, c->nsp, c->socket_id);
-}
-
-static int call_use(void *ud, const sg_handler *h)
-{
-    struct call *k = ud;
-    sg_connect_fn fn;
-    memcpy(&fn, &h->fn, sizeof fn);
-    k->ctx->plugin = h->plugin;
-    int rc = fn(k->ctx, k->arg, h->ud);
-    if (rc != 0 && !k->ctx->rejected) {
-        /* a middleware that fails without saying why refuses the
-         * connection all the same: never let a broken check through */
-        handler_failed(k->ctx, h, "connect middleware");
-        k->ctx->rejected = true;
-        k->ctx->reject_message = strdup("Server error");
-    }
-    return k->ctx->rejected ? 1 : 0;
-}
-
-static int call_connection(void *ud, const sg_handler *h)
-{
-    struct call *k = ud;
-    sg_connection_fn fn;
-    memcpy(&fn, &h->fn, sizeof fn);
-    k->ctx->plugin = h->plugin;
-    if (fn(k->ctx, k->arg, h->ud) != 0)
-        handler_failed(k->ctx, h, "connection");
-    return 0;
-}
-
-static int call_event(void *ud, const sg_handler *h)
-{
-    struct call *k = ud;
-    sg_event_fn fn;
-    memcpy(&fn, &h->fn, sizeof fn);
-    k->ctx->plugin = h->plugin;
-    if (fn(k->ctx, k->event, k->arg, h->ud) != 0) {
-        char what[160];
-        snprintf(what, sizeof what, "event '%.100s'", k->event);
-        handler_failed(k->ctx, h, what);
-    }
-    return 0;
-}
-
-static int call_disconnect(void *ud, const sg_handler *h)
-{
-    struct call *k = ud;
-    sg_disconnect_fn fn;
-    memcpy(&fn, &h->fn, sizeof fn);
-    k->ctx->plugin = h->plugin;
-    fn(k->ctx, k->reason, h->ud);
-    return 0;
-}
-
 /* ---- sockets and sessions -------------------------------------------------- */
 
 /* Remove a socket and run its disconnect handlers (once: the row delete
  * happens in the same transaction). */
-static int socket_gone(sg_worker *w, const char *sid, const char *id, const char *nsp,
+int eng_socket_gone(sg_worker *w, const char *sid, const char *id, const char *nsp,
                        const char *reason)
 {
     if (sg_store_socket_delete(w->store, id) != 0)
         return -1;
     sg_ctx c;
-    ctx_init(&c, w, sid, id, nsp);
+    eng_ctx_init(&c, w, sid, id, nsp);
     c.gone = true;
-    struct call k = {&c, NULL, NULL, reason};
-    sg_plugins_each(w->e->reg, SG_H_DISCONNECT, nsp, NULL, call_disconnect, &k);
-    ctx_clear(&c);
+    eng_run_disconnect(&c, reason);
+    eng_ctx_clear(&c);
     return 0;
 }
 
@@ -375,13 +148,13 @@ struct close_walk { sg_worker *w; const char *sid; const char *reason; int rc; }
 static void close_socket_cb(void *ud, const char *id, const char *nsp)
 {
     struct close_walk *cw = ud;
-    if (socket_gone(cw->w, cw->sid, id, nsp, cw->reason) < 0)
+    if (eng_socket_gone(cw->w, cw->sid, id, nsp, cw->reason) < 0)
         cw->rc = -1;
 }
 
 /* Close ss (inside a transaction): mark it closed if it is open, then the
  * disconnect handlers of its sockets. ss->state is updated. */
-static int close_session(sg_worker *w, sg_session *ss, const char *reason)
+int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
 {
     int rc = sg_store_session_close(w->store, ss->sid, reason, sg_now_ms());
     if (rc == SG_STORE_NOTFOUND)
@@ -395,8 +168,23 @@ static int close_session(sg_worker *w, sg_session *ss, const char *reason)
     struct close_walk cw = {w, ss->sid, reason, 0};
     if (sg_store_sockets_of(w->store, ss->sid, close_socket_cb, &cw) < 0)
         return -1;
-    mark_dirty(w, ss->sid); /* a held GET must answer now */
+    eng_mark_dirty(w, ss->sid); /* a held GET must answer now */
     return cw.rc;
+}
+
+int eng_close_sid(sg_worker *w, const char *sid, const char *reason)
+{
+    if (w->ss && strcmp(w->ss->sid, sid) == 0)
+        return eng_close_session(w, w->ss, reason);
+    sg_session ss;
+    int rc = sg_store_session_get(w->store, sid, &ss);
+    if (rc != 0)
+        return rc == SG_STORE_NOTFOUND ? 0 : -1;
+    rc = ss.state == SG_SESSION_OPEN ? eng_close_session(w, &ss, reason) : 0;
+    if (rc == 0)
+        rc = sg_store_session_update(w->store, &ss) == 0 ? 0 : -1;
+    sg_session_clear(&ss);
+    return rc;
 }
 
 static void schedule_ping(const sg_config *cfg, sg_session *ss, int64_t now)
@@ -412,7 +200,7 @@ static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *au
 {
     if (!sg_plugins_serves(w->e->reg, nsp)) {
         json_t *err = json_pack("{s:s}", "message", "Invalid namespace");
-        return queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
+        return eng_queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
     }
     json_t *empty = NULL;
     if (!auth && !(auth = empty = json_object()))
@@ -422,11 +210,8 @@ static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *au
     if (sg_id_new(id) < 0)
         goto out;
     sg_ctx c;
-    ctx_init(&c, w, ss->sid, id, nsp);
-    struct call k = {&c, NULL, auth, NULL};
-    c.in_use = true;
-    sg_plugins_each(w->e->reg, SG_H_USE, nsp, NULL, call_use, &k);
-    c.in_use = false;
+    eng_ctx_init(&c, w, ss->sid, id, nsp);
+    eng_run_use(&c, auth);
     if (c.failed)
         goto out_ctx;
     if (c.rejected) {
@@ -435,19 +220,19 @@ static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *au
             json_object_set_new(err, "data", c.reject_data);
             c.reject_data = NULL;
         }
-        rc = queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
+        rc = eng_queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
         goto out_ctx;
     }
     if (sg_store_socket_insert(w->store, id, ss->sid, nsp, sg_now_ms()) != 0)
         goto out_ctx;
     ss->connect_by = 0;
     /* the CONNECT reply goes out before anything the connection handlers emit */
-    if (queue_sio(w, ss->sid, SG_SIO_CONNECT, nsp, -1, json_pack("{s:s}", "sid", id)) < 0)
+    if (eng_queue_sio(w, ss->sid, SG_SIO_CONNECT, nsp, -1, json_pack("{s:s}", "sid", id)) < 0)
         goto out_ctx;
-    sg_plugins_each(w->e->reg, SG_H_CONNECTION, nsp, NULL, call_connection, &k);
+    eng_run_connection(&c, auth);
     rc = c.failed ? -1 : 0;
 out_ctx:
-    ctx_clear(&c);
+    eng_ctx_clear(&c);
 out:
     json_decref(empty);
     return rc;
@@ -470,12 +255,11 @@ static int sio_event(sg_worker *w, sg_session *ss, const char *socket_id, sg_sio
     for (size_t i = 1; i < json_array_size(p->data); i++)
         json_array_append(args, json_array_get(p->data, i));
     sg_ctx c;
-    ctx_init(&c, w, ss->sid, socket_id, p->nsp);
+    eng_ctx_init(&c, w, ss->sid, socket_id, p->nsp);
     c.ack_id = p->id;
-    struct call k = {&c, event, args, NULL};
-    sg_plugins_each(w->e->reg, SG_H_EVENT, p->nsp, event, call_event, &k);
+    eng_run_event(&c, event, args);
     int rc = c.failed ? -1 : 0;
-    ctx_clear(&c);
+    eng_ctx_clear(&c);
     json_decref(args);
     return rc;
 }
@@ -509,15 +293,13 @@ static int sio_dispatch(sg_worker *w, sg_session *ss, sg_sio_packet *p, const ch
     }
     switch (p->type) {
     case SG_SIO_DISCONNECT:
-        return socket_gone(w, ss->sid, id, p->nsp, "client namespace disconnect");
+        return eng_socket_gone(w, ss->sid, id, p->nsp, "client namespace disconnect");
     case SG_SIO_EVENT:
     case SG_SIO_BINARY_EVENT:
         return sio_event(w, ss, id, p);
     case SG_SIO_ACK:
     case SG_SIO_BINARY_ACK:
-        /* server-to-client acks arrive with the plugin API's ack handlers */
-        sg_debug("session %s: ack %lld from the client ignored", ss->sid, (long long)p->id);
-        return 0;
+        return p->id < 0 ? 0 : eng_ack_reply(w, id, p->id, p->data);
     default:
         return 0;
     }
@@ -571,7 +353,10 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
         schedule_ping(w->e->cfg, ss, sg_now_ms());
         return 0;
     case SG_EIO_PING:
-        return queue_eio(w, ss->sid, SG_EIO_PONG, pk->data);
+        /* Engine.IO v4: the server pings, never the client */
+        sg_warn("session %s: ping from the client (invalid heartbeat direction)", ss->sid);
+        *close = "transport error";
+        return 0;
     case SG_EIO_CLOSE:
         *close = "transport close";
         return 0;
@@ -630,13 +415,13 @@ static int apply_packets(sg_worker *w, sg_session *ss, const sg_eio_packets *pkt
     }
     if (close) {
         *bad = close == CLOSE_PARSE;
-        if (close_session(w, ss, close) < 0)
+        if (eng_close_session(w, ss, close) < 0)
             goto out;
     } else if (rx.has_pending && (int64_t)rx.pending_raw.len > w->e->cfg->max_payload) {
         /* attachments spread over requests are bounded like one request */
         sg_warn("session %s: binary packet beyond max_payload", ss->sid);
         *bad = true;
-        if (close_session(w, ss, CLOSE_PARSE) < 0)
+        if (eng_close_session(w, ss, CLOSE_PARSE) < 0)
             goto out;
     } else if (rx.has_pending &&
                sg_buf_append(&ss->partial, rx.pending_raw.data, rx.pending_raw.len) < 0) {
@@ -662,17 +447,33 @@ static int begin_session(sg_worker *w, const char *sid, sg_session *ss, bool all
     if (sg_store_begin(w->store) != 0)
         return SG_E_INTERNAL;
     int rc = sg_store_session_get(w->store, sid, ss);
-    if (rc == 0 && (allow_closed || ss->state == SG_SESSION_OPEN))
+    if (rc == 0 && (allow_closed || ss->state == SG_SESSION_OPEN)) {
+        w->in_tx = true;
+        w->ss = ss;
         return SG_OK;
+    }
     if (rc == 0)
         sg_session_clear(ss);
     sg_store_rollback(w->store);
     return rc == SG_STORE_NOTFOUND || rc == 0 ? SG_E_SID : SG_E_INTERNAL;
 }
 
+/* Leave the session as it was and answer rc (an error that changes nothing). */
+static int abort_session(sg_worker *w, sg_session *ss, int rc)
+{
+    w->in_tx = false;
+    w->ss = NULL;
+    sg_store_rollback(w->store);
+    sg_buf_reset(&w->dirty);
+    sg_session_clear(ss);
+    return rc;
+}
+
 /* Write ss back, commit, ring; or roll back when result is internal. */
 static int end_session(sg_worker *w, sg_session *ss, int result)
 {
+    w->in_tx = false;
+    w->ss = NULL;
     if (result != SG_E_INTERNAL && sg_store_session_update(w->store, ss) != 0)
         result = SG_E_INTERNAL;
     if (result != SG_E_INTERNAL && sg_store_commit(w->store) != 0)
@@ -695,7 +496,7 @@ sg_engine *sg_engine_new(const sg_config *cfg)
     if (!e)
         return NULL;
     e->cfg = cfg;
-    host_table_init(&e->host);
+    eng_host_init(&e->host, e);
     sg_store *s = sg_store_open(cfg->db);
     if (!s)
         goto fail;
@@ -845,7 +646,7 @@ int sg_engine_close(sg_worker *w, const char *sid, const char *reason)
     int rc = begin_session(w, sid, &ss, false);
     if (rc != SG_OK)
         return rc;
-    rc = close_session(w, &ss, reason) < 0 ? SG_E_INTERNAL : SG_OK;
+    rc = eng_close_session(w, &ss, reason) < 0 ? SG_E_INTERNAL : SG_OK;
     return end_session(w, &ss, rc);
 }
 
@@ -864,18 +665,29 @@ static void sweep_one(void *ud, const char *sid)
         reason = CLOSE_FORCED; /* no namespace joined within connect_timeout */
     int rc = SG_OK;
     if (reason) {
-        rc = close_session(sw->w, &ss, reason) < 0 ? SG_E_INTERNAL : SG_OK;
+        rc = eng_close_session(sw->w, &ss, reason) < 0 ? SG_E_INTERNAL : SG_OK;
         if (rc == SG_OK)
             sw->closed++;
     }
     end_session(sw->w, &ss, rc);
 }
 
+/* Closed sessions are kept this long (ms) for late requests to get a
+ * clean "Session ID unknown" and a last flush, then purged. */
+#define PURGE_AFTER_MS 60000
+
 int sg_engine_sweep(sg_worker *w)
 {
     struct sweep sw = {w, sg_now_ms(), 0};
-    if (sg_store_sessions_expired(w->store, sw.now, 256, sweep_one, &sw) < 0)
+    if (sg_store_sessions_expired(w->store, sw.now, 256, sweep_one, &sw) < 0 ||
+        eng_acks_expire(w, sw.now) < 0)
         return -1;
+    if (sg_store_begin(w->store) == 0) {
+        if (sg_store_sessions_purge(w->store, sw.now - PURGE_AFTER_MS) < 0)
+            sg_store_rollback(w->store);
+        else
+            sg_store_commit(w->store);
+    }
     return sw.closed;
 }
 
@@ -904,7 +716,7 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
             rc = SG_E_INTERNAL;
         } else if (drc != 0) {
             sg_warn("session %s: bad polling payload: %s", sid, sg_eio_strerror(drc));
-            rc = close_session(w, &ss, CLOSE_PARSE) < 0 ? SG_E_INTERNAL : SG_E_BADREQ;
+            rc = eng_close_session(w, &ss, CLOSE_PARSE) < 0 ? SG_E_INTERNAL : SG_E_BADREQ;
         } else {
             bool bad = false;
             rc = apply_packets(w, &ss, &pkts, &bad) < 0 ? SG_E_INTERNAL
@@ -942,22 +754,28 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
     const sg_config *cfg = w->e->cfg;
     int64_t now = sg_now_ms();
     if (ss->state == SG_SESSION_OPEN && ss->expires_at < now &&
-        close_session(w, ss, "ping timeout") < 0)
+        eng_close_session(w, ss, "ping timeout") < 0)
         return SG_E_INTERNAL;
-    if (ss->state != SG_SESSION_OPEN) {
-        /* the client's own close gets noop, any other close the close packet */
-        bool by_client = strcmp(ss->close_reason, "transport close") == 0;
-        return sg_buf_putc(payload, by_client ? '0' + SG_EIO_NOOP : '0' + SG_EIO_CLOSE) < 0
-                   ? SG_E_INTERNAL : SG_OK;
-    }
-    if (!ss->ping_sent && now >= ss->next_ping_at) {
-        if (queue_eio(w, ss->sid, SG_EIO_PING, NULL) < 0)
+    if (ss->state == SG_SESSION_OPEN && !ss->ping_sent && now >= ss->next_ping_at) {
+        if (eng_queue_eio(w, ss->sid, SG_EIO_PING, NULL) < 0)
             return SG_E_INTERNAL;
         ss->ping_sent = 1;
     }
     struct take t = {payload};
-    int n = sg_store_queue_read(w->store, ss->sid, ss->sent_upto, (size_t)cfg->max_payload,
+    int n = sg_store_queue_read(w->store, ss->sid, ss->sent_upto,
+                                ss->state == SG_SESSION_OPEN ? (size_t)cfg->max_payload : SIZE_MAX,
                                 take_frame, &t, &ss->sent_upto);
+    if (n < 0)
+        return SG_E_INTERNAL;
+    if (ss->state != SG_SESSION_OPEN) {
+        /* what was queued before the close goes out last, then the client's
+         * own close gets noop and any other close the close packet */
+        bool by_client = strcmp(ss->close_reason, "transport close") == 0;
+        int rc = sg_eio_append_polling(payload, false, by_client ? "6" : "1", 1);
+        return rc < 0 || sg_store_queue_drop(w->store, ss->sid) != 0 ? SG_E_INTERNAL : SG_OK;
+    }
+    if (n == 0 && ss->upgrading)
+        n = sg_eio_append_polling(payload, false, "6", 1) < 0 ? -1 : 1; /* let it pause */
     if (n < 0)
         return SG_E_INTERNAL;
     if (n > 0) {
@@ -983,25 +801,22 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
             rc = SG_E_BADREQ;
         } else if (ss.poller[0] && strcmp(ss.poller, token) != 0 && poller_alive(ss.poller)) {
             sg_warn("session %s: overlapping GET requests: closing", sid);
-            rc = close_session(w, &ss, "transport error") < 0 ? SG_E_INTERNAL : SG_E_BADREQ;
+            rc = eng_close_session(w, &ss, "transport error") < 0 ? SG_E_INTERNAL : SG_E_BADREQ;
         } else if (sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0) {
             /* the client polls again: what the previous response carried arrived */
             rc = SG_E_INTERNAL;
         }
-    } else if (ss.state == SG_SESSION_OPEN && strcmp(ss.poller, token) != 0) {
-        /* the slot was taken from this GET; answer it with noop */
+    } else if (ss.state == SG_SESSION_OPEN &&
+               (strcmp(ss.poller, token) != 0 || strcmp(ss.transport, "polling") != 0)) {
+        /* the slot was taken from this GET (an upgrade); answer it noop */
         rc = sg_buf_putc(payload, '0' + SG_EIO_NOOP) < 0 ? SG_E_INTERNAL : SG_OK;
-        sg_store_rollback(w->store);
-        sg_session_clear(&ss);
-        return rc;
+        return abort_session(w, &ss, rc);
     }
     if (rc == SG_OK)
         rc = poll_take(w, &ss, token, payload, wake_at);
     if (rc == SG_E_BADREQ && ss.state == SG_SESSION_OPEN) {
         /* refused without a close (e.g. upgraded session): change nothing */
-        sg_store_rollback(w->store);
-        sg_session_clear(&ss);
-        return rc;
+        return abort_session(w, &ss, rc);
     }
     return end_session(w, &ss, rc);
 }
@@ -1026,4 +841,109 @@ void sg_engine_poll_release(sg_worker *w, const char *sid, const char *token)
     if (strcmp(ss.poller, token) == 0)
         ss.poller[0] = '\0';
     end_session(w, &ss, SG_OK);
+}
+
+/* ---- public: websocket ------------------------------------------------------------------- */
+
+/* Begin on sid, which must be open; SG_OK or an error (nothing left begun). */
+static int ws_begin(sg_worker *w, const char *sid, sg_session *ss)
+{
+    return begin_session(w, sid, ss, false);
+}
+
+int sg_engine_ws_probe(sg_worker *w, const char *sid)
+{
+    sg_session ss;
+    int rc = ws_begin(w, sid, &ss);
+    if (rc != SG_OK)
+        return rc;
+    if (strcmp(ss.transport, "polling") != 0 || ss.upgrading)
+        return abort_session(w, &ss, SG_E_BADREQ);
+    ss.upgrading = 1;
+    eng_mark_dirty(w, sid); /* a held GET answers noop now */
+    return end_session(w, &ss, SG_OK);
+}
+
+int sg_engine_ws_upgrade(sg_worker *w, const char *sid, const char *owner)
+{
+    sg_session ss;
+    int rc = ws_begin(w, sid, &ss);
+    if (rc != SG_OK)
+        return rc;
+    if (strcmp(ss.transport, "polling") != 0 || !ss.upgrading)
+        return abort_session(w, &ss, SG_E_BADREQ);
+    /* the client sends "5" only after its last poll completed: what that
+     * poll carried has arrived */
+    if (sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0)
+        return end_session(w, &ss, SG_E_INTERNAL);
+    snprintf(ss.transport, sizeof ss.transport, "websocket");
+    snprintf(ss.poller, sizeof ss.poller, "%s", owner);
+    ss.upgrading = 0;
+    eng_mark_dirty(w, sid);
+    return end_session(w, &ss, SG_OK);
+}
+
+int sg_engine_ws_attach(sg_worker *w, const char *sid, const char *owner)
+{
+    sg_session ss;
+    int rc = ws_begin(w, sid, &ss);
+    if (rc != SG_OK)
+        return rc;
+    if (strcmp(ss.transport, "websocket") != 0 || ss.poller[0])
+        return abort_session(w, &ss, SG_E_BADREQ);
+    snprintf(ss.poller, sizeof ss.poller, "%s", owner);
+    return end_session(w, &ss, SG_OK);
+}
+
+struct ws_take {
+    int (*fn)(void *ud, bool binary, const void *frame, size_t len);
+    void *ud;
+};
+
+static int ws_take_frame(void *ud, bool binary, const void *frame, size_t len)
+{
+    struct ws_take *t = ud;
+    return t->fn(t->ud, binary, frame, len);
+}
+
+int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
+                      int (*fn)(void *ud, bool binary, const void *frame, size_t len),
+                      void *ud, int64_t *wake_at)
+{
+    sg_session ss;
+    int rc = begin_session(w, sid, &ss, true);
+    if (rc != SG_OK)
+        return rc;
+    if (strcmp(ss.transport, "websocket") != 0 || strcmp(ss.poller, owner) != 0) {
+        if (ss.state != SG_SESSION_OPEN)
+            return abort_session(w, &ss, SG_E_SID);
+        return abort_session(w, &ss, SG_E_BADREQ);
+    }
+    int64_t now = sg_now_ms();
+    if (ss.state == SG_SESSION_OPEN && ss.expires_at < now &&
+        eng_close_session(w, &ss, "ping timeout") < 0)
+        return end_session(w, &ss, SG_E_INTERNAL);
+    if (ss.state == SG_SESSION_OPEN && !ss.ping_sent && now >= ss.next_ping_at) {
+        if (eng_queue_eio(w, sid, SG_EIO_PING, NULL) < 0)
+            return end_session(w, &ss, SG_E_INTERNAL);
+        ss.ping_sent = 1;
+    }
+    struct ws_take t = {fn, ud};
+    int64_t before = ss.sent_upto;
+    if (sg_store_queue_read(w->store, sid, ss.sent_upto, SIZE_MAX, ws_take_frame, &t,
+                            &ss.sent_upto) < 0)
+        return end_session(w, &ss, SG_E_INTERNAL);
+    /* a WebSocket delivers in order or dies: what was written is done */
+    if (ss.sent_upto != before && sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0)
+        return end_session(w, &ss, SG_E_INTERNAL);
+    if (ss.state != SG_SESSION_OPEN) {
+        if (sg_store_queue_drop(w->store, sid) != 0)
+            return end_session(w, &ss, SG_E_INTERNAL);
+        rc = end_session(w, &ss, SG_OK);
+        return rc == SG_OK ? SG_E_SID : rc;
+    }
+    *wake_at = ss.ping_sent ? ss.expires_at : ss.next_ping_at;
+    if (ss.connect_by && ss.connect_by < *wake_at)
+        *wake_at = ss.connect_by;
+    return end_session(w, &ss, SG_OK);
 }

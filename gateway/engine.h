@@ -18,6 +18,7 @@
 #include "config.h"
 #include "engineio.h"
 #include "util.h"
+#include <jansson.h>
 
 typedef struct sg_engine sg_engine;
 typedef struct sg_worker sg_worker;
@@ -87,6 +88,25 @@ int sg_engine_close(sg_worker *w, const char *sid, const char *reason);
  * number closed, or -1. */
 int sg_engine_sweep(sg_worker *w);
 
+/* ---- emitting and administering (shared by plugins and the CLI) ---------- */
+
+/* Emit event with args (a JSON array, stolen; NULL for none) to the target
+ * (plugin.h's sg_target: t->nsp required; SG_EMIT_BROADCAST has no sender
+ * here). Its own transaction unless one is open. Returns the number of
+ * sockets reached, or -1. */
+struct sg_target;
+int sg_engine_emit(sg_worker *w, const struct sg_target *t, const char *event, json_t *args);
+
+/* Disconnect a socket by id (the client gets DISCONNECT, handlers get
+ * "server namespace disconnect"); with close, every socket of its client
+ * and the connection. SG_OK, SG_E_SID (no such socket), SG_E_INTERNAL. */
+int sg_engine_disconnect(sg_worker *w, const char *socket_id, bool close);
+
+/* fetchSockets(): the sockets of nsp in any of rooms (NULL-terminated;
+ * NULL = all) as a new JSON array of {"id","nsp","rooms","data","handshake"};
+ * NULL on failure. */
+json_t *sg_engine_fetch_sockets(sg_worker *w, const char *nsp, const char *const *rooms);
+
 /* ---- polling ----------------------------------------------------------- */
 
 /* A POST body for sid: decode the payload and receive its packets. Returns
@@ -112,5 +132,47 @@ int sg_engine_poll_again(sg_worker *w, const char *sid, const char *token,
  * server hung up, or the process shuts down and answers noop itself):
  * release the slot. Nothing queued is lost. */
 void sg_engine_poll_release(sg_worker *w, const char *sid, const char *token);
+
+/* ---- websocket ----------------------------------------------------------
+ *
+ * The WebSocket daemon drives a session through these, plus
+ * sg_engine_open(…, "websocket", …) for a session that starts on the
+ * WebSocket, sg_engine_receive() for the packets it reads (one call per
+ * turn of its loop: one transaction) and sg_engine_close() when the
+ * connection ends ("transport close", or "transport error" after a
+ * protocol error). owner identifies the connection, unique within the
+ * host, e.g. "<pid>.<counter>" (a dead process's owner is recognised). */
+
+/* An upgrade from polling begins: "2probe" arrived on a WebSocket for sid.
+ * SG_OK: answer "3probe"; from now on a GET for sid is answered noop at
+ * once, so the client can pause polling. SG_E_SID (unknown or closed),
+ * SG_E_BADREQ (not a polling session: already upgraded, or another
+ * WebSocket holds it). */
+int sg_engine_ws_probe(sg_worker *w, const char *sid);
+
+/* The upgrade completes: "5" arrived. The session's transport becomes
+ * "websocket", held by owner; a held GET is answered noop; polling requests
+ * are refused from now on. SG_OK, SG_E_SID, SG_E_BADREQ (no probe, or
+ * already upgraded). */
+int sg_engine_ws_upgrade(sg_worker *w, const char *sid, const char *owner);
+
+/* Claim a session opened on the WebSocket by this connection (after
+ * sg_engine_open(…, "websocket", …)). SG_OK or an error. */
+int sg_engine_ws_attach(sg_worker *w, const char *sid, const char *owner);
+
+/* Frames to write to the WebSocket now: fn is called for each queued
+ * frame in order (text frames are whole Engine.IO text packets; binary
+ * frames the raw bytes: exactly one WebSocket message each); a ping is
+ * queued first when it is due. The frames passed are then removed from
+ * the store (a WebSocket delivers in order or dies). On SG_OK *wake_at
+ * (CLOCK_REALTIME ms) says when to call again at the latest (ping due,
+ * heartbeat deadline) if no ring comes first. SG_E_SID: the session is
+ * closed (or its heartbeat expired and it was closed now): close the
+ * WebSocket. SG_E_BADREQ: owner does not hold the session (another
+ * connection took it): close this WebSocket. fn returns 0, or non-zero to
+ * stop (the frames not passed stay queued). */
+int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
+                      int (*fn)(void *ud, bool binary, const void *frame, size_t len),
+                      void *ud, int64_t *wake_at);
 
 #endif

@@ -67,8 +67,34 @@ typedef int (*sg_event_fn)(sg_ctx *ctx, const char *event, json_t *args, void *u
  * no longer possible. */
 typedef void (*sg_disconnect_fn)(sg_ctx *ctx, const char *reason, void *ud);
 
+/* Per-packet middleware: runs for every incoming event on its namespace
+ * before the event handlers. Return 0 to let the event through; anything
+ * else drops it (logged at debug level; an ack the client asked for is
+ * not answered, as with the reference server's socket.use() refusing). */
+typedef int (*sg_packet_fn)(sg_ctx *ctx, const char *event, json_t *args, void *ud);
+/* A server-to-client acknowledgement arrived, or timed out. ctx is the
+ * socket that was asked (when it has left, ctx still names it but emits to
+ * it fail). args: the client's reply (a JSON array, borrowed), or NULL on
+ * timeout. data: what the emitter attached (borrowed; JSON null when none).
+ * Runs exactly once per emit_with_ack, in whichever process receives the
+ * reply or notices the timeout. */
+typedef void (*sg_ack_fn)(sg_ctx *ctx, const char *name, json_t *args, json_t *data, void *ud);
+
 enum sg_log_level_plugin { SG_PLUGIN_LOG_ERROR = 0, SG_PLUGIN_LOG_WARN = 1,
                            SG_PLUGIN_LOG_INFO = 2, SG_PLUGIN_LOG_DEBUG = 3 };
+
+/* Who an emit_to reaches. Every socket is in the room named by its id, so a
+ * room list can name single sockets too. */
+typedef struct sg_target {
+    const char *nsp;            /* namespace; NULL = the context's (required without ctx) */
+    const char *const *rooms;   /* NULL-terminated; the union of their members.
+                                   NULL or empty: the whole namespace */
+    const char *const *except;  /* NULL-terminated rooms whose members are skipped; NULL: none */
+    unsigned flags;             /* SG_EMIT_* */
+} sg_target;
+
+#define SG_EMIT_BROADCAST 1u    /* skip the context's own socket (socket.broadcast) */
+#define SG_EMIT_VOLATILE 2u     /* may be dropped for a client not ready to receive now */
 
 typedef struct sg_host {
     /* ---- 1.0 ---------------------------------------------------------- */
@@ -111,9 +137,53 @@ typedef struct sg_host {
     const void *(*binary_data)(const json_t *v, size_t *len);
 
     /* Log one line through the host, prefixed with the plugin's file name
-     * (ctx may be NULL; p may be NULL outside init). */
+     * (ctx may be NULL: then without it). */
     void (*log)(sg_ctx *ctx, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+    /* More registration (only inside sg_plugin_init). A namespace given to
+     * any registration may be a pattern: '*' matches any run of characters
+     * and '?' one (fnmatch(3) rules), e.g. "/tenant-*" serves every
+     * namespace of that shape (dynamic namespaces); host->nsp() tells which.
+     * on_ack registers the handler that gets the replies (and timeouts) of
+     * emit_with_ack calls made with that name, by any process. */
+    int (*use_packet)(sg_plugin *p, const char *nsp, sg_packet_fn fn, void *ud);
+    int (*on_ack)(sg_plugin *p, const char *name, sg_ack_fn fn, void *ud);
+
+    /* Emit to a target: rooms of a namespace, all but some rooms, the whole
+     * namespace, everyone but the sender (SG_EMIT_BROADCAST). ctx may be NULL
+     * (a plugin's own thread or timer): then t->nsp is required. args is a
+     * JSON array (stolen; NULL for none). Returns the number of sockets
+     * reached, or -1. "send" is emit_to / emit with the event "message". */
+    int (*emit_to)(sg_ctx *ctx, const sg_target *t, const char *event, json_t *args);
+    /* Emit to the context's socket asking for an acknowledgement. The reply,
+     * or a timeout after timeout_ms, goes to the ack handler registered as
+     * ack_name (see on_ack), with data (stolen, may be NULL). */
+    int (*emit_with_ack)(sg_ctx *ctx, const char *event, json_t *args,
+                         const char *ack_name, int64_t timeout_ms, json_t *data);
+
+    /* Rooms of the context's socket. rooms() returns a new JSON array of
+     * names (its own id included), NULL on failure. */
+    int (*join)(sg_ctx *ctx, const char *room);
+    int (*leave)(sg_ctx *ctx, const char *room);
+    json_t *(*rooms)(sg_ctx *ctx);
+
+    /* socket.data: a JSON value kept with the socket in the store, seen by
+     * every process and the CLI. get_data returns a new reference (JSON
+     * null when unset, NULL on failure); set_data steals data. */
+    json_t *(*get_data)(sg_ctx *ctx);
+    int (*set_data)(sg_ctx *ctx, json_t *data);
+
+    /* Disconnect the context's socket from its namespace (the client gets
+     * DISCONNECT; handlers get "server namespace disconnect"); with close
+     * non-zero, every socket of its client and then the connection itself. */
+    int (*disconnect)(sg_ctx *ctx, int close);
+
+    /* fetchSockets(): the sockets of nsp (NULL: the context's) in any of
+     * rooms (NULL-terminated; NULL: all), as a new JSON array of
+     * {"id":…,"nsp":…,"rooms":[…],"data":…,"handshake":{…}}; NULL on failure.
+     * ctx may be NULL (then nsp is required). */
+    json_t *(*fetch_sockets)(sg_ctx *ctx, const char *nsp, const char *const *rooms);
 } sg_host;
 
 /* The entry point every plugin exports. */

@@ -2,6 +2,7 @@
 #include "plugins.h"
 
 #include <dlfcn.h>
+#include <fnmatch.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,18 @@ static int add_handler(sg_plugin *p, enum sg_handler_kind kind, const char *nsp,
     }
     sg_registry *r = p->reg;
     const char *file = r->plugins[p->index].path;
-    if (!nsp || nsp[0] != '/' || !fn) {
-        sg_error("plugin %s: registration with %s refused", file,
-                 !fn ? "no function" : "a namespace not starting with '/'");
+    if (kind == SG_H_ACK ? !event || !*event : !nsp || nsp[0] != '/') {
+        sg_error("plugin %s: registration refused: %s", file,
+                 kind == SG_H_ACK ? "an ack handler needs a name"
+                                  : "a namespace must start with '/'");
+        return -1;
+    }
+    if (!fn) {
+        sg_error("plugin %s: registration without a function refused", file);
+        return -1;
+    }
+    if (kind == SG_H_ACK && sg_plugins_ack(r, event)) {
+        sg_error("plugin %s: ack handler '%s' registered twice", file, event);
         return -1;
     }
     if (r->nh == r->caph) {
@@ -54,7 +64,7 @@ static int add_handler(sg_plugin *p, enum sg_handler_kind kind, const char *nsp,
     h->fn = fn;
     h->ud = ud;
     h->plugin = p->index;
-    if (!(h->nsp = strdup(nsp)) || (event && !(h->event = strdup(event)))) {
+    if (!(h->nsp = strdup(nsp ? nsp : "")) || (event && !(h->event = strdup(event)))) {
         free(h->nsp);
         return -1;
     }
@@ -82,8 +92,20 @@ static int reg_disconnect(sg_plugin *p, const char *nsp, sg_disconnect_fn fn, vo
     return add_handler(p, SG_H_DISCONNECT, nsp, NULL, (void (*)(void))fn, ud);
 }
 
+static int reg_packet(sg_plugin *p, const char *nsp, sg_packet_fn fn, void *ud)
+{
+    return add_handler(p, SG_H_PACKET, nsp, NULL, (void (*)(void))fn, ud);
+}
+
+static int reg_ack(sg_plugin *p, const char *name, sg_ack_fn fn, void *ud)
+{
+    return add_handler(p, SG_H_ACK, NULL, name, (void (*)(void))fn, ud);
+}
+
 void sg_plugins_host_init(sg_host *host)
 {
+    host->use_packet = reg_packet;
+    host->on_ack = reg_ack;
     host->use = reg_use;
     host->on_connection = reg_connection;
     host->on_event = reg_event;
@@ -168,12 +190,28 @@ void sg_plugins_free(sg_registry *r)
     free(r);
 }
 
+/* A registered namespace (name or pattern) against a namespace. */
+static bool nsp_match(const char *pattern, const char *nsp)
+{
+    if (strpbrk(pattern, "*?["))
+        return fnmatch(pattern, nsp, 0) == 0;
+    return strcmp(pattern, nsp) == 0;
+}
+
 bool sg_plugins_serves(const sg_registry *r, const char *nsp)
 {
     for (size_t i = 0; i < r->nh; i++)
-        if (strcmp(r->h[i].nsp, nsp) == 0)
+        if (r->h[i].kind != SG_H_ACK && nsp_match(r->h[i].nsp, nsp))
             return true;
     return false;
+}
+
+const sg_handler *sg_plugins_ack(const sg_registry *r, const char *name)
+{
+    for (size_t i = 0; i < r->nh; i++)
+        if (r->h[i].kind == SG_H_ACK && strcmp(r->h[i].event, name) == 0)
+            return &r->h[i];
+    return NULL;
 }
 
 int sg_plugins_each(const sg_registry *r, enum sg_handler_kind kind, const char *nsp,
@@ -185,12 +223,12 @@ int sg_plugins_each(const sg_registry *r, enum sg_handler_kind kind, const char 
             for (size_t i = 0; i < r->nh && !named; i++) {
                 const sg_handler *h = &r->h[i];
                 named = h->plugin == p && h->kind == kind && h->event &&
-                        strcmp(h->nsp, nsp) == 0 && strcmp(h->event, event) == 0;
+                        nsp_match(h->nsp, nsp) && strcmp(h->event, event) == 0;
             }
         }
         for (size_t i = 0; i < r->nh; i++) {
             const sg_handler *h = &r->h[i];
-            if (h->plugin != p || h->kind != kind || strcmp(h->nsp, nsp) != 0)
+            if (h->plugin != p || h->kind != kind || !nsp_match(h->nsp, nsp))
                 continue;
             if (kind == SG_H_EVENT &&
                 (named ? !h->event || strcmp(h->event, event) != 0 : h->event != NULL))

@@ -9,12 +9,13 @@
 #include <stddef.h>
 #include "plugin.h"
 
-enum sg_handler_kind { SG_H_USE, SG_H_CONNECTION, SG_H_EVENT, SG_H_DISCONNECT };
+enum sg_handler_kind { SG_H_USE, SG_H_CONNECTION, SG_H_EVENT, SG_H_DISCONNECT, SG_H_PACKET,
+                       SG_H_ACK };
 
 typedef struct sg_handler {
     enum sg_handler_kind kind;
-    char *nsp;           /* owned */
-    char *event;         /* owned; NULL = catch-all (SG_H_EVENT) */
+    char *nsp;           /* owned; a name or an fnmatch(3) pattern; "" for SG_H_ACK */
+    char *event;         /* owned; NULL = catch-all (SG_H_EVENT); the name for SG_H_ACK */
     void (*fn)(void);    /* cast to the kind's type before calling */
     void *ud;
     size_t plugin;       /* index into the registry's plugins */
@@ -30,11 +31,14 @@ sg_registry *sg_plugins_load(char *const *paths, size_t n, sg_host *host);
 void sg_plugins_free(sg_registry *r);
 
 /* Fill host's registration members (use, on_connection, on_event,
- * on_disconnect) with the registry's implementations. */
+ * on_disconnect, use_packet, on_ack) with the registry's implementations. */
 void sg_plugins_host_init(sg_host *host);
 
-/* 1 if some plugin registered anything for nsp. */
+/* 1 if some plugin registered anything for nsp (by name or pattern). */
 bool sg_plugins_serves(const sg_registry *r, const char *nsp);
+
+/* The ack handler registered under name, or NULL. */
+const sg_handler *sg_plugins_ack(const sg_registry *r, const char *name);
 
 /* Call fn for each handler of kind on nsp, in registration order. For
  * SG_H_EVENT, per plugin: its handlers named event, or when it has none,

@@ -245,7 +245,10 @@ int sg_sio_decode(const char *in, size_t n, sg_sio_packet *out)
             rc = SG_SIO_EJSON;
             goto fail;
         }
-        p.data = json_loadb(in + i, n - i, JSON_DECODE_ANY, &err);
+        /* NUL is allowed in strings, as the reference allows it; jansson
+         * never allows it in keys, so a binary value's "\0bin" key cannot
+         * be forged from the wire */
+        p.data = json_loadb(in + i, n - i, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
         if (!p.data) {
             rc = json_error_code(&err) == json_error_out_of_memory ? SG_SIO_ENOMEM
                                                                     : SG_SIO_EJSON;

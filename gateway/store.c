@@ -19,10 +19,12 @@ extern const char *const sg_schema_migrations[];
 enum stmt_id {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
     ST_SESSION_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE, ST_SESSION_HANDSHAKE,
-    ST_SESSION_CLOSE, ST_SESSION_EXPIRED, ST_SESSION_PURGE,
+    ST_SESSION_CLOSE, ST_SESSION_EXPIRED, ST_SESSION_PURGE, ST_SESSION_PURGE_QUEUE,
     ST_QUEUE_PUSH, ST_QUEUE_READ, ST_QUEUE_TRIM, ST_QUEUE_PENDING, ST_QUEUE_DROP,
     ST_SOCKET_INSERT, ST_SOCKET_FIND, ST_SOCKET_DELETE, ST_SOCKET_ROOMS_DELETE,
     ST_SOCKETS_OF, ST_SOCKET_COUNT, ST_ROOM_JOIN, ST_ROOM_LEAVE,
+    ST_TARGETS, ST_SOCKET_GET, ST_SOCKET_ROOMS, ST_DATA_SET,
+    ST_ACK_NEXT, ST_ACK_INSERT, ST_ACK_GET, ST_ACK_DELETE, ST_ACKS_EXPIRED,
     ST_COUNT
 };
 
@@ -36,11 +38,12 @@ static const char *const stmt_sql[ST_COUNT] = {
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [ST_SESSION_GET] =
         "SELECT state, transport, created_at, next_ping_at, ping_sent, expires_at,"
-        " connect_by, sent_upto, poller, partial, close_reason FROM sessions WHERE sid = ?1",
+        " connect_by, sent_upto, poller, partial, close_reason, upgrading"
+        " FROM sessions WHERE sid = ?1",
     [ST_SESSION_UPDATE] =
         "UPDATE sessions SET state = ?2, transport = ?3, next_ping_at = ?4, ping_sent = ?5,"
-        " expires_at = ?6, connect_by = ?7, sent_upto = ?8, poller = ?9, partial = ?10"
-        " WHERE sid = ?1",
+        " expires_at = ?6, connect_by = ?7, sent_upto = ?8, poller = ?9, partial = ?10,"
+        " upgrading = ?11 WHERE sid = ?1",
     [ST_SESSION_HANDSHAKE] = "SELECT handshake FROM sessions WHERE sid = ?1",
     [ST_SESSION_CLOSE] =
         "UPDATE sessions SET state = 1, closed_at = ?3, close_reason = ?2, poller = NULL,"
@@ -50,6 +53,9 @@ static const char *const stmt_sql[ST_COUNT] = {
         " UNION SELECT sid FROM sessions WHERE state = 0 AND connect_by IS NOT NULL"
         " AND connect_by < ?1 LIMIT ?2",
     [ST_SESSION_PURGE] = "DELETE FROM sessions WHERE state = 1 AND closed_at < ?1",
+    [ST_SESSION_PURGE_QUEUE] =
+        "DELETE FROM queue WHERE sid IN"
+        " (SELECT sid FROM sessions WHERE state = 1 AND closed_at < ?1)",
     [ST_QUEUE_PUSH] = "INSERT INTO queue (sid, binary, frame) VALUES (?1, ?2, ?3)",
     [ST_QUEUE_READ] = "SELECT seq, binary, frame FROM queue WHERE sid = ?1 AND seq > ?2 ORDER BY seq",
     [ST_QUEUE_TRIM] = "DELETE FROM queue WHERE sid = ?1 AND seq <= ?2",
@@ -63,6 +69,27 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SOCKET_COUNT] = "SELECT count(*) FROM sockets WHERE sid = ?1",
     [ST_ROOM_JOIN] = "INSERT OR IGNORE INTO rooms (nsp, room, socket_id) VALUES (?1, ?2, ?3)",
     [ST_ROOM_LEAVE] = "DELETE FROM rooms WHERE nsp = ?1 AND room = ?2 AND socket_id = ?3",
+    /* ?2: JSON array of rooms or NULL (the whole namespace); ?3: JSON array
+     * of rooms whose members are skipped; ?4: a socket id to skip or NULL */
+    [ST_TARGETS] =
+        "SELECT DISTINCT s.id, s.sid, (ss.transport = 'websocket' OR ss.poller IS NOT NULL)"
+        " FROM rooms r JOIN sockets s ON s.id = r.socket_id JOIN sessions ss ON ss.sid = s.sid"
+        " WHERE r.nsp = ?1 AND ss.state = 0"
+        " AND (?2 IS NULL OR r.room IN (SELECT value FROM json_each(?2)))"
+        " AND (?4 IS NULL OR s.id <> ?4)"
+        " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = ?1 AND x.socket_id = s.id"
+        "   AND x.room IN (SELECT value FROM json_each(?3)))"
+        " ORDER BY s.created_at, s.id",
+    [ST_SOCKET_GET] = "SELECT sid, nsp, data FROM sockets WHERE id = ?1",
+    [ST_SOCKET_ROOMS] = "SELECT room FROM rooms WHERE socket_id = ?1 ORDER BY room = socket_id DESC, room",
+    [ST_DATA_SET] = "UPDATE sockets SET data = ?2 WHERE id = ?1",
+    [ST_ACK_NEXT] = "UPDATE sockets SET next_ack = next_ack + 1 WHERE id = ?1 RETURNING next_ack - 1",
+    [ST_ACK_INSERT] =
+        "INSERT INTO acks (socket_id, id, sid, nsp, name, deadline, data)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_ACK_GET] = "SELECT sid, nsp, name, data FROM acks WHERE socket_id = ?1 AND id = ?2",
+    [ST_ACK_DELETE] = "DELETE FROM acks WHERE socket_id = ?1 AND id = ?2",
+    [ST_ACKS_EXPIRED] = "SELECT socket_id, id FROM acks WHERE deadline < ?1 ORDER BY deadline LIMIT ?2",
 };
 
 struct sg_store {
@@ -322,6 +349,7 @@ int sg_store_session_get(sg_store *s, const char *sid, sg_session *out)
     out->sent_upto = sqlite3_column_int64(st, 7);
     copy_text(out->poller, sizeof out->poller, sqlite3_column_text(st, 8));
     copy_text(out->close_reason, sizeof out->close_reason, sqlite3_column_text(st, 10));
+    out->upgrading = sqlite3_column_int(st, 11);
     int plen = sqlite3_column_bytes(st, 9);
     const void *p = sqlite3_column_blob(st, 9);
     rc = 0;
@@ -348,6 +376,7 @@ int sg_store_session_update(sg_store *s, const sg_session *ss)
     sqlite3_bind_int64(st, 8, ss->sent_upto);
     bind_text_or_null(st, 9, ss->poller);
     bind_partial(st, 10, &ss->partial);
+    sqlite3_bind_int(st, 11, ss->upgrading);
     return exec_stmt(s, st, "update session");
 }
 
@@ -378,9 +407,12 @@ int sg_store_session_close(sg_store *s, const char *sid, const char *reason, int
     int rc = exec_stmt(s, st, "close session");
     if (rc != 0)
         return rc;
-    if (sqlite3_changes(s->db) == 0)
-        return SG_STORE_NOTFOUND;
-    st = stmt(s, ST_QUEUE_DROP);
+    return sqlite3_changes(s->db) == 0 ? SG_STORE_NOTFOUND : 0;
+}
+
+int sg_store_queue_drop(sg_store *s, const char *sid)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_DROP);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
@@ -428,11 +460,15 @@ int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
 
 int sg_store_sessions_purge(sg_store *s, int64_t before)
 {
-    sqlite3_stmt *st = stmt(s, ST_SESSION_PURGE);
+    sqlite3_stmt *st = stmt(s, ST_SESSION_PURGE_QUEUE);
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, before);
-    int rc = exec_stmt(s, st, "purge sessions");
+    int rc = exec_stmt(s, st, "purge queues");
+    if (rc != 0 || !(st = stmt(s, ST_SESSION_PURGE)))
+        return -1;
+    sqlite3_bind_int64(st, 1, before);
+    rc = exec_stmt(s, st, "purge sessions");
     return rc < 0 ? rc : sqlite3_changes(s->db);
 }
 
@@ -621,4 +657,166 @@ int64_t sg_store_scalar(sg_store *s, const char *sql)
         store_rc(s, rc, sql);
     sqlite3_finalize(st);
     return v;
+}
+
+/* ---- targets, socket data, acks ---------------------------------------------------- */
+
+int sg_store_targets(sg_store *s, const char *nsp, const char *rooms, const char *except,
+                     const char *skip, void (*fn)(void *ud, const char *id, const char *sid,
+                                                  bool ready),
+                     void *ud)
+{
+    sqlite3_stmt *st = stmt(s, ST_TARGETS);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, nsp, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, rooms);
+    sqlite3_bind_text(st, 3, except ? except : "[]", -1, SQLITE_STATIC);
+    bind_text_or_null(st, 4, skip);
+    sg_buf rows = SG_BUF_INIT;
+    int n;
+    int rc = collect(s, st, 3, &rows, &n);
+    const char *p = rows.data;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const char *id = p;
+        const char *sid = id + strlen(id) + 1;
+        const char *ready = sid + strlen(sid) + 1;
+        p = ready + strlen(ready) + 1;
+        fn(ud, id, sid, ready[0] == '1');
+    }
+    sg_buf_free(&rows);
+    return rc < 0 ? rc : n;
+}
+
+int sg_store_socket_get(sg_store *s, const char *id, char *sid, char *nsp, size_t nspcap,
+                        json_t **data)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKET_GET);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (sid)
+            copy_text(sid, SG_ID_LEN + 1, sqlite3_column_text(st, 0));
+        if (nsp)
+            copy_text(nsp, nspcap, sqlite3_column_text(st, 1));
+        if (data) {
+            const char *t = (const char *)sqlite3_column_text(st, 2);
+            *data = t ? json_loads(t, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : json_null();
+        }
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return data && !*data ? -1 : 0;
+    return rc == SQLITE_DONE ? SG_STORE_NOTFOUND : store_rc(s, rc, "get socket");
+}
+
+json_t *sg_store_socket_rooms(sg_store *s, const char *id)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKET_ROOMS);
+    if (!st)
+        return NULL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    json_t *a = json_array();
+    int rc;
+    while (a && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(a, json_string((const char *)sqlite3_column_text(st, 0)));
+    sqlite3_reset(st);
+    if (a && rc != SQLITE_DONE) {
+        store_rc(s, rc, "socket rooms");
+        json_decref(a);
+        a = NULL;
+    }
+    return a;
+}
+
+int sg_store_socket_data_set(sg_store *s, const char *id, const char *json)
+{
+    sqlite3_stmt *st = stmt(s, ST_DATA_SET);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, json);
+    int rc = exec_stmt(s, st, "set socket data");
+    return rc != 0 ? rc : sqlite3_changes(s->db) ? 0 : SG_STORE_NOTFOUND;
+}
+
+int64_t sg_store_ack_next(sg_store *s, const char *socket_id)
+{
+    sqlite3_stmt *st = stmt(s, ST_ACK_NEXT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, socket_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        store_rc(s, rc, "next ack id");
+    return id;
+}
+
+int sg_store_ack_insert(sg_store *s, const char *socket_id, int64_t id, const char *sid,
+                        const char *nsp, const char *name, int64_t deadline, const char *data)
+{
+    sqlite3_stmt *st = stmt(s, ST_ACK_INSERT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, socket_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    sqlite3_bind_text(st, 3, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, nsp, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, deadline);
+    bind_text_or_null(st, 7, data);
+    return exec_stmt(s, st, "insert ack");
+}
+
+int sg_store_ack_take(sg_store *s, const char *socket_id, int64_t id, sg_buf *out)
+{
+    sqlite3_stmt *st = stmt(s, ST_ACK_GET);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, socket_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        for (int c = 0; c < 4; c++) {
+            const char *t = (const char *)sqlite3_column_text(st, c);
+            if (sg_buf_append(out, t ? t : "", t ? strlen(t) + 1 : 1) < 0)
+                rc = SQLITE_NOMEM;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return SG_STORE_NOTFOUND;
+    if (rc != SQLITE_ROW)
+        return store_rc(s, rc, "get ack");
+    if (!(st = stmt(s, ST_ACK_DELETE)))
+        return -1;
+    sqlite3_bind_text(st, 1, socket_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    return exec_stmt(s, st, "delete ack");
+}
+
+int sg_store_acks_expired(sg_store *s, int64_t now, int max,
+                          void (*fn)(void *ud, const char *socket_id, int64_t id), void *ud)
+{
+    sqlite3_stmt *st = stmt(s, ST_ACKS_EXPIRED);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, max);
+    sg_buf rows = SG_BUF_INIT;
+    int n;
+    int rc = collect(s, st, 2, &rows, &n);
+    const char *p = rows.data;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const char *sock = p;
+        const char *id = sock + strlen(sock) + 1;
+        p = id + strlen(id) + 1;
+        fn(ud, sock, strtoll(id, NULL, 10));
+    }
+    sg_buf_free(&rows);
+    return rc < 0 ? rc : n;
 }

@@ -52,7 +52,8 @@ typedef struct sg_session {
     int64_t expires_at;
     int64_t connect_by;     /* 0 = none */
     int64_t sent_upto;
-    char poller[64];        /* "" = no GET in flight */
+    char poller[64];        /* polling: GET in flight; websocket: the holder; "" = none */
+    int upgrading;          /* 1 between "2probe" and "5" */
     char close_reason[40];  /* set when state is closed (read only) */
     sg_buf partial;         /* owned; empty = none */
 } sg_session;
@@ -65,18 +66,20 @@ int sg_store_session_insert(sg_store *s, const sg_session *ss, const char *hands
 /* Read one (open or closed). out must be cleared by the caller after. */
 int sg_store_session_get(sg_store *s, const char *sid, sg_session *out);
 /* Write back the mutable fields: state, transport, next_ping_at, ping_sent,
- * expires_at, connect_by, sent_upto, poller, partial. */
+ * expires_at, connect_by, sent_upto, poller, upgrading, partial. */
 int sg_store_session_update(sg_store *s, const sg_session *ss);
 /* The handshake JSON (new reference) or NULL. */
 json_t *sg_store_session_handshake(sg_store *s, const char *sid);
-/* Mark closed with reason, delete its queue. Returns 0 if this call closed
- * it, SG_STORE_NOTFOUND if it was unknown or already closed. */
+/* Mark closed with reason (its queue stays, for the transport to flush).
+ * Returns 0 if this call closed it, SG_STORE_NOTFOUND if it was unknown or
+ * already closed. */
 int sg_store_session_close(sg_store *s, const char *sid, const char *reason, int64_t now);
 /* Call fn for up to max open sessions whose expires_at or connect_by has
  * passed at now (ids copied for the callback; borrowed during the call). */
 int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
                               void (*fn)(void *ud, const char *sid), void *ud);
-/* Delete closed sessions closed before `before`. Returns the count or -1. */
+/* Delete sessions closed before `before`, with their queues. Returns the
+ * count or -1. */
 int sg_store_sessions_purge(sg_store *s, int64_t before);
 
 /* ---- outbound queue ----------------------------------------------------- */
@@ -93,6 +96,8 @@ int sg_store_queue_read(sg_store *s, const char *sid, int64_t after, size_t max_
                         void *ud, int64_t *last);
 /* Delete frames of sid with seq <= upto. */
 int sg_store_queue_trim(sg_store *s, const char *sid, int64_t upto);
+/* Delete every frame of sid. */
+int sg_store_queue_drop(sg_store *s, const char *sid);
 /* 1 if sid has frames with seq > after, 0 if not, -1 on error. */
 int sg_store_queue_pending(sg_store *s, const char *sid, int64_t after);
 
@@ -114,6 +119,39 @@ int sg_store_socket_count(sg_store *s, const char *sid);
 
 int sg_store_room_join(sg_store *s, const char *nsp, const char *room, const char *socket_id);
 int sg_store_room_leave(sg_store *s, const char *nsp, const char *room, const char *socket_id);
+
+/* Call fn(ud, id, sid, ready) for each socket of the open sessions that is
+ * a member of nsp and: of any room in rooms (a JSON array text; NULL = the
+ * whole namespace), of no room in except (JSON array text or NULL), and
+ * not skip (a socket id or NULL). ready: the session can take a packet
+ * now (a WebSocket, or a GET held). Rows are copied before the calls.
+ * Returns the count or -1. */
+int sg_store_targets(sg_store *s, const char *nsp, const char *rooms, const char *except,
+                     const char *skip, void (*fn)(void *ud, const char *id, const char *sid,
+                                                  bool ready),
+                     void *ud);
+/* One socket: its session id (into sid[SG_ID_LEN + 1]), namespace (nsp,
+ * nspcap bytes) and data (new reference, JSON null when unset); any output
+ * may be NULL. 0, SG_STORE_NOTFOUND or -1. */
+int sg_store_socket_get(sg_store *s, const char *id, char *sid, char *nsp, size_t nspcap,
+                        json_t **data);
+/* The rooms of a socket, its own first (new JSON array), NULL on failure. */
+json_t *sg_store_socket_rooms(sg_store *s, const char *id);
+/* Set socket.data to json (a JSON text, NULL to unset). */
+int sg_store_socket_data_set(sg_store *s, const char *id, const char *json);
+
+/* ---- server-to-client acks ------------------------------------------------ */
+
+/* Allocate the next ack id of a socket (>= 0), or -1. */
+int64_t sg_store_ack_next(sg_store *s, const char *socket_id);
+int sg_store_ack_insert(sg_store *s, const char *socket_id, int64_t id, const char *sid,
+                        const char *nsp, const char *name, int64_t deadline, const char *data);
+/* Remove an awaited ack and append its sid, nsp, name and data (each
+ * NUL-terminated, data "" when none) to out. 0, SG_STORE_NOTFOUND, -1. */
+int sg_store_ack_take(sg_store *s, const char *socket_id, int64_t id, sg_buf *out);
+/* Call fn for up to max acks whose deadline passed (copied first). */
+int sg_store_acks_expired(sg_store *s, int64_t now, int max,
+                          void (*fn)(void *ud, const char *socket_id, int64_t id), void *ud);
 
 /* Run `sql` (a literal, e.g. for the CLI's maintenance commands) and
  * return its single integer result, or -1. */

@@ -13,7 +13,9 @@ CREATE TABLE sessions (
     expires_at   INTEGER NOT NULL,            -- closed with "ping timeout" after this
     connect_by   INTEGER,                     -- closed unless a namespace is joined by then
     sent_upto    INTEGER NOT NULL DEFAULT 0,  -- highest queue.seq handed to the transport
-    poller       TEXT,                        -- token of the GET in flight, NULL if none
+    poller       TEXT,                        -- polling: token of the GET in flight;
+                                              -- websocket: the connection holding it
+    upgrading    INTEGER NOT NULL DEFAULT 0,  -- 1 between "2probe" and "5"
     partial      BLOB,                        -- incomplete binary packet (polling form)
     closed_at    INTEGER,
     close_reason TEXT,
@@ -28,6 +30,7 @@ CREATE TABLE sockets (
     nsp        TEXT NOT NULL,
     data       TEXT,                          -- socket.data as JSON, NULL when unset
     created_at INTEGER NOT NULL,
+    next_ack   INTEGER NOT NULL DEFAULT 0,    -- next id for a server-to-client ack
     UNIQUE (sid, nsp)
 ) WITHOUT ROWID;
 
@@ -51,3 +54,17 @@ CREATE TABLE queue (
     frame  BLOB NOT NULL
 );
 CREATE INDEX queue_by_sid ON queue (sid, seq);
+
+-- Server-to-client acknowledgements awaited: the reply (or the timeout)
+-- goes to the plugin ack handler `name`, in whichever process sees it.
+CREATE TABLE acks (
+    socket_id TEXT NOT NULL,
+    id        INTEGER NOT NULL,
+    sid       TEXT NOT NULL,
+    nsp       TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    deadline  INTEGER NOT NULL,
+    data      TEXT,                           -- JSON handed to the handler
+    PRIMARY KEY (socket_id, id)
+) WITHOUT ROWID;
+CREATE INDEX acks_by_deadline ON acks (deadline);

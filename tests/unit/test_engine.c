@@ -330,6 +330,106 @@ TEST("engine: a session that joins no namespace is closed after connect_timeout"
     CHECK_INT(poll_tok(sid2, token(), &p), SG_WAIT);
 }
 
+struct frames { sg_buf all; int n; };
+static int collect_frame(void *ud, bool binary, const void *f, size_t len)
+{
+    struct frames *fr = ud;
+    if (fr->all.len)
+        sg_buf_putc(&fr->all, '|');
+    if (binary)
+        sg_buf_putc(&fr->all, 'B');
+    sg_buf_append(&fr->all, f, len);
+    fr->n++;
+    return 0;
+}
+
+TEST("engine: upgrade: probe, the held GET answers noop, frames move to the WebSocket")
+{
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    open_session(sid);
+    connect_root(sid, id, tap_failed);
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    char a_tok[32];
+    snprintf(a_tok, sizeof a_tok, "%s", token());
+    CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_WAIT);
+    CHECK_INT(sg_engine_ws_upgrade(w, sid, "1.1"), SG_E_BADREQ); /* no probe yet */
+    CHECK_INT(sg_engine_ws_probe(w, sid), SG_OK);
+    CHECK_INT(sg_engine_ws_probe(w, sid), SG_E_BADREQ); /* a second WebSocket */
+    CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&b), "6");
+    /* an event during the upgrade: its reply waits in the store */
+    CHECK_INT(post(sid, "42[\"message\",\"during\"]"), SG_OK);
+    CHECK_INT(sg_engine_ws_upgrade(w, sid, "1.1"), SG_OK);
+    sg_buf_reset(&b);
+    CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ); /* polling refused */
+    CHECK_INT(post(sid, "42[\"x\"]"), SG_E_BADREQ);
+    struct frames fr = {SG_BUF_INIT, 0};
+    CHECK_INT(sg_engine_ws_take(w, sid, "9.9", collect_frame, &fr, &wake), SG_E_BADREQ);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", collect_frame, &fr, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&fr.all), "42[\"message-back\",\"during\"]");
+    CHECK(wake > sg_now_ms());
+    /* taken frames are gone: nothing twice */
+    sg_buf_reset(&fr.all);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", collect_frame, &fr, &wake), SG_OK);
+    CHECK_INT(fr.all.len, 0);
+    /* packets from the WebSocket go through the same engine */
+    sg_eio_packets pk;
+    sg_eio_packets_init(&pk);
+    const char *ev = "51-[\"message\",{\"_placeholder\":true,\"num\":0}]";
+    sg_eio_packets_push(&pk, SG_EIO_MESSAGE, false, ev, strlen(ev));
+    sg_eio_packets_push(&pk, SG_EIO_MESSAGE, true, "\x01\x02", 2);
+    CHECK_INT(sg_engine_receive(w, sid, &pk), SG_OK);
+    sg_eio_packets_free(&pk);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", collect_frame, &fr, &wake), SG_OK);
+    CHECK_MEM(fr.all.data, fr.all.len,
+              "451-[\"message-back\",{\"_placeholder\":true,\"num\":0}]|B\x01\x02", 54);
+    /* the server closes: the WebSocket is told to go */
+    CHECK_INT(sg_engine_close(w, sid, "transport close"), SG_OK);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", collect_frame, &fr, &wake), SG_E_SID);
+    sg_buf_free(&fr.all);
+    sg_buf_free(&b);
+}
+
+TEST("engine: a WebSocket-only session, pinged by ws_take")
+{
+    setup(50, 1000);
+    char sid[SG_ID_LEN + 1];
+    sg_buf open = SG_BUF_INIT;
+    sg_handshake hs = {0};
+    CHECK_INT(sg_engine_open(w, &hs, "websocket", sid, &open), SG_OK);
+    CHECK(strstr(sg_buf_str(&open), "\"upgrades\":[],") != NULL);
+    CHECK_INT(sg_engine_ws_probe(w, sid), SG_E_BADREQ);
+    CHECK_INT(sg_engine_ws_attach(w, sid, "1.2"), SG_OK);
+    CHECK_INT(sg_engine_ws_attach(w, sid, "1.3"), SG_E_BADREQ);
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ);
+    struct frames fr = {SG_BUF_INIT, 0};
+    sleep_ms(60);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&fr.all), "2");
+    sg_buf_free(&fr.all);
+    sg_buf_free(&b);
+    sg_buf_free(&open);
+}
+
+TEST("engine: what was queued before a close still goes out, then the close")
+{
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    open_session(sid);
+    connect_root(sid, id, tap_failed);
+    CHECK_INT(post(sid, "42[\"message\",1]\x1e" "4{bad"), SG_E_BADREQ); /* parse error closes */
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    char a_tok[32];
+    snprintf(a_tok, sizeof a_tok, "%s", token());
+    CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_E_SID); /* a new GET: unknown */
+    sg_buf_free(&b);
+}
+
 TEST("engine: error results map to HTTP and Engine.IO codes")
 {
     int st, code;

@@ -90,13 +90,18 @@ TEST("store: session insert, get, update, close")
     sg_store_queue_push(s, SID1, false, "42", 2);
     CHECK_INT(sg_store_session_close(s, SID1, "ping timeout", 5000), 0);
     CHECK_INT(sg_store_session_close(s, SID1, "ping timeout", 5000), SG_STORE_NOTFOUND);
-    CHECK_INT(sg_store_queue_pending(s, SID1, 0), 0);
+    CHECK_INT(sg_store_queue_pending(s, SID1, 0), 1); /* kept for a last flush */
     CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
     CHECK_INT(got.state, SG_SESSION_CLOSED);
     CHECK_STR(got.close_reason, "ping timeout");
     sg_session_clear(&got);
+    CHECK_INT(sg_store_sessions_purge(s, 5000), 0);
     CHECK_INT(sg_store_sessions_purge(s, 5001), 1);
     CHECK_INT(sg_store_session_get(s, SID1, &got), SG_STORE_NOTFOUND);
+    CHECK_INT(sg_store_queue_pending(s, SID1, 0), 0);
+    sg_store_queue_push(s, SID2, false, "42", 2);
+    CHECK_INT(sg_store_queue_drop(s, SID2), 0);
+    CHECK_INT(sg_store_queue_pending(s, SID2, 0), 0);
     sg_store_close(s);
 }
 

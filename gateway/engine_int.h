@@ -1,0 +1,93 @@
+/* engine_int.h - what engine.c (the protocol) and host.c (the plugin host)
+ * share. Not installed, not for the transports. */
+#ifndef SG_ENGINE_INT_H
+#define SG_ENGINE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "doorbell.h"
+#include "engine.h"
+#include "plugin.h"
+#include "plugins.h"
+#include "socketio.h"
+#include "store.h"
+
+struct sg_engine {
+    const sg_config *cfg;
+    sg_host host;
+    sg_registry *reg;
+    char *bell_dir;
+};
+
+struct sg_worker {
+    sg_engine *e;
+    sg_store *store;
+    sg_bell *bell;
+    sg_buf dirty;     /* sids queued for in this transaction, '\n'-separated */
+    bool in_tx;       /* a transaction is open (handlers run inside it) */
+    sg_session *ss;   /* the session being processed in it, or NULL */
+};
+
+/* The context of one handler call (plugin.h's sg_ctx). Strings borrowed. */
+struct sg_ctx {
+    sg_worker *w;
+    const char *sid;
+    const char *socket_id;
+    const char *nsp;
+    size_t plugin;         /* index of the plugin whose handler runs */
+    int64_t ack_id;        /* the event's ack id, -1 when none or answered */
+    bool gone;             /* the socket left: no emits */
+    bool in_use;           /* a connect middleware runs: reject allowed */
+    bool rejected;
+    char *reject_message;  /* owned */
+    json_t *reject_data;   /* owned */
+    json_t *handshake;     /* owned, loaded on first use */
+    int failed;            /* a host call failed in the store */
+};
+
+/* ---- engine.c ---- */
+
+/* Note sid for the doorbell rung after the commit. */
+void eng_mark_dirty(sg_worker *w, const char *sid);
+/* Queue a Socket.IO packet for sid (data stolen; binary values become
+ * attachments). 0 or -1. */
+int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,
+                  int64_t id, json_t *data);
+int eng_queue_eio(sg_worker *w, const char *sid, enum sg_eio_type type, const char *data);
+/* Remove a socket and run its disconnect handlers. */
+int eng_socket_gone(sg_worker *w, const char *sid, const char *id, const char *nsp,
+                    const char *reason);
+/* Close session ss (open, inside a transaction): its sockets' disconnect
+ * handlers run with reason. */
+int eng_close_session(sg_worker *w, sg_session *ss, const char *reason);
+/* Close session sid, whichever is the one being processed. */
+int eng_close_sid(sg_worker *w, const char *sid, const char *reason);
+
+/* ---- host.c ---- */
+
+void eng_host_init(sg_host *h, sg_engine *e);
+void eng_ctx_init(sg_ctx *c, sg_worker *w, const char *sid, const char *socket_id,
+                  const char *nsp);
+void eng_ctx_clear(sg_ctx *c);
+
+/* Run handlers for c: connect middleware (sets c->rejected), connection,
+ * event (per-packet middleware first), disconnect, and a server-to-client
+ * ack reply (args NULL on timeout). Failures of handlers are logged. */
+void eng_run_use(sg_ctx *c, json_t *auth);
+void eng_run_connection(sg_ctx *c, json_t *auth);
+void eng_run_event(sg_ctx *c, const char *event, json_t *args);
+void eng_run_disconnect(sg_ctx *c, const char *reason);
+/* A reply to ack id of socket c->socket_id arrived (args) or timed out
+ * (args NULL): run its handler once. 0, or -1 on a store failure. */
+int eng_ack_reply(sg_worker *w, const char *socket_id, int64_t id, json_t *args);
+/* Ack handlers whose deadline passed (from sg_engine_sweep). */
+int eng_acks_expire(sg_worker *w, int64_t now);
+
+/* Open a transaction unless one is open; *own tells whether this call did. */
+int eng_tx_begin(sg_worker *w, bool *own);
+/* Close what eng_tx_begin opened: commit (and ring) when ok, else roll back. */
+int eng_tx_end(sg_worker *w, bool own, int ok);
+
+#endif

@@ -1,0 +1,668 @@
+/* host.c - the plugin host: the sg_host function table that plugins call,
+ * and the calls into plugin handlers. See plugin.h for the contract.
+ *
+ * Handlers run inside the transaction of the request that triggered them;
+ * everything they emit is queued in that transaction. A host call without
+ * a context (a plugin's own thread) runs in a transaction of its own, on a
+ * store connection kept per thread. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_int.h"
+#include "log.h"
+
+/* The engine of this process, for host calls made without a context. */
+static sg_engine *host_engine;
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_free(void *w) { sg_worker_free(w); }
+static void tls_make(void) { pthread_key_create(&tls_key, tls_free); }
+
+/* The calling thread's worker (plugin threads), created on first use. */
+static sg_worker *thread_worker(void)
+{
+    pthread_once(&tls_once, tls_make);
+    sg_worker *w = pthread_getspecific(tls_key);
+    if (!w && host_engine && (w = sg_worker_new(host_engine)))
+        pthread_setspecific(tls_key, w);
+    return w;
+}
+
+/* ---- transactions ---------------------------------------------------------- */
+
+int eng_tx_begin(sg_worker *w, bool *own)
+{
+    *own = false;
+    if (w->in_tx)
+        return 0;
+    if (sg_store_begin(w->store) != 0)
+        return -1;
+    w->in_tx = true;
+    *own = true;
+    return 0;
+}
+
+int eng_tx_end(sg_worker *w, bool own, int ok)
+{
+    if (!own)
+        return ok ? 0 : -1;
+    w->in_tx = false;
+    if (ok && sg_store_commit(w->store) == 0) {
+        if (w->dirty.len && w->bell)
+            sg_bell_ring(w->bell, w->dirty.data, w->dirty.len);
+        sg_buf_reset(&w->dirty);
+        return 0;
+    }
+    sg_store_rollback(w->store);
+    sg_buf_reset(&w->dirty);
+    return -1;
+}
+
+/* ---- contexts --------------------------------------------------------------- */
+
+void eng_ctx_init(sg_ctx *c, sg_worker *w, const char *sid, const char *socket_id,
+                  const char *nsp)
+{
+    memset(c, 0, sizeof *c);
+    c->w = w;
+    c->sid = sid;
+    c->socket_id = socket_id;
+    c->nsp = nsp;
+    c->ack_id = -1;
+}
+
+void eng_ctx_clear(sg_ctx *c)
+{
+    free(c->reject_message);
+    json_decref(c->reject_data);
+    json_decref(c->handshake);
+}
+
+static const char *plugin_name(sg_ctx *c)
+{
+    return sg_plugins_name(c->w->e->reg, c->plugin);
+}
+
+static void host_log(sg_ctx *c, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c)
+        sg_log(level, "plugin %s: %s", plugin_name(c), msg);
+    else
+        sg_log(level, "plugin: %s", msg);
+}
+
+/* A JSON array text of a NULL-terminated list (new), or NULL when the list
+ * is NULL or empty. *bad is set on failure. */
+static char *list_json(const char *const *list, bool *bad)
+{
+    if (!list || !list[0])
+        return NULL;
+    json_t *a = json_array();
+    for (size_t i = 0; a && list[i]; i++)
+        if (json_array_append_new(a, json_string(list[i])) < 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    if (!text)
+        *bad = true;
+    return text;
+}
+
+/* ---- context accessors -------------------------------------------------------- */
+
+static const char *host_socket_id(sg_ctx *c) { return c->socket_id; }
+static const char *host_nsp(sg_ctx *c) { return c->nsp; }
+
+static json_t *host_handshake(sg_ctx *c)
+{
+    if (!c->handshake)
+        c->handshake = sg_store_session_handshake(c->w->store, c->sid);
+    return c->handshake;
+}
+
+static json_t *host_binary_new(const void *data, size_t len) { return sg_sio_binary_new(data, len); }
+static const void *host_binary_data(const json_t *v, size_t *len) { return sg_sio_binary_data(v, len); }
+
+/* ---- emitting ------------------------------------------------------------------- */
+
+/* data = [event, ...args]; args stolen. NULL on bad arguments. */
+static json_t *event_array(const char *event, json_t *args)
+{
+    json_t *data = NULL;
+    if (!event || (args && !json_is_array(args)))
+        goto out;
+    data = json_array();
+    if (!data || json_array_append_new(data, json_string(event)) < 0 ||
+        (args && json_array_extend(data, args) < 0)) {
+        json_decref(data);
+        data = NULL;
+    }
+out:
+    json_decref(args);
+    return data;
+}
+
+static int host_emit(sg_ctx *c, const char *event, json_t *args)
+{
+    json_t *data = event_array(event, args);
+    if (!data || c->gone) {
+        host_log(c, SG_LOG_ERROR, "emit '%s': %s", event ? event : "(null)",
+                 !data ? "bad arguments (args must be an array)" : "the socket is gone");
+        json_decref(data);
+        return -1;
+    }
+    if (eng_queue_sio(c->w, c->sid, SG_SIO_EVENT, c->nsp, -1, data) < 0) {
+        c->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+struct fanout {
+    sg_worker *w;
+    const char *nsp;
+    json_t *data;      /* the packet's data, binary values included */
+    unsigned flags;
+    int n, rc;
+};
+
+static void fanout_one(void *ud, const char *id, const char *sid, bool ready)
+{
+    struct fanout *f = ud;
+    (void)id;
+    if (f->rc < 0 || ((f->flags & SG_EMIT_VOLATILE) && !ready))
+        return;
+    /* data is shared by every recipient: each queue_sio steals a reference */
+    if (eng_queue_sio(f->w, sid, SG_SIO_EVENT, f->nsp, -1, json_incref(f->data)) < 0)
+        f->rc = -1;
+    else
+        f->n++;
+}
+
+/* Emit to a target; the transaction is the caller's (or its own). */
+static int emit_target(sg_worker *w, sg_ctx *c, const sg_target *t, const char *event,
+                       json_t *args)
+{
+    json_t *data = event_array(event, args);
+    const char *nsp = t && t->nsp ? t->nsp : c ? c->nsp : NULL;
+    if (!data || !nsp) {
+        host_log(c, SG_LOG_ERROR, "emit_to '%s': %s", event ? event : "(null)",
+                 !data ? "bad arguments (args must be an array)" : "no namespace");
+        json_decref(data);
+        return -1;
+    }
+    bool bad = false, own;
+    char *rooms = list_json(t ? t->rooms : NULL, &bad);
+    char *except = list_json(t ? t->except : NULL, &bad);
+    const char *skip = t && (t->flags & SG_EMIT_BROADCAST) && c ? c->socket_id : NULL;
+    struct fanout f = {w, nsp, data, t ? t->flags : 0, 0, 0};
+    if (bad || eng_tx_begin(w, &own) < 0) {
+        f.rc = -1;
+    } else {
+        if (sg_store_targets(w->store, nsp, rooms, except, skip, fanout_one, &f) < 0)
+            f.rc = -1;
+        if (eng_tx_end(w, own, f.rc == 0) < 0)
+            f.rc = -1;
+    }
+    free(rooms);
+    free(except);
+    json_decref(data);
+    if (f.rc < 0 && c)
+        c->failed = 1;
+    return f.rc < 0 ? -1 : f.n;
+}
+
+static int host_emit_to(sg_ctx *c, const sg_target *t, const char *event, json_t *args)
+{
+    sg_worker *w = c ? c->w : thread_worker();
+    if (!w) {
+        json_decref(args);
+        return -1;
+    }
+    return emit_target(w, c, t, event, args);
+}
+
+int sg_engine_emit(sg_worker *w, const sg_target *t, const char *event, json_t *args)
+{
+    return emit_target(w, NULL, t, event, args);
+}
+
+static int host_ack(sg_ctx *c, json_t *args)
+{
+    if (c->ack_id < 0 || c->gone || (args && !json_is_array(args))) {
+        host_log(c, SG_LOG_ERROR, "ack: %s",
+                 c->ack_id < 0 ? "no acknowledgement expected (or already sent)"
+                 : c->gone ? "the socket is gone" : "args must be an array");
+        json_decref(args);
+        return -1;
+    }
+    int64_t id = c->ack_id;
+    c->ack_id = -1;
+    if (!args && !(args = json_array()))
+        return -1;
+    if (eng_queue_sio(c->w, c->sid, SG_SIO_ACK, c->nsp, id, args) < 0) {
+        c->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int host_emit_with_ack(sg_ctx *c, const char *event, json_t *args, const char *ack_name,
+                              int64_t timeout_ms, json_t *data)
+{
+    json_t *pkt = event_array(event, args);
+    char *dtext = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(data);
+    int rc = -1;
+    if (!pkt || c->gone || !ack_name || !sg_plugins_ack(c->w->e->reg, ack_name) ||
+        timeout_ms <= 0 || (data && !dtext)) {
+        host_log(c, SG_LOG_ERROR, "emit_with_ack '%s': %s", event ? event : "(null)",
+                 !pkt ? "bad arguments (args must be an array)"
+                 : c->gone ? "the socket is gone"
+                 : timeout_ms <= 0 ? "the timeout must be positive"
+                 : "no ack handler registered under that name");
+        goto out;
+    }
+    int64_t id = sg_store_ack_next(c->w->store, c->socket_id);
+    if (id < 0 ||
+        sg_store_ack_insert(c->w->store, c->socket_id, id, c->sid, c->nsp, ack_name,
+                            sg_now_ms() + timeout_ms, dtext) != 0 ||
+        eng_queue_sio(c->w, c->sid, SG_SIO_EVENT, c->nsp, id, pkt) < 0) {
+        pkt = NULL;
+        c->failed = 1;
+        goto out;
+    }
+    pkt = NULL;
+    rc = 0;
+out:
+    json_decref(pkt);
+    free(dtext);
+    return rc;
+}
+
+static int host_reject(sg_ctx *c, const char *message, json_t *data)
+{
+    if (!c->in_use || c->rejected) {
+        host_log(c, SG_LOG_ERROR, "reject: only once, from a connect middleware");
+        json_decref(data);
+        return -1;
+    }
+    c->rejected = true;
+    c->reject_message = strdup(message ? message : "Not authorized");
+    c->reject_data = data;
+    return 0;
+}
+
+/* ---- rooms and data ----------------------------------------------------------------- */
+
+static int room_op(sg_ctx *c, const char *room, bool join)
+{
+    if (c->gone || !room || !*room) {
+        host_log(c, SG_LOG_ERROR, "%s: %s", join ? "join" : "leave",
+                 c->gone ? "the socket is gone" : "no room name");
+        return -1;
+    }
+    int rc = join ? sg_store_room_join(c->w->store, c->nsp, room, c->socket_id)
+                  : sg_store_room_leave(c->w->store, c->nsp, room, c->socket_id);
+    if (rc != 0)
+        c->failed = 1;
+    return rc == 0 ? 0 : -1;
+}
+
+static int host_join(sg_ctx *c, const char *room) { return room_op(c, room, true); }
+static int host_leave(sg_ctx *c, const char *room) { return room_op(c, room, false); }
+
+static json_t *host_rooms(sg_ctx *c)
+{
+    return c->gone ? json_array() : sg_store_socket_rooms(c->w->store, c->socket_id);
+}
+
+static json_t *host_get_data(sg_ctx *c)
+{
+    json_t *data = NULL;
+    int rc = sg_store_socket_get(c->w->store, c->socket_id, NULL, NULL, 0, &data);
+    if (rc == SG_STORE_NOTFOUND)
+        return json_null();
+    return rc == 0 ? data : NULL;
+}
+
+static int host_set_data(sg_ctx *c, json_t *data)
+{
+    char *text = data && !json_is_null(data)
+                     ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    int rc = -1;
+    if (c->gone || (data && !json_is_null(data) && !text) || sg_sio_has_binary(data)) {
+        host_log(c, SG_LOG_ERROR, "set_data: %s",
+                 c->gone ? "the socket is gone" : "the value cannot be stored (binary?)");
+        goto out;
+    }
+    rc = sg_store_socket_data_set(c->w->store, c->socket_id, text) == 0 ? 0 : -1;
+    if (rc < 0)
+        c->failed = 1;
+out:
+    free(text);
+    json_decref(data);
+    return rc;
+}
+
+/* ---- disconnecting --------------------------------------------------------------------- */
+
+/* Socket id of session sid on nsp leaves by the server's will: DISCONNECT
+ * to the client, "server namespace disconnect" to the handlers. */
+static int server_disconnect(sg_worker *w, const char *sid, const char *id, const char *nsp)
+{
+    if (eng_queue_sio(w, sid, SG_SIO_DISCONNECT, nsp, -1, NULL) < 0)
+        return -1;
+    return eng_socket_gone(w, sid, id, nsp, "server namespace disconnect");
+}
+
+struct all_gone { sg_worker *w; const char *sid; int rc; };
+
+static void all_gone_cb(void *ud, const char *id, const char *nsp)
+{
+    struct all_gone *a = ud;
+    if (server_disconnect(a->w, a->sid, id, nsp) < 0)
+        a->rc = -1;
+}
+
+/* Disconnect socket id of sid on nsp; with close, every socket of sid and
+ * then the connection ("forced server close"). Inside a transaction. */
+static int disconnect_socket(sg_worker *w, const char *sid, const char *id, const char *nsp,
+                             bool close)
+{
+    if (!close)
+        return server_disconnect(w, sid, id, nsp);
+    struct all_gone a = {w, sid, 0};
+    if (sg_store_sockets_of(w->store, sid, all_gone_cb, &a) < 0 || a.rc < 0)
+        return -1;
+    return eng_close_sid(w, sid, "forced server close");
+}
+
+static int host_disconnect(sg_ctx *c, int close)
+{
+    if (c->gone)
+        return -1;
+    /* the client already gone, or this very packet's socket: both fine */
+    if (disconnect_socket(c->w, c->sid, c->socket_id, c->nsp, close != 0) < 0) {
+        c->failed = 1;
+        return -1;
+    }
+    c->gone = true;
+    return 0;
+}
+
+int sg_engine_disconnect(sg_worker *w, const char *socket_id, bool close)
+{
+    char sid[SG_ID_LEN + 1], nsp[256];
+    bool own;
+    if (eng_tx_begin(w, &own) < 0)
+        return SG_E_INTERNAL;
+    int rc = sg_store_socket_get(w->store, socket_id, sid, nsp, sizeof nsp, NULL);
+    if (rc == 0)
+        rc = disconnect_socket(w, sid, socket_id, nsp, close) < 0 ? -1 : 0;
+    if (eng_tx_end(w, own, rc >= 0) < 0)
+        return SG_E_INTERNAL;
+    return rc == SG_STORE_NOTFOUND ? SG_E_SID : rc < 0 ? SG_E_INTERNAL : SG_OK;
+}
+
+/* ---- fetch sockets -------------------------------------------------------------------- */
+
+struct fetch { sg_worker *w; const char *nsp; json_t *out; int rc; };
+
+static void fetch_one(void *ud, const char *id, const char *sid, bool ready)
+{
+    struct fetch *f = ud;
+    (void)ready;
+    json_t *data = NULL;
+    if (f->rc < 0)
+        return;
+    if (sg_store_socket_get(f->w->store, id, NULL, NULL, 0, &data) != 0) {
+        f->rc = -1;
+        return;
+    }
+    json_t *hs = sg_store_session_handshake(f->w->store, sid);
+    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o}", "id", id, "nsp", f->nsp, "rooms",
+                          sg_store_socket_rooms(f->w->store, id), "data", data, "handshake",
+                          hs ? hs : json_object());
+    if (!o || json_array_append_new(f->out, o) < 0)
+        f->rc = -1;
+}
+
+static json_t *fetch_sockets(sg_worker *w, const char *nsp, const char *const *rooms)
+{
+    bool bad = false;
+    char *rl = list_json(rooms, &bad);
+    struct fetch f = {w, nsp, json_array(), 0};
+    if (bad || !f.out || !nsp ||
+        sg_store_targets(w->store, nsp, rl, NULL, NULL, fetch_one, &f) < 0 || f.rc < 0) {
+        json_decref(f.out);
+        f.out = NULL;
+    }
+    free(rl);
+    return f.out;
+}
+
+static json_t *host_fetch_sockets(sg_ctx *c, const char *nsp, const char *const *rooms)
+{
+    sg_worker *w = c ? c->w : thread_worker();
+    if (!w)
+        return NULL;
+    return fetch_sockets(w, nsp ? nsp : c ? c->nsp : NULL, rooms);
+}
+
+json_t *sg_engine_fetch_sockets(sg_worker *w, const char *nsp, const char *const *rooms)
+{
+    return fetch_sockets(w, nsp, rooms);
+}
+
+/* ---- calling handlers -------------------------------------------------------------------- */
+
+struct call {
+    sg_ctx *ctx;
+    const char *event;
+    json_t *arg;            /* auth or args (borrowed) */
+    const char *reason;
+    bool dropped;
+};
+
+static void handler_failed(sg_ctx *c, const sg_handler *h, const char *what)
+{
+    sg_error("plugin %s: %s handler failed on namespace %s (socket %s)",
+             sg_plugins_name(c->w->e->reg, h->plugin), what, c->nsp, c->socket_id);
+}
+
+static int call_use(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_connect_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    k->ctx->plugin = h->plugin;
+    int rc = fn(k->ctx, k->arg, h->ud);
+    if (rc != 0 && !k->ctx->rejected) {
+        /* a middleware that fails without saying why refuses the
+         * connection all the same: never let a broken check through */
+        handler_failed(k->ctx, h, "connect middleware");
+        k->ctx->rejected = true;
+        k->ctx->reject_message = strdup("Server error");
+    }
+    return k->ctx->rejected ? 1 : 0;
+}
+
+static int call_connection(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_connection_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    k->ctx->plugin = h->plugin;
+    if (fn(k->ctx, k->arg, h->ud) != 0)
+        handler_failed(k->ctx, h, "connection");
+    return 0;
+}
+
+static int call_packet(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_packet_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    k->ctx->plugin = h->plugin;
+    if (fn(k->ctx, k->event, k->arg, h->ud) != 0) {
+        sg_debug("plugin %s: packet middleware dropped event '%s' on %s (socket %s)",
+                 plugin_name(k->ctx), k->event, k->ctx->nsp, k->ctx->socket_id);
+        k->dropped = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int call_event(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_event_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    k->ctx->plugin = h->plugin;
+    if (fn(k->ctx, k->event, k->arg, h->ud) != 0) {
+        char what[160];
+        snprintf(what, sizeof what, "event '%.100s'", k->event);
+        handler_failed(k->ctx, h, what);
+    }
+    return 0;
+}
+
+static int call_disconnect(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_disconnect_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    k->ctx->plugin = h->plugin;
+    fn(k->ctx, k->reason, h->ud);
+    return 0;
+}
+
+void eng_run_use(sg_ctx *c, json_t *auth)
+{
+    struct call k = {c, NULL, auth, NULL, false};
+    c->in_use = true;
+    sg_plugins_each(c->w->e->reg, SG_H_USE, c->nsp, NULL, call_use, &k);
+    c->in_use = false;
+}
+
+void eng_run_connection(sg_ctx *c, json_t *auth)
+{
+    struct call k = {c, NULL, auth, NULL, false};
+    sg_plugins_each(c->w->e->reg, SG_H_CONNECTION, c->nsp, NULL, call_connection, &k);
+}
+
+void eng_run_event(sg_ctx *c, const char *event, json_t *args)
+{
+    struct call k = {c, event, args, NULL, false};
+    sg_plugins_each(c->w->e->reg, SG_H_PACKET, c->nsp, NULL, call_packet, &k);
+    if (!k.dropped)
+        sg_plugins_each(c->w->e->reg, SG_H_EVENT, c->nsp, event, call_event, &k);
+}
+
+void eng_run_disconnect(sg_ctx *c, const char *reason)
+{
+    struct call k = {c, NULL, NULL, reason, false};
+    sg_plugins_each(c->w->e->reg, SG_H_DISCONNECT, c->nsp, NULL, call_disconnect, &k);
+}
+
+/* ---- server-to-client acks ------------------------------------------------------------------ */
+
+int eng_ack_reply(sg_worker *w, const char *socket_id, int64_t id, json_t *args)
+{
+    sg_buf row = SG_BUF_INIT;
+    int rc = sg_store_ack_take(w->store, socket_id, id, &row);
+    if (rc != 0) {
+        sg_buf_free(&row);
+        if (rc == SG_STORE_NOTFOUND)
+            sg_debug("socket %s: ack %lld: none awaited (late or unknown)", socket_id,
+                     (long long)id);
+        return rc == SG_STORE_NOTFOUND ? 0 : -1;
+    }
+    const char *sid = row.data;
+    const char *nsp = sid + strlen(sid) + 1;
+    const char *name = nsp + strlen(nsp) + 1;
+    const char *dtext = name + strlen(name) + 1;
+    json_t *data = *dtext ? json_loads(dtext, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
+    const sg_handler *h = sg_plugins_ack(w->e->reg, name);
+    if (h) {
+        sg_ctx c;
+        eng_ctx_init(&c, w, sid, socket_id, nsp);
+        c.plugin = h->plugin;
+        char here[SG_ID_LEN + 1];
+        c.gone = sg_store_socket_find(w->store, sid, nsp, here) != 0 ||
+                 strcmp(here, socket_id) != 0;
+        sg_ack_fn fn;
+        memcpy(&fn, &h->fn, sizeof fn);
+        fn(&c, name, args, data ? data : json_null(), h->ud);
+        rc = c.failed ? -1 : 0;
+        eng_ctx_clear(&c);
+    } else {
+        sg_warn("ack handler '%s' is not registered in this process", name);
+    }
+    json_decref(data);
+    sg_buf_free(&row);
+    return rc;
+}
+
+struct expire { sg_worker *w; int n; };
+
+static void expire_one(void *ud, const char *socket_id, int64_t id)
+{
+    struct expire *x = ud;
+    bool own;
+    if (eng_tx_begin(x->w, &own) < 0)
+        return;
+    int rc = eng_ack_reply(x->w, socket_id, id, NULL);
+    if (eng_tx_end(x->w, own, rc == 0) == 0)
+        x->n++;
+}
+
+int eng_acks_expire(sg_worker *w, int64_t now)
+{
+    struct expire x = {w, 0};
+    if (sg_store_acks_expired(w->store, now, 256, expire_one, &x) < 0)
+        return -1;
+    return x.n;
+}
+
+/* ---- the table ------------------------------------------------------------------------------ */
+
+void eng_host_init(sg_host *h, sg_engine *e)
+{
+    host_engine = e;
+    memset(h, 0, sizeof *h);
+    h->abi_major = SG_ABI_MAJOR;
+    h->abi_minor = SG_ABI_MINOR;
+    h->size = sizeof *h;
+    sg_plugins_host_init(h);
+    h->socket_id = host_socket_id;
+    h->nsp = host_nsp;
+    h->handshake = host_handshake;
+    h->emit = host_emit;
+    h->ack = host_ack;
+    h->reject = host_reject;
+    h->binary_new = host_binary_new;
+    h->binary_data = host_binary_data;
+    h->log = host_log;
+    h->emit_to = host_emit_to;
+    h->emit_with_ack = host_emit_with_ack;
+    h->join = host_join;
+    h->leave = host_leave;
+    h->rooms = host_rooms;
+    h->get_data = host_get_data;
+    h->set_data = host_set_data;
+    h->disconnect = host_disconnect;
+    h->fetch_sockets = host_fetch_sockets;
+}
