@@ -793,10 +793,16 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
                        int64_t *wake_at, bool first)
 {
     sg_session ss;
-    int rc = begin_session(w, sid, &ss, !first);
+    int rc = begin_session(w, sid, &ss, true);
     if (rc != SG_OK)
         return rc;
-    if (first) {
+    if (first && ss.state != SG_SESSION_OPEN) {
+        /* closed: a last GET still gets what was queued before the close
+         * (then the close packet); after that the session is unknown */
+        int pending = sg_store_queue_pending(w->store, sid, ss.sent_upto);
+        if (pending <= 0)
+            return abort_session(w, &ss, pending < 0 ? SG_E_INTERNAL : SG_E_SID);
+    } else if (first) {
         if (strcmp(ss.transport, "polling") != 0) {
             rc = SG_E_BADREQ;
         } else if (ss.poller[0] && strcmp(ss.poller, token) != 0 && poller_alive(ss.poller)) {

@@ -18,7 +18,7 @@
 #include "config.h"
 #include "engineio.h"
 #include "util.h"
-#include <jansson.h>
+#include "plugin.h"
 
 typedef struct sg_engine sg_engine;
 typedef struct sg_worker sg_worker;
@@ -94,8 +94,24 @@ int sg_engine_sweep(sg_worker *w);
  * (plugin.h's sg_target: t->nsp required; SG_EMIT_BROADCAST has no sender
  * here). Its own transaction unless one is open. Returns the number of
  * sockets reached, or -1. */
-struct sg_target;
-int sg_engine_emit(sg_worker *w, const struct sg_target *t, const char *event, json_t *args);
+int sg_engine_emit(sg_worker *w, const sg_target *t, const char *event, json_t *args);
+
+/* Like sg_engine_emit, but each socket reached is asked for an
+ * acknowledgement, answered into the mailbox reply_to (a name starting with
+ * '@', unique to the caller, e.g. "@cli.<pid>.<n>"), where
+ * sg_engine_ack_replies() finds it. Replies not taken and acks not answered
+ * are purged after timeout_ms. Returns the number of sockets asked, or -1.
+ * The ids of the sockets asked are appended to asked (a JSON array), if not
+ * NULL. */
+int sg_engine_emit_ack(sg_worker *w, const sg_target *t, const char *event, json_t *args,
+                       const char *reply_to, int64_t timeout_ms, json_t *asked);
+/* Take the replies that arrived in mailbox reply_to: fn(ud, socket_id,
+ * args) per reply (args borrowed: the client's array, binary attachments
+ * shown as {"_placeholder":true,"num":N}). Returns the count or -1. */
+int sg_engine_ack_replies(sg_worker *w, const char *reply_to,
+                          void (*fn)(void *ud, const char *socket_id, json_t *args), void *ud);
+/* Forget what is left of mailbox reply_to (awaited acks and replies). */
+int sg_engine_ack_forget(sg_worker *w, const char *reply_to);
 
 /* Disconnect a socket by id (the client gets DISCONNECT, handlers get
  * "server namespace disconnect"); with close, every socket of its client

@@ -579,6 +579,24 @@ void eng_run_disconnect(sg_ctx *c, const char *reason)
 
 /* ---- server-to-client acks ------------------------------------------------------------------ */
 
+/* Keep a reply for mailbox name; binary attachments become placeholders. */
+static int mailbox_put(sg_worker *w, const char *name, const char *socket_id, json_t *args)
+{
+    json_t *copy = json_incref(args), *bins = json_array();
+    char *text = NULL;
+    int rc = -1;
+    if (bins && sg_sio_deconstruct(&copy, bins) >= 0 &&
+        (text = json_dumps(copy, JSON_COMPACT | JSON_ENCODE_ANY)) &&
+        sg_store_reply_insert(w->store, name, socket_id, text, sg_now_ms()) == 0) {
+        eng_mark_dirty(w, name); /* the owner waits on the doorbell */
+        rc = 0;
+    }
+    free(text);
+    json_decref(copy);
+    json_decref(bins);
+    return rc;
+}
+
 int eng_ack_reply(sg_worker *w, const char *socket_id, int64_t id, json_t *args)
 {
     sg_buf row = SG_BUF_INIT;
@@ -596,7 +614,10 @@ int eng_ack_reply(sg_worker *w, const char *socket_id, int64_t id, json_t *args)
     const char *dtext = name + strlen(name) + 1;
     json_t *data = *dtext ? json_loads(dtext, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
     const sg_handler *h = sg_plugins_ack(w->e->reg, name);
-    if (h) {
+    if (name[0] == '@') {
+        /* a mailbox (the CLI's emit --ack): keep the reply for its owner */
+        rc = args ? mailbox_put(w, name, socket_id, args) : 0;
+    } else if (h) {
         sg_ctx c;
         eng_ctx_init(&c, w, sid, socket_id, nsp);
         c.plugin = h->plugin;
@@ -614,6 +635,88 @@ int eng_ack_reply(sg_worker *w, const char *socket_id, int64_t id, json_t *args)
     json_decref(data);
     sg_buf_free(&row);
     return rc;
+}
+
+struct asker {
+    sg_worker *w;
+    const char *nsp, *reply_to;
+    int64_t deadline;
+    json_t *data, *asked;
+    unsigned flags;
+    int n, rc;
+};
+
+static void ask_one(void *ud, const char *id, const char *sid, bool ready)
+{
+    struct asker *a = ud;
+    if (a->rc < 0 || ((a->flags & SG_EMIT_VOLATILE) && !ready))
+        return;
+    int64_t ack = sg_store_ack_next(a->w->store, id);
+    if (ack < 0 ||
+        sg_store_ack_insert(a->w->store, id, ack, sid, a->nsp, a->reply_to, a->deadline, NULL) != 0 ||
+        eng_queue_sio(a->w, sid, SG_SIO_EVENT, a->nsp, ack, json_incref(a->data)) < 0 ||
+        (a->asked && json_array_append_new(a->asked, json_string(id)) < 0))
+        a->rc = -1;
+    else
+        a->n++;
+}
+
+int sg_engine_emit_ack(sg_worker *w, const sg_target *t, const char *event, json_t *args,
+                       const char *reply_to, int64_t timeout_ms, json_t *asked)
+{
+    json_t *data = event_array(event, args);
+    bool bad = false, own;
+    char *rooms = list_json(t ? t->rooms : NULL, &bad);
+    char *except = list_json(t ? t->except : NULL, &bad);
+    struct asker a = {w, t ? t->nsp : NULL, reply_to, sg_now_ms() + timeout_ms, data, asked,
+                      t ? t->flags : 0, 0, 0};
+    if (!data || !a.nsp || !reply_to || reply_to[0] != '@' || timeout_ms <= 0 || bad ||
+        eng_tx_begin(w, &own) < 0) {
+        a.rc = -1;
+    } else {
+        if (sg_store_targets(w->store, a.nsp, rooms, except, NULL, ask_one, &a) < 0)
+            a.rc = -1;
+        if (eng_tx_end(w, own, a.rc == 0) < 0)
+            a.rc = -1;
+    }
+    free(rooms);
+    free(except);
+    json_decref(data);
+    return a.rc < 0 ? -1 : a.n;
+}
+
+struct replies {
+    void (*fn)(void *ud, const char *socket_id, json_t *args);
+    void *ud;
+};
+
+static void reply_one(void *ud, const char *socket_id, const char *args)
+{
+    struct replies *r = ud;
+    json_t *v = json_loads(args, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (v)
+        r->fn(r->ud, socket_id, v);
+    json_decref(v);
+}
+
+int sg_engine_ack_replies(sg_worker *w, const char *reply_to,
+                          void (*fn)(void *ud, const char *socket_id, json_t *args), void *ud)
+{
+    struct replies r = {fn, ud};
+    bool own;
+    if (eng_tx_begin(w, &own) < 0)
+        return -1;
+    int n = sg_store_replies_take(w->store, reply_to, reply_one, &r);
+    return eng_tx_end(w, own, n >= 0) < 0 ? -1 : n;
+}
+
+int sg_engine_ack_forget(sg_worker *w, const char *reply_to)
+{
+    bool own;
+    if (eng_tx_begin(w, &own) < 0)
+        return -1;
+    int rc = sg_store_acks_forget(w->store, reply_to);
+    return eng_tx_end(w, own, rc == 0);
 }
 
 struct expire { sg_worker *w; int n; };

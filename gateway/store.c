@@ -25,6 +25,7 @@ enum stmt_id {
     ST_SOCKETS_OF, ST_SOCKET_COUNT, ST_ROOM_JOIN, ST_ROOM_LEAVE,
     ST_TARGETS, ST_SOCKET_GET, ST_SOCKET_ROOMS, ST_DATA_SET,
     ST_ACK_NEXT, ST_ACK_INSERT, ST_ACK_GET, ST_ACK_DELETE, ST_ACKS_EXPIRED,
+    ST_REPLY_INSERT, ST_REPLIES_GET, ST_REPLIES_DELETE, ST_ACKS_FORGET, ST_REPLIES_PURGE,
     ST_COUNT
 };
 
@@ -90,6 +91,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ACK_GET] = "SELECT sid, nsp, name, data FROM acks WHERE socket_id = ?1 AND id = ?2",
     [ST_ACK_DELETE] = "DELETE FROM acks WHERE socket_id = ?1 AND id = ?2",
     [ST_ACKS_EXPIRED] = "SELECT socket_id, id FROM acks WHERE deadline < ?1 ORDER BY deadline LIMIT ?2",
+    [ST_REPLY_INSERT] = "INSERT INTO ack_replies (name, socket_id, args, at) VALUES (?1, ?2, ?3, ?4)",
+    [ST_REPLIES_GET] = "SELECT rowid, socket_id, args FROM ack_replies WHERE name = ?1 ORDER BY rowid",
+    [ST_REPLIES_DELETE] = "DELETE FROM ack_replies WHERE name = ?1 AND rowid <= ?2",
+    [ST_ACKS_FORGET] = "DELETE FROM acks WHERE name = ?1",
+    [ST_REPLIES_PURGE] = "DELETE FROM ack_replies WHERE at < ?1 OR name = ?2",
 };
 
 struct sg_store {
@@ -465,6 +471,11 @@ int sg_store_sessions_purge(sg_store *s, int64_t before)
         return -1;
     sqlite3_bind_int64(st, 1, before);
     int rc = exec_stmt(s, st, "purge queues");
+    if (rc != 0 || !(st = stmt(s, ST_REPLIES_PURGE)))
+        return -1;
+    sqlite3_bind_int64(st, 1, before);
+    sqlite3_bind_null(st, 2);
+    rc = exec_stmt(s, st, "purge ack replies");
     if (rc != 0 || !(st = stmt(s, ST_SESSION_PURGE)))
         return -1;
     sqlite3_bind_int64(st, 1, before);
@@ -819,4 +830,62 @@ int sg_store_acks_expired(sg_store *s, int64_t now, int max,
     }
     sg_buf_free(&rows);
     return rc < 0 ? rc : n;
+}
+
+int sg_store_reply_insert(sg_store *s, const char *name, const char *socket_id, const char *args,
+                          int64_t at)
+{
+    sqlite3_stmt *st = stmt(s, ST_REPLY_INSERT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, socket_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, args, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, at);
+    return exec_stmt(s, st, "insert ack reply");
+}
+
+int sg_store_replies_take(sg_store *s, const char *name,
+                          void (*fn)(void *ud, const char *socket_id, const char *args), void *ud)
+{
+    sqlite3_stmt *st = stmt(s, ST_REPLIES_GET);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sg_buf rows = SG_BUF_INIT;
+    int n;
+    int rc = collect(s, st, 3, &rows, &n);
+    const char *p = rows.data;
+    int64_t last = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const char *rowid = p;
+        const char *sock = rowid + strlen(rowid) + 1;
+        const char *args = sock + strlen(sock) + 1;
+        p = args + strlen(args) + 1;
+        last = strtoll(rowid, NULL, 10);
+        fn(ud, sock, args);
+    }
+    sg_buf_free(&rows);
+    if (rc == 0 && n > 0) {
+        if (!(st = stmt(s, ST_REPLIES_DELETE)))
+            return -1;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, last);
+        rc = exec_stmt(s, st, "delete ack replies");
+    }
+    return rc < 0 ? rc : n;
+}
+
+int sg_store_acks_forget(sg_store *s, const char *name)
+{
+    sqlite3_stmt *st = stmt(s, ST_ACKS_FORGET);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = exec_stmt(s, st, "forget acks");
+    if (rc != 0 || !(st = stmt(s, ST_REPLIES_PURGE)))
+        return -1;
+    sqlite3_bind_int64(st, 1, 0);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    return exec_stmt(s, st, "forget ack replies");
 }

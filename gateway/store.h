@@ -153,6 +153,16 @@ int sg_store_ack_take(sg_store *s, const char *socket_id, int64_t id, sg_buf *ou
 int sg_store_acks_expired(sg_store *s, int64_t now, int max,
                           void (*fn)(void *ud, const char *socket_id, int64_t id), void *ud);
 
+/* Mailboxes of acks asked from outside the servers (names start with '@'):
+ * store a reply (args: a JSON array text); take every reply of a mailbox
+ * (fn gets copies; the rows are deleted); forget a mailbox (its awaited
+ * acks and its replies). Replies are purged with the closed sessions. */
+int sg_store_reply_insert(sg_store *s, const char *name, const char *socket_id, const char *args,
+                          int64_t at);
+int sg_store_replies_take(sg_store *s, const char *name,
+                          void (*fn)(void *ud, const char *socket_id, const char *args), void *ud);
+int sg_store_acks_forget(sg_store *s, const char *name);
+
 /* Run `sql` (a literal, e.g. for the CLI's maintenance commands) and
  * return its single integer result, or -1. */
 int64_t sg_store_scalar(sg_store *s, const char *sql);

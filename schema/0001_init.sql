@@ -68,3 +68,13 @@ CREATE TABLE acks (
     PRIMARY KEY (socket_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX acks_by_deadline ON acks (deadline);
+
+-- Replies to acknowledgements asked by a caller outside the servers (the
+-- CLI's emit --ack): the caller's mailbox `name` ('@…') collects them.
+CREATE TABLE ack_replies (
+    name      TEXT NOT NULL,
+    socket_id TEXT NOT NULL,
+    args      TEXT NOT NULL,                  -- the client's reply, a JSON array
+    at        INTEGER NOT NULL
+);
+CREATE INDEX ack_replies_by_name ON ack_replies (name);

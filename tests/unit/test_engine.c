@@ -422,12 +422,114 @@ TEST("engine: what was queued before a close still goes out, then the close")
     open_session(sid);
     connect_root(sid, id, tap_failed);
     CHECK_INT(post(sid, "42[\"message\",1]\x1e" "4{bad"), SG_E_BADREQ); /* parse error closes */
-    sg_buf b = SG_BUF_INIT;
-    int64_t wake = 0;
-    char a_tok[32];
-    snprintf(a_tok, sizeof a_tok, "%s", token());
-    CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_E_SID); /* a new GET: unknown */
-    sg_buf_free(&b);
+    char *p = NULL;
+    CHECK_INT(poll_tok(sid, token(), &p), SG_OK); /* the last GET gets the rest, then close */
+    CHECK_STR(p, "42[\"message-back\",1]\x1e" "1");
+    free(p);
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID); /* then the session is unknown */
+}
+
+struct replies { int n; char sock[SG_ID_LEN + 1]; char *args; };
+static void got_reply(void *ud, const char *socket_id, json_t *args)
+{
+    struct replies *r = ud;
+    r->n++;
+    snprintf(r->sock, sizeof r->sock, "%s", socket_id);
+    free(r->args);
+    r->args = json_dumps(args, JSON_COMPACT);
+}
+
+TEST("engine: emit to a namespace, a room, except a room; emit with ack into a mailbox")
+{
+    setup(25000, 20000);
+    char a[SG_ID_LEN + 1], b[SG_ID_LEN + 1], ida[SG_ID_LEN + 1], idb[SG_ID_LEN + 1];
+    open_session(a);
+    open_session(b);
+    connect_root(a, ida, tap_failed);
+    connect_root(b, idb, tap_failed);
+    sg_target all = {"/", NULL, NULL, 0};
+    CHECK_INT(sg_engine_emit(w, &all, "news", json_pack("[i]", 1)), 2);
+    char *p = poll1(a);
+    CHECK_STR(p, "42[\"news\",1]");
+    free(p);
+    p = poll1(b);
+    CHECK_STR(p, "42[\"news\",1]");
+    free(p);
+    const char *only_a[] = {ida, NULL};
+    sg_target to_a = {"/", only_a, NULL, 0};
+    CHECK_INT(sg_engine_emit(w, &to_a, "dm", NULL), 1);
+    sg_target not_a = {"/", NULL, only_a, 0};
+    CHECK_INT(sg_engine_emit(w, &not_a, "others", NULL), 1);
+    p = poll1(a);
+    CHECK_STR(p, "42[\"dm\"]");
+    free(p);
+    p = poll1(b);
+    CHECK_STR(p, "42[\"others\"]");
+    free(p);
+    /* volatile: nobody holds a GET now, so nobody is ready */
+    sg_target vol = {"/", NULL, NULL, SG_EMIT_VOLATILE};
+    CHECK_INT(sg_engine_emit(w, &vol, "v", NULL), 0);
+    sg_target nobody = {"/custom", NULL, NULL, 0};
+    CHECK_INT(sg_engine_emit(w, &nobody, "x", NULL), 0);
+    /* ack into a mailbox */
+    json_t *asked = json_array();
+    CHECK_INT(sg_engine_emit_ack(w, &to_a, "q", json_pack("[s]", "?"), "@test.1", 5000, asked), 1);
+    CHECK_STR(json_string_value(json_array_get(asked, 0)), ida);
+    json_decref(asked);
+    p = poll1(a);
+    CHECK_STR(p, "420[\"q\",\"?\"]");
+    free(p);
+    struct replies r = {0, "", NULL};
+    CHECK_INT(sg_engine_ack_replies(w, "@test.1", got_reply, &r), 0);
+    CHECK_INT(post(a, "430[\"yes\"]"), SG_OK);
+    CHECK_INT(post(a, "430[\"twice\"]"), SG_OK); /* a second reply is ignored */
+    CHECK_INT(post(a, "437[\"never asked\"]"), SG_OK);
+    CHECK_INT(sg_engine_ack_replies(w, "@test.1", got_reply, &r), 1);
+    CHECK_STR(r.sock, ida);
+    CHECK_STR(r.args, "[\"yes\"]");
+    CHECK_INT(sg_engine_ack_replies(w, "@test.1", got_reply, &r), 0);
+    /* binary replies are kept with placeholders */
+    CHECK_INT(sg_engine_emit_ack(w, &to_a, "q", NULL, "@test.2", 5000, NULL), 1);
+    free(poll1(a));
+    CHECK_INT(post(a, "461-1[{\"_placeholder\":true,\"num\":0}]\x1e" "bAQID"), SG_OK);
+    CHECK_INT(sg_engine_ack_replies(w, "@test.2", got_reply, &r), 1);
+    CHECK_STR(r.args, "[{\"_placeholder\":true,\"num\":0}]");
+    CHECK_INT(sg_engine_ack_forget(w, "@test.2"), 0);
+    free(r.args);
+}
+
+TEST("engine: disconnect a socket by id, and a whole client")
+{
+    char a[SG_ID_LEN + 1], ida[SG_ID_LEN + 1];
+    open_session(a);
+    connect_root(a, ida, tap_failed);
+    CHECK_INT(post(a, "40/custom,"), SG_OK);
+    char *p = poll1(a);
+    CHECK(p && strncmp(p, "40/custom,{\"sid\":\"", 18) == 0);
+    char idc[SG_ID_LEN + 1] = "";
+    if (p && strlen(p) >= 18 + SG_ID_LEN) {
+        memcpy(idc, p + 18, SG_ID_LEN);
+        idc[SG_ID_LEN] = '\0';
+    }
+    free(p);
+    CHECK_INT(sg_engine_disconnect(w, ida, false), SG_OK);
+    p = poll1(a);
+    CHECK_STR(p, "41");
+    free(p);
+    CHECK_INT(sg_engine_disconnect(w, ida, false), SG_E_SID);
+    json_t *f = sg_engine_fetch_sockets(w, "/custom", NULL);
+    CHECK(f != NULL);
+    int found = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(f, i, o)
+        found += strcmp(json_string_value(json_object_get(o, "id")), idc) == 0;
+    CHECK_INT(found, 1);
+    json_decref(f);
+    CHECK_INT(sg_engine_disconnect(w, idc, true), SG_OK);
+    p = poll1(a);
+    CHECK_STR(p, "41/custom,\x1e" "1");
+    free(p);
 }
 
 TEST("engine: error results map to HTTP and Engine.IO codes")
