@@ -1,0 +1,44 @@
+// Small promise helpers: every await in the tests goes through one of these,
+// so that nothing can hang for ever.
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves/rejects like `promise`, or rejects after `ms` with `label`. */
+export function withTimeout(promise, ms, label = "operation") {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${label}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Collects `count` occurrences of `event` (arrays of arguments, in order of
+ * arrival); rejects after `ms` with how many arrived.
+ */
+export function collectEvents(emitter, event, count, ms, label) {
+  const got = [];
+  let handler;
+  const p = new Promise((resolve) => {
+    handler = (...args) => {
+      got.push(args);
+      if (got.length === count) resolve(got);
+    };
+    emitter.on(event, handler);
+  });
+  const what = label || `${count} x "${event}"`;
+  return withTimeout(p, ms, what)
+    .catch((e) => {
+      e.message += ` (got ${got.length}: ${JSON.stringify(got).slice(0, 300)})`;
+      throw e;
+    })
+    .finally(() => emitter.off(event, handler));
+}
+
+/** Node Buffer view of whatever binary type a client handed us. */
+export function toBuffer(x) {
+  if (Buffer.isBuffer(x)) return x;
+  if (x instanceof ArrayBuffer) return Buffer.from(x);
+  if (ArrayBuffer.isView(x)) return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+  throw new Error(`not binary: ${Object.prototype.toString.call(x)}`);
+}
