@@ -65,7 +65,13 @@ const opts = {
   maxHttpBufferSize: num("max_payload", 1e6),
   serveClient: false,
 };
-if (conf.cors_origin) opts.cors = { origin: conf.cors_origin };
+// siogate's cors_origin: "*" reflects any origin, else a space-separated
+// list of origins; with credentials, as socket.io deployments usually do
+if (conf.cors_origin)
+  opts.cors = {
+    origin: conf.cors_origin === "*" ? true : conf.cors_origin.split(/\s+/),
+    credentials: true,
+  };
 const io = new Server(httpServer, opts);
 
 function echoAuth(socket) {
