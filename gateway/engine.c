@@ -133,14 +133,14 @@ int eng_queue_eio(sg_worker *w, const char *sid, enum sg_eio_type type, const ch
 int eng_socket_gone(sg_worker *w, const char *sid, const char *id, const char *nsp,
                        const char *reason)
 {
-    if (sg_store_socket_delete(w->store, id) != 0)
-        return -1;
+    /* the handlers run while the socket still has its rooms and data
+     * (Socket.IO's "disconnecting"); emits to it are refused already */
     sg_ctx c;
     eng_ctx_init(&c, w, sid, id, nsp);
     c.gone = true;
     eng_run_disconnect(&c, reason);
     eng_ctx_clear(&c);
-    return 0;
+    return sg_store_socket_delete(w->store, id) != 0 ? -1 : 0;
 }
 
 struct close_walk { sg_worker *w; const char *sid; const char *reason; int rc; };
@@ -448,7 +448,7 @@ static int begin_session(sg_worker *w, const char *sid, sg_session *ss, bool all
         return SG_E_INTERNAL;
     int rc = sg_store_session_get(w->store, sid, ss);
     if (rc == 0 && (allow_closed || ss->state == SG_SESSION_OPEN)) {
-        w->in_tx = true;
+        eng_tx_enter(w);
         w->ss = ss;
         return SG_OK;
     }
@@ -461,7 +461,7 @@ static int begin_session(sg_worker *w, const char *sid, sg_session *ss, bool all
 /* Leave the session as it was and answer rc (an error that changes nothing). */
 static int abort_session(sg_worker *w, sg_session *ss, int rc)
 {
-    w->in_tx = false;
+    eng_tx_leave(w);
     w->ss = NULL;
     sg_store_rollback(w->store);
     sg_buf_reset(&w->dirty);
@@ -472,7 +472,7 @@ static int abort_session(sg_worker *w, sg_session *ss, int rc)
 /* Write ss back, commit, ring; or roll back when result is internal. */
 static int end_session(sg_worker *w, sg_session *ss, int result)
 {
-    w->in_tx = false;
+    eng_tx_leave(w);
     w->ss = NULL;
     if (result != SG_E_INTERNAL && sg_store_session_update(w->store, ss) != 0)
         result = SG_E_INTERNAL;
@@ -739,11 +739,21 @@ static bool poller_alive(const char *token)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
-struct take { sg_buf *payload; };
+struct take {
+    sg_buf *payload;
+    char last_text[2];    /* the last frame when it was a 1-byte text frame */
+    const char *last_ptr;
+};
 
 static int take_frame(void *ud, bool binary, const void *frame, size_t len)
 {
     struct take *t = ud;
+    t->last_ptr = NULL;
+    if (!binary && len == 1) {
+        t->last_text[0] = *(const char *)frame;
+        t->last_text[1] = '\0';
+        t->last_ptr = t->last_text;
+    }
     return sg_eio_append_polling(t->payload, binary, frame, len) < 0 ? -1 : 0;
 }
 
@@ -761,18 +771,27 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
             return SG_E_INTERNAL;
         ss->ping_sent = 1;
     }
-    struct take t = {payload};
+    struct take t = {payload, "", NULL};
     int n = sg_store_queue_read(w->store, ss->sid, ss->sent_upto,
                                 ss->state == SG_SESSION_OPEN ? (size_t)cfg->max_payload : SIZE_MAX,
                                 take_frame, &t, &ss->sent_upto);
     if (n < 0)
         return SG_E_INTERNAL;
     if (ss->state != SG_SESSION_OPEN) {
-        /* what was queued before the close goes out last, then the client's
-         * own close gets noop and any other close the close packet */
+        /* What was queued before the close goes out first; the close packet
+         * (noop for the client's own close) follows in a later response, as
+         * the reference server sends it once its buffer drained: a client
+         * handles a close at once but Socket.IO packets a tick later. */
         bool by_client = strcmp(ss->close_reason, "transport close") == 0;
-        int rc = sg_eio_append_polling(payload, false, by_client ? "6" : "1", 1);
-        return rc < 0 || sg_store_queue_drop(w->store, ss->sid) != 0 ? SG_E_INTERNAL : SG_OK;
+        const char *last = t.last_ptr;
+        if (n > 0 && !(last && strlen(last) == 1 && (*last == '1' || *last == '6'))) {
+            ss->poller[0] = '\0';
+            return eng_queue_eio(w, ss->sid, by_client ? SG_EIO_NOOP : SG_EIO_CLOSE, NULL) < 0
+                       ? SG_E_INTERNAL : SG_OK;
+        }
+        if (n == 0 && sg_eio_append_polling(payload, false, by_client ? "6" : "1", 1) < 0)
+            return SG_E_INTERNAL;
+        return sg_store_queue_drop(w->store, ss->sid) != 0 ? SG_E_INTERNAL : SG_OK;
     }
     if (n == 0 && ss->upgrading)
         n = sg_eio_append_polling(payload, false, "6", 1) < 0 ? -1 : 1; /* let it pause */

@@ -85,6 +85,10 @@ int eng_ack_reply(sg_worker *w, const char *socket_id, int64_t id, json_t *args)
 /* Ack handlers whose deadline passed (from sg_engine_sweep). */
 int eng_acks_expire(sg_worker *w, int64_t now);
 
+/* Mark w as the worker whose transaction is open on this thread (handlers
+ * calling the host without a context then use it), and unmark it. */
+void eng_tx_enter(sg_worker *w);
+void eng_tx_leave(sg_worker *w);
 /* Open a transaction unless one is open; *own tells whether this call did. */
 int eng_tx_begin(sg_worker *w, bool *own);
 /* Close what eng_tx_begin opened: commit (and ring) when ok, else roll back. */

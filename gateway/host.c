@@ -22,9 +22,30 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static void tls_free(void *w) { sg_worker_free(w); }
 static void tls_make(void) { pthread_key_create(&tls_key, tls_free); }
 
-/* The calling thread's worker (plugin threads), created on first use. */
+/* The worker whose transaction is open on this thread, if any. */
+static _Thread_local sg_worker *tls_current;
+
+void eng_tx_enter(sg_worker *w)
+{
+    w->in_tx = true;
+    tls_current = w;
+}
+
+void eng_tx_leave(sg_worker *w)
+{
+    w->in_tx = false;
+    if (tls_current == w)
+        tls_current = NULL;
+}
+
+/* The worker for a host call without a context: the one whose transaction
+ * is open on this thread (a handler that passed no ctx: a second store
+ * connection would wait for the lock this thread holds), else the thread's
+ * own, created on first use (a plugin's thread or timer). */
 static sg_worker *thread_worker(void)
 {
+    if (tls_current)
+        return tls_current;
     pthread_once(&tls_once, tls_make);
     sg_worker *w = pthread_getspecific(tls_key);
     if (!w && host_engine && (w = sg_worker_new(host_engine)))
@@ -41,7 +62,7 @@ int eng_tx_begin(sg_worker *w, bool *own)
         return 0;
     if (sg_store_begin(w->store) != 0)
         return -1;
-    w->in_tx = true;
+    eng_tx_enter(w);
     *own = true;
     return 0;
 }
@@ -50,7 +71,7 @@ int eng_tx_end(sg_worker *w, bool own, int ok)
 {
     if (!own)
         return ok ? 0 : -1;
-    w->in_tx = false;
+    eng_tx_leave(w);
     if (ok && sg_store_commit(w->store) == 0) {
         if (w->dirty.len && w->bell)
             sg_bell_ring(w->bell, w->dirty.data, w->dirty.len);
@@ -241,7 +262,7 @@ int sg_engine_emit(sg_worker *w, const sg_target *t, const char *event, json_t *
 static int host_ack(sg_ctx *c, json_t *args)
 {
     if (c->ack_id < 0 || c->gone || (args && !json_is_array(args))) {
-        host_log(c, SG_LOG_ERROR, "ack: %s",
+        host_log(c, c->ack_id < 0 ? SG_LOG_DEBUG : SG_LOG_ERROR, "ack: %s",
                  c->ack_id < 0 ? "no acknowledgement expected (or already sent)"
                  : c->gone ? "the socket is gone" : "args must be an array");
         json_decref(args);
@@ -325,7 +346,8 @@ static int host_leave(sg_ctx *c, const char *room) { return room_op(c, room, fal
 
 static json_t *host_rooms(sg_ctx *c)
 {
-    return c->gone ? json_array() : sg_store_socket_rooms(c->w->store, c->socket_id);
+    /* still there while disconnect handlers run; [] once the socket left */
+    return sg_store_socket_rooms(c->w->store, c->socket_id);
 }
 
 static json_t *host_get_data(sg_ctx *c)

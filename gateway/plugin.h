@@ -27,7 +27,9 @@
  *
  * Binary arguments are "binary values" made with host->binary_new() and
  * read with host->binary_data(); they may appear anywhere in arguments and
- * travel as Socket.IO attachments.
+ * travel as Socket.IO attachments. A binary value is a JSON object to
+ * jansson (json_is_object() is true): test with binary_data(v, &len) !=
+ * NULL, never by shape. It cannot be stored in socket data.
  *
  * Return values: 0 on success, -1 on failure (bad arguments, the socket is
  * gone, the store failed); failures are logged by the host. */
@@ -88,7 +90,9 @@ enum sg_log_level_plugin { SG_PLUGIN_LOG_ERROR = 0, SG_PLUGIN_LOG_WARN = 1,
 typedef struct sg_target {
     const char *nsp;            /* namespace; NULL = the context's (required without ctx) */
     const char *const *rooms;   /* NULL-terminated; the union of their members.
-                                   NULL or empty: the whole namespace */
+                                   NULL or EMPTY: the whole namespace (as the
+                                   reference server: an empty list built at
+                                   run time broadcasts to everyone) */
     const char *const *except;  /* NULL-terminated rooms whose members are skipped; NULL: none */
     unsigned flags;             /* SG_EMIT_* */
 } sg_target;
@@ -124,7 +128,8 @@ typedef struct sg_host {
      * context's socket. */
     int (*emit)(sg_ctx *ctx, const char *event, json_t *args);
     /* Acknowledge the event being handled with args (a JSON array, stolen;
-     * NULL for none). -1 if the client asked for no ack or it was sent. */
+     * NULL for none). -1 (logged at debug level only) if the client asked
+     * for no ack or it was sent already. */
     int (*ack)(sg_ctx *ctx, json_t *args);
     /* From a connect middleware: refuse the connection; the client's
      * connect_error gets message (copied) and data (stolen, may be NULL). */
@@ -137,7 +142,7 @@ typedef struct sg_host {
     const void *(*binary_data)(const json_t *v, size_t *len);
 
     /* Log one line through the host, prefixed with the plugin's file name
-     * (ctx may be NULL: then without it). */
+     * (ctx may be NULL: then without it, e.g. in sg_plugin_init). */
     void (*log)(sg_ctx *ctx, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
@@ -146,7 +151,10 @@ typedef struct sg_host {
      * and '?' one (fnmatch(3) rules), e.g. "/tenant-*" serves every
      * namespace of that shape (dynamic namespaces); host->nsp() tells which.
      * on_ack registers the handler that gets the replies (and timeouts) of
-     * emit_with_ack calls made with that name, by any process. */
+     * emit_with_ack calls made with that name, by any process. Ack names
+     * are one space shared by all plugins: a name registered twice is
+     * refused (the second plugin fails to load); names starting with '@'
+     * are reserved for the host. */
     int (*use_packet)(sg_plugin *p, const char *nsp, sg_packet_fn fn, void *ud);
     int (*on_ack)(sg_plugin *p, const char *name, sg_ack_fn fn, void *ud);
 
@@ -186,8 +194,15 @@ typedef struct sg_host {
     json_t *(*fetch_sockets)(sg_ctx *ctx, const char *nsp, const char *const *rooms);
 } sg_host;
 
+/* What a plugin exports (default visibility even under -fvisibility=hidden,
+ * C linkage even from C++). */
+#define SG_PLUGIN_EXPORT __attribute__((visibility("default")))
+
 /* The entry point every plugin exports. */
-int sg_plugin_init(const sg_host *host, sg_plugin *self);
+SG_PLUGIN_EXPORT int sg_plugin_init(const sg_host *host, sg_plugin *self);
+/* The ABI a plugin was built for: {major, minor}; define it with
+ * SG_PLUGIN_DECLARE. */
+SG_PLUGIN_EXPORT extern const uint32_t sg_plugin_abi[2];
 typedef int (*sg_plugin_init_fn)(const sg_host *host, sg_plugin *self);
 
 /* Put first in sg_plugin_init: refuses a host of another major or an
@@ -202,7 +217,7 @@ typedef int (*sg_plugin_init_fn)(const sg_host *host, sg_plugin *self);
 /* Every plugin also exports its required ABI, which the host checks
  * before calling sg_plugin_init (so a mismatch is named clearly). */
 #define SG_PLUGIN_DECLARE                                                  \
-    const uint32_t sg_plugin_abi[2] = {SG_ABI_MAJOR, SG_ABI_MINOR}
+    SG_PLUGIN_EXPORT const uint32_t sg_plugin_abi[2] = {SG_ABI_MAJOR, SG_ABI_MINOR}
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,8 @@ struct sg_plugin {
 struct loaded {
     char *path;
     void *dl;
+    sg_plugin self;    /* handed to sg_plugin_init; kept so that a late
+                          registration is refused, not a use after return */
 };
 
 struct sg_registry {
@@ -44,6 +46,10 @@ static int add_handler(sg_plugin *p, enum sg_handler_kind kind, const char *nsp,
     }
     if (!fn) {
         sg_error("plugin %s: registration without a function refused", file);
+        return -1;
+    }
+    if (kind == SG_H_ACK && event[0] == '@') {
+        sg_error("plugin %s: ack handler names starting with '@' are reserved", file);
         return -1;
     }
     if (kind == SG_H_ACK && sg_plugins_ack(r, event)) {
@@ -143,9 +149,9 @@ static int load_one(sg_registry *r, const char *path, sg_host *host)
         return -1;
     }
     memcpy(&init, &sym, sizeof init);
-    sg_plugin self = {r, r->nplugins - 1, true};
-    int rc = init(host, &self);
-    self.in_init = false;
+    l->self = (sg_plugin){r, r->nplugins - 1, true};
+    int rc = init(host, &l->self);
+    l->self.in_init = false;
     if (rc != 0) {
         sg_error("plugin %s: sg_plugin_init failed (returned %d)", path, rc);
         return -1;

@@ -423,8 +423,11 @@ TEST("engine: what was queued before a close still goes out, then the close")
     connect_root(sid, id, tap_failed);
     CHECK_INT(post(sid, "42[\"message\",1]\x1e" "4{bad"), SG_E_BADREQ); /* parse error closes */
     char *p = NULL;
-    CHECK_INT(poll_tok(sid, token(), &p), SG_OK); /* the last GET gets the rest, then close */
-    CHECK_STR(p, "42[\"message-back\",1]\x1e" "1");
+    CHECK_INT(poll_tok(sid, token(), &p), SG_OK); /* a GET gets the rest */
+    CHECK_STR(p, "42[\"message-back\",1]");
+    free(p);
+    CHECK_INT(poll_tok(sid, token(), &p), SG_OK); /* the next one the close, alone */
+    CHECK_STR(p, "1");
     free(p);
     CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID); /* then the session is unknown */
 }
@@ -528,7 +531,10 @@ TEST("engine: disconnect a socket by id, and a whole client")
     json_decref(f);
     CHECK_INT(sg_engine_disconnect(w, idc, true), SG_OK);
     p = poll1(a);
-    CHECK_STR(p, "41/custom,\x1e" "1");
+    CHECK_STR(p, "41/custom,");
+    free(p);
+    p = poll1(a);
+    CHECK_STR(p, "1");
     free(p);
 }
 
