@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -34,10 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +41,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "daemon.h"
 #include "engine.h"
 #include "http.h"
 #include "log.h"
@@ -340,131 +337,6 @@ static void *accept_main(void *arg)
 
 static void wake_handler(int sig) { (void)sig; }
 
-/* ---------------------------------------------------------------- sockets */
-
-static int listen_unix(const char *path, char **created)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (!*path || strlen(path) >= sizeof sa.sun_path) {
-        fprintf(stderr, "siogate-fcgi: --listen unix:%s: path empty or too long (max %zu)\n", path,
-                sizeof sa.sun_path - 1);
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            fprintf(stderr, "siogate-fcgi: %s exists and is not a socket\n", path);
-            return -1;
-        }
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe < 0) {
-            fprintf(stderr, "siogate-fcgi: socket: %s\n", strerror(errno));
-            return -1;
-        }
-        int c = connect(probe, (struct sockaddr *)&sa, sizeof sa);
-        int err = errno;
-        close(probe);
-        if (c == 0) {
-            fprintf(stderr, "siogate-fcgi: %s: a running process listens there\n", path);
-            return -1;
-        }
-        if (err != ECONNREFUSED) {
-            fprintf(stderr, "siogate-fcgi: %s: %s\n", path, strerror(err));
-            return -1;
-        }
-        if (unlink(path) < 0) { /* stale socket of a dead process */
-            fprintf(stderr, "siogate-fcgi: removing stale %s: %s\n", path, strerror(errno));
-            return -1;
-        }
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        fprintf(stderr, "siogate-fcgi: socket: %s\n", strerror(errno));
-        return -1;
-    }
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        fprintf(stderr, "siogate-fcgi: bind %s: %s\n", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    /* the web server may run as another user: 0666, protect the directory */
-    if (chmod(path, 0666) < 0 || listen(fd, SOMAXCONN) < 0) {
-        fprintf(stderr, "siogate-fcgi: %s: %s\n", path, strerror(errno));
-        close(fd);
-        unlink(path);
-        return -1;
-    }
-    *created = strdup(path);
-    if (!*created) {
-        fprintf(stderr, "siogate-fcgi: out of memory\n");
-        close(fd);
-        unlink(path);
-        return -1;
-    }
-    return fd;
-}
-
-/* "HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT" (all addresses). */
-static int listen_tcp(const char *spec, bool *nodelay)
-{
-    const char *colon = strrchr(spec, ':');
-    if (!colon || !colon[1]) {
-        fprintf(stderr, "siogate-fcgi: --listen %s: expected unix:PATH or HOST:PORT\n", spec);
-        return -2;
-    }
-    char host[256];
-    size_t hl = (size_t)(colon - spec);
-    const char *h = spec;
-    if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (hl >= sizeof host) {
-        fprintf(stderr, "siogate-fcgi: --listen %s: host name too long\n", spec);
-        return -2;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    const char *port = colon + 1;
-    char *end;
-    long pn = strtol(port, &end, 10);
-    if (*end || pn < 1 || pn > 65535) {
-        fprintf(stderr, "siogate-fcgi: --listen %s: bad port\n", spec);
-        return -2;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
-                    *res = NULL;
-    int g = getaddrinfo(hl && strcmp(host, "*") != 0 ? host : NULL, port, &hints, &res);
-    if (g) {
-        fprintf(stderr, "siogate-fcgi: --listen %s: %s\n", spec, gai_strerror(g));
-        return -1;
-    }
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
-            *nodelay = ai->ai_family == AF_INET6;
-            break;
-        }
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        fprintf(stderr, "siogate-fcgi: --listen %s: %s\n", spec, strerror(err));
-    return fd;
-}
-
 /* ---------------------------------------------------------------- main */
 
 static void usage(FILE *f)
@@ -490,16 +362,6 @@ static void usage(FILE *f)
             "SIGTERM or SIGINT: stop accepting, answer every held poll with the noop\n"
             "packet, exit 0. Exit status 2: bad usage or configuration; 1: other failure.\n",
             DEFAULT_THREADS);
-}
-
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            sg_debug("setrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-    }
 }
 
 int main(int argc, char **argv)
@@ -566,7 +428,7 @@ int main(int argc, char **argv)
     blocked = stopset;
     sigaddset(&blocked, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
-    raise_fd_limit();
+    sg_daemon_raise_fd_limit();
 
     int status = 1;
     struct app app = {.cfg = &cfg, .listen_fd = -1, .pid = (long)getpid()};
@@ -603,10 +465,8 @@ int main(int argc, char **argv)
         socklen_t sl = sizeof ss;
         if (getsockname(0, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
             app.nodelay = true;
-    } else if (strncmp(listen_spec, "unix:", 5) == 0) {
-        app.listen_fd = listen_unix(listen_spec + 5, &unix_path);
     } else {
-        app.listen_fd = listen_tcp(listen_spec, &app.nodelay);
+        app.listen_fd = sg_daemon_listen("siogate-fcgi", listen_spec, &unix_path, &app.nodelay);
         if (app.listen_fd == -2)
             status = 2;
     }

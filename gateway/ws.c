@@ -51,7 +51,7 @@ static void sha1_block(uint32_t h[5], const uint8_t *p)
     h[4] += e;
 }
 
-void sg_sha1_init(sg_sha1 *s)
+void sg_sha1_init(sg_sha1_ctx *s)
 {
     s->h[0] = 0x67452301;
     s->h[1] = 0xefcdab89;
@@ -62,7 +62,7 @@ void sg_sha1_init(sg_sha1 *s)
     s->used = 0;
 }
 
-void sg_sha1_update(sg_sha1 *s, const void *data, size_t n)
+void sg_sha1_update(sg_sha1_ctx *s, const void *data, size_t n)
 {
     const uint8_t *p = data;
     s->len += n;
@@ -83,7 +83,7 @@ void sg_sha1_update(sg_sha1 *s, const void *data, size_t n)
     s->used = n;
 }
 
-void sg_sha1_final(sg_sha1 *s, uint8_t out[SG_SHA1_LEN])
+void sg_sha1_final(sg_sha1_ctx *s, uint8_t out[SG_SHA1_LEN])
 {
     uint64_t bits = s->len * 8;
     uint8_t pad[72] = {0x80};
@@ -101,7 +101,7 @@ void sg_sha1_final(sg_sha1 *s, uint8_t out[SG_SHA1_LEN])
 
 void sg_sha1(const void *data, size_t n, uint8_t out[SG_SHA1_LEN])
 {
-    sg_sha1 s;
+    sg_sha1_ctx s;
     sg_sha1_init(&s);
     sg_sha1_update(&s, data, n);
     sg_sha1_final(&s, out);
@@ -115,7 +115,7 @@ void sg_ws_accept_key(const char *key, size_t keylen, char out[SG_WS_ACCEPT_LEN 
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     uint8_t d[SG_SHA1_LEN + 1];
-    sg_sha1 s;
+    sg_sha1_ctx s;
     sg_sha1_init(&s);
     sg_sha1_update(&s, key, keylen);
     sg_sha1_update(&s, GUID, sizeof GUID - 1);

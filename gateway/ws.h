@@ -18,16 +18,16 @@
 
 #define SG_SHA1_LEN 20
 
-typedef struct sg_sha1 {
+typedef struct sg_sha1_ctx {
     uint32_t h[5];
     uint64_t len;          /* bytes hashed so far */
     uint8_t block[64];
     size_t used;           /* bytes in block */
-} sg_sha1;
+} sg_sha1_ctx;
 
-void sg_sha1_init(sg_sha1 *s);
-void sg_sha1_update(sg_sha1 *s, const void *data, size_t n);
-void sg_sha1_final(sg_sha1 *s, uint8_t out[SG_SHA1_LEN]);
+void sg_sha1_init(sg_sha1_ctx *s);
+void sg_sha1_update(sg_sha1_ctx *s, const void *data, size_t n);
+void sg_sha1_final(sg_sha1_ctx *s, uint8_t out[SG_SHA1_LEN]);
 /* One call: out = SHA-1(data[0..n)). */
 void sg_sha1(const void *data, size_t n, uint8_t out[SG_SHA1_LEN]);
 

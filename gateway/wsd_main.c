@@ -1,0 +1,1681 @@
+/* wsd_main.c - siogate-wsd: the WebSocket daemon, the Engine.IO
+ * "websocket" transport.
+ *
+ * One thread, one epoll set, non-blocking sockets, many connections:
+ *   - the listening socket;
+ *   - a signalfd for SIGTERM/SIGINT;
+ *   - the doorbell waiter (doorbell.h): rings name sessions whose store
+ *     queue changed, or "*";
+ *   - every connection.
+ *
+ * A connection goes through these states:
+ *   HTTP    reading the request head (at most SG_WS_MAX_HEAD bytes, within
+ *           HANDSHAKE_TIMEOUT_MS, else it is closed: slowloris). Every
+ *           Engine.IO check is made before the upgrade, as the reference
+ *           server does (path -> 404; not an upgrade, wrong transport,
+ *           EIO other than 4, unknown sid -> 400 with the Engine.IO JSON
+ *           error); then the RFC 6455 checks (400, or 426 for a version
+ *           other than 13), then 101.
+ *   PROBE   upgrade from polling (the URL has a sid): waiting for "2probe";
+ *           sg_engine_ws_probe, answer "3probe";
+ *   PROBED  waiting for "5": sg_engine_ws_upgrade. Before the upgrade only
+ *           those two packets are accepted; anything else, or no upgrade
+ *           within UPGRADE_TIMEOUT_MS, closes the WebSocket and leaves the
+ *           session on polling (the reference's maybeUpgrade).
+ *   OPEN    the connection carries the session: sg_engine_open +
+ *           sg_engine_ws_attach for a session born on the WebSocket (the
+ *           open packet is the first frame), or the upgrade above.
+ *   CLOSING a close frame (or an HTTP error answer) is being written; then
+ *           shutdown(SHUT_WR) and wait for the peer's EOF, at most
+ *           CLOSE_LINGER_MS.
+ *
+ * One turn of the loop: read every readable connection (wslay parses,
+ * unmasks, reassembles, validates UTF-8 and answers pings); the packets
+ * one connection delivered in the turn go to sg_engine_receive in one call
+ * (one transaction: group commit). Then rings and due timers mark
+ * connections, and every connection marked this turn gets one
+ * sg_engine_ws_take, whose frames are written straight into the
+ * connection's output buffer and sent.
+ *
+ * Rings. The engine rings every waiter after each commit, this process's
+ * own included, and the kernel queues at most net.unix.max_dgram_qlen
+ * datagrams (often 10) per waiter; beyond that rings are dropped. So the
+ * doorbell is drained after every engine call, not once per turn: a busy
+ * turn never fills the queue with its own rings, and a drain that finds
+ * half a queue or more means rings from other processes may have been
+ * lost: every open session is then taken again (at most once per
+ * FULL_RECHECK_GAP_MS, delayed, never skipped). That makes losses
+ * visible, so the per-connection safety re-check can be slow
+ * (RECHECK_MS); every session is taken at its ping time anyway.
+ *
+ * Timers: a binary min-heap on CLOCK_MONOTONIC ms, one deadline per
+ * connection: the handshake or upgrade timeout, the close linger, or for
+ * an open session the engine's wake_at (next ping, heartbeat deadline)
+ * capped by the safety re-check (RECHECK_MS). sg_engine_sweep runs once a
+ * second.
+ *
+ * Measured (2 vCPU shared with other test runs, loopback, tests/bench):
+ * 10,000 idle sessions cost 9.1 KB each (RSS delta; 8.8 KB of it is
+ * wslay's context with its two 4 KB buffers) and 6-7 % of a core with the
+ * default 25 s ping interval (four store transactions per session per
+ * ping cycle); a safety re-check every 5 s instead of 30 s made it 11.7 %.
+ * Echo with 50 socket.io-client clients: 7-10k acked events/s with one
+ * event in flight per client (two transactions per event: receive, take),
+ * 24-27k/s with four in flight (their packets share a transaction). perf:
+ * 65 % kernel (WAL writes, file locks, fdatasync), 25 % SQLite, under 3 %
+ * this file and wslay. One transaction per loop turn (an experiment with
+ * savepoints, rings deferred to the commit) gave 22.5k/s at one in flight.
+ *
+ * Back-pressure: a connection's output buffer is allocated when there is
+ * something to send and freed once sent. While it holds OUT_LIMIT bytes or
+ * more, take passes no more frames (they stay queued in the store) and the
+ * connection is taken again once the buffer drains below OUT_LIMIT / 2. A
+ * client that does not read at all never answers a ping and the heartbeat
+ * closes its session.
+ *
+ * Close codes: 1000 when the session ends (closed by the engine, the
+ * client, or taken by another connection) or an upgrade is refused; 1001
+ * on shutdown (the session is closed with "server shutting down": a
+ * WebSocket session cannot be resumed by another process); 1002 for a
+ * protocol error of the client (wslay: unmasked frame, control frame over
+ * 125 bytes or fragmented, bad opcode or close code; here: an Engine.IO
+ * packet that does not decode, session closed with "parse error"); 1007
+ * for a text message that is not UTF-8; 1009 for a message over
+ * max_payload; 1011 for an internal error. The reference server sends its
+ * close frames without a status code in all these cases except the ones ws
+ * detects itself (1002, 1007, 1009). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <wslay/wslay.h>
+
+#include "buf.h"
+#include "config.h"
+#include "daemon.h"
+#include "doorbell.h"
+#include "engine.h"
+#include "engineio.h"
+#include "log.h"
+#include "util.h"
+#include "ws.h"
+
+static const char PROG[] = "siogate-wsd";
+
+#define HANDSHAKE_TIMEOUT_MS 10000  /* request head complete within */
+#define UPGRADE_TIMEOUT_MS 10000    /* "5" within (the reference's upgradeTimeout) */
+#define CLOSE_LINGER_MS 2000        /* wait for the peer's EOF after our close */
+#define STOP_GRACE_MS 2000          /* on SIGTERM, for the close frames to go */
+#define RECHECK_MS 30000            /* safety re-check of an open session */
+#define SWEEP_MS 1000               /* sg_engine_sweep period */
+#define MIN_DELAY_MS 10             /* a re-check is never armed sooner */
+#define INTERNAL_RETRY_MS 1000      /* after a store failure */
+#define ACCEPT_PAUSE_MS 100         /* after EMFILE and the like */
+#define OUT_LIMIT (1u << 20)        /* back-pressure threshold per connection */
+#define READ_BUDGET (256u * 1024)   /* bytes read per connection per turn */
+#define HEAD_INITIAL 1024           /* first allocation for a request head */
+#define MAX_EVENTS 256
+#define MAX_ACCEPTS 128             /* per turn */
+#define MAX_DATAGRAMS 4096          /* per drain, so rings cannot starve the rest */
+#define FULL_RECHECK_GAP_MS 1000
+
+enum state { ST_HTTP, ST_PROBE, ST_PROBED, ST_OPEN, ST_CLOSING };
+
+#define NOT_IN_HEAP ((size_t)-1)
+
+struct conn {
+    int fd;
+    uint8_t state;
+    bool dead;          /* destroyed this turn; freed at its end */
+    bool dirty;         /* in the take list of this turn */
+    bool blocked;       /* output over OUT_LIMIT: take again when it drains */
+    bool out_armed;     /* EPOLLOUT registered */
+    bool in_hash;
+    bool shut;          /* shutdown(SHUT_WR) done */
+    bool eof, ioerr;    /* seen by the wslay recv callback this turn */
+    bool parse_error;   /* an Engine.IO packet did not decode */
+    uint16_t stop_code; /* close the WebSocket with this code after reading */
+    uint32_t budget;    /* bytes left to read this turn */
+    uint64_t id;        /* owner token "<pid>.<id>" */
+    char sid[SG_ID_LEN + 1];
+    char *in;           /* request head; after it, bytes that followed it */
+    uint32_t in_len, in_cap, in_off;
+    char *out;          /* bytes to send: out[out_off..out_len) */
+    size_t out_off, out_len, out_cap;
+    wslay_event_context_ptr ws;
+    sg_eio_packets rx;  /* packets read this turn */
+    int64_t deadline;   /* CLOCK_MONOTONIC ms */
+    size_t heap_i;
+    struct conn *hnext;          /* sid hash chain */
+    struct conn *dnext;          /* take list / graveyard */
+    struct conn *prev, *next;    /* every connection */
+    char addr[INET6_ADDRSTRLEN];
+};
+
+struct wsd {
+    const sg_config *cfg;
+    sg_engine *engine;
+    sg_worker *w;
+    sg_bell *bell;
+    int epfd, lfd, sigfd;
+    bool listening, stopping;
+    int64_t stop_at, accept_resume_at, next_sweep, last_full_recheck;
+    long pid;
+    uint64_t next_id;
+    struct wslay_event_callbacks cbs;
+
+    struct conn *all;            /* every connection */
+    size_t nconns;
+    struct conn **buckets;       /* open sessions by sid */
+    size_t nbuckets, nhashed;
+    struct conn **heap;
+    size_t heap_len, heap_cap;
+    struct conn *dirty;          /* to take this turn */
+    struct conn *grave;          /* to free at the end of this turn */
+    int pressure;                /* datagrams per drain that suggest drops */
+    bool full_recheck_due;       /* drops suspected within FULL_RECHECK_GAP_MS */
+};
+
+static struct wsd *G; /* the wslay callbacks reach the daemon through it */
+
+/* epoll tags of the special descriptors */
+static char tag_listen, tag_signal, tag_bell;
+
+/* ---------------------------------------------------------------- helpers */
+
+static void owner_of(const struct wsd *d, const struct conn *c, char out[48])
+{
+    snprintf(out, 48, "%ld.%" PRIu64, d->pid, c->id);
+}
+
+static size_t out_pending(const struct conn *c) { return c->out_len - c->out_off; }
+
+static int out_append(struct conn *c, const void *p, size_t n)
+{
+    if (c->out_off && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + n > c->out_cap) {
+        if (c->out_off) { /* compact first */
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        if (c->out_len + n > c->out_cap) {
+            size_t cap = c->out_cap ? c->out_cap : 512;
+            while (cap < c->out_len + n)
+                cap *= 2;
+            char *o = realloc(c->out, cap);
+            if (!o)
+                return -1;
+            c->out = o;
+            c->out_cap = cap;
+        }
+    }
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+    return 0;
+}
+
+static void out_free(struct conn *c)
+{
+    free(c->out);
+    c->out = NULL;
+    c->out_off = c->out_len = c->out_cap = 0;
+}
+
+/* One whole unmasked message into the output buffer. */
+static int out_frame(struct conn *c, int opcode, const void *p, size_t n)
+{
+    uint8_t h[SG_WS_MAX_HEADER];
+    size_t hl = sg_ws_frame_header(h, opcode, n);
+    size_t before = c->out_len;
+    if (out_append(c, h, hl) < 0)
+        return -1;
+    if (n && out_append(c, p, n) < 0) {
+        c->out_len = before;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- hash */
+
+static size_t sid_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return (size_t)h;
+}
+
+static void hash_grow(struct wsd *d)
+{
+    size_t n = d->nbuckets * 2;
+    struct conn **b = calloc(n, sizeof *b);
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < d->nbuckets; i++) {
+        struct conn *c = d->buckets[i], *next;
+        for (; c; c = next) {
+            next = c->hnext;
+            size_t k = sid_hash(c->sid) & (n - 1);
+            c->hnext = b[k];
+            b[k] = c;
+        }
+    }
+    free(d->buckets);
+    d->buckets = b;
+    d->nbuckets = n;
+}
+
+static void hash_add(struct wsd *d, struct conn *c)
+{
+    if (c->in_hash)
+        return;
+    if (d->nhashed >= d->nbuckets)
+        hash_grow(d);
+    size_t k = sid_hash(c->sid) & (d->nbuckets - 1);
+    c->hnext = d->buckets[k];
+    d->buckets[k] = c;
+    c->in_hash = true;
+    d->nhashed++;
+}
+
+static void hash_del(struct wsd *d, struct conn *c)
+{
+    if (!c->in_hash)
+        return;
+    struct conn **pp = &d->buckets[sid_hash(c->sid) & (d->nbuckets - 1)];
+    for (; *pp; pp = &(*pp)->hnext)
+        if (*pp == c) {
+            *pp = c->hnext;
+            break;
+        }
+    c->hnext = NULL;
+    c->in_hash = false;
+    d->nhashed--;
+}
+
+/* ---------------------------------------------------------------- heap */
+
+static void heap_set(struct wsd *d, size_t i, struct conn *c)
+{
+    d->heap[i] = c;
+    c->heap_i = i;
+}
+
+static void heap_up(struct wsd *d, size_t i)
+{
+    struct conn *c = d->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (d->heap[parent]->deadline <= c->deadline)
+            break;
+        heap_set(d, i, d->heap[parent]);
+        i = parent;
+    }
+    heap_set(d, i, c);
+}
+
+static void heap_down(struct wsd *d, size_t i)
+{
+    struct conn *c = d->heap[i];
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= d->heap_len)
+            break;
+        if (k + 1 < d->heap_len && d->heap[k + 1]->deadline < d->heap[k]->deadline)
+            k++;
+        if (c->deadline <= d->heap[k]->deadline)
+            break;
+        heap_set(d, i, d->heap[k]);
+        i = k;
+    }
+    heap_set(d, i, c);
+}
+
+static void heap_remove(struct wsd *d, struct conn *c)
+{
+    size_t i = c->heap_i;
+    if (i == NOT_IN_HEAP)
+        return;
+    c->heap_i = NOT_IN_HEAP;
+    struct conn *last = d->heap[--d->heap_len];
+    if (i == d->heap_len)
+        return;
+    heap_set(d, i, last);
+    heap_up(d, i);
+    heap_down(d, last->heap_i);
+}
+
+/* Arm c's timer at deadline (CLOCK_MONOTONIC ms). 0, or -1 on ENOMEM. */
+static int schedule(struct wsd *d, struct conn *c, int64_t deadline)
+{
+    c->deadline = deadline;
+    if (c->heap_i != NOT_IN_HEAP) {
+        heap_up(d, c->heap_i);
+        heap_down(d, c->heap_i);
+        return 0;
+    }
+    if (d->heap_len == d->heap_cap) {
+        size_t cap = d->heap_cap ? d->heap_cap * 2 : 256;
+        struct conn **nh = realloc(d->heap, cap * sizeof *nh);
+        if (!nh)
+            return -1;
+        d->heap = nh;
+        d->heap_cap = cap;
+    }
+    heap_set(d, d->heap_len++, c);
+    heap_up(d, c->heap_i);
+    return 0;
+}
+
+/* The deadline of an open session after a take that said wake_at
+ * (CLOCK_REALTIME ms, 0 for none). */
+static int64_t deadline_for(int64_t wake_at)
+{
+    int64_t now = sg_mono_ms();
+    int64_t dl = now + RECHECK_MS;
+    if (wake_at > 0) {
+        int64_t w = now + (wake_at - sg_now_ms()) + 1; /* never a millisecond early */
+        if (w < dl)
+            dl = w;
+    }
+    return dl < now + MIN_DELAY_MS ? now + MIN_DELAY_MS : dl;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void mark_dirty(struct wsd *d, struct conn *c)
+{
+    if (c->dirty || c->dead || c->state != ST_OPEN)
+        return;
+    c->dirty = true;
+    c->dnext = d->dirty;
+    d->dirty = c;
+}
+
+static void set_events(struct wsd *d, struct conn *c, bool want_out)
+{
+    if (c->out_armed == want_out)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
+    if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        sg_error("connection from %s: epoll_ctl(MOD): %s", c->addr, strerror(errno));
+    else
+        c->out_armed = want_out;
+}
+
+/* Forget c now: out of epoll (by closing), the table, the heap; its memory
+ * is freed at the end of the turn (it may still be on this turn's lists). */
+/* A connection that probed but never upgraded ends: the session goes on
+ * polling (its GETs are held again instead of answered noop). */
+static void leave_probe(struct wsd *d, struct conn *c)
+{
+    if (c->state == ST_PROBED) {
+        sg_engine_ws_abort(d->w, c->sid);
+        c->state = ST_PROBE;
+    }
+}
+
+static void destroy(struct wsd *d, struct conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    leave_probe(d, c);
+    hash_del(d, c);
+    heap_remove(d, c);
+    close(c->fd);
+    c->fd = -1;
+    if (c->ws) {
+        wslay_event_context_free(c->ws);
+        c->ws = NULL;
+    }
+    free(c->in);
+    c->in = NULL;
+    out_free(c);
+    sg_eio_packets_free(&c->rx);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        d->all = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    d->nconns--;
+    if (!c->dirty) { /* a dirty one is on the take list: freed after it */
+        c->dnext = d->grave;
+        d->grave = c;
+    }
+}
+
+/* The session is gone for the transport's own reason: tell the engine. */
+static void engine_close(struct wsd *d, struct conn *c, const char *reason)
+{
+    if (c->state != ST_OPEN)
+        return;
+    int rc = sg_engine_close(d->w, c->sid, reason);
+    if (rc == SG_OK)
+        sg_debug("session %s: closed (%s)", c->sid, reason);
+    else if (rc != SG_E_SID)
+        sg_error("session %s: closing it (%s) failed", c->sid, reason);
+}
+
+/* Send what is buffered. On a write error the connection is lost. */
+static void flush(struct wsd *d, struct conn *c)
+{
+    if (c->dead)
+        return;
+    while (out_pending(c)) {
+        ssize_t n = send(c->fd, c->out + c->out_off, out_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            set_events(d, c, true);
+            return;
+        }
+        int err = n < 0 ? errno : EIO;
+        sg_debug("connection from %s: write: %s", c->addr, strerror(err));
+        engine_close(d, c, err == EPIPE || err == ECONNRESET ? "transport close"
+                                                             : "transport error");
+        destroy(d, c);
+        return;
+    }
+    out_free(c);
+    set_events(d, c, false);
+    if (c->state == ST_CLOSING && !c->shut) {
+        shutdown(c->fd, SHUT_WR);
+        c->shut = true;
+    }
+    if (c->blocked) {
+        c->blocked = false;
+        mark_dirty(d, c);
+    }
+}
+
+/* Called after the output shrank: resume taking below half the limit. */
+static void maybe_unblock(struct wsd *d, struct conn *c)
+{
+    if (c->blocked && out_pending(c) < OUT_LIMIT / 2) {
+        c->blocked = false;
+        mark_dirty(d, c);
+    }
+}
+
+/* Enter CLOSING: what is buffered (an error answer, or a close frame)
+ * goes out, then SHUT_WR, then wait for the peer's EOF. */
+static void closing(struct wsd *d, struct conn *c)
+{
+    if (c->dead)
+        return;
+    leave_probe(d, c);
+    hash_del(d, c);
+    if (c->ws) {
+        wslay_event_context_free(c->ws);
+        c->ws = NULL;
+    }
+    free(c->in);
+    c->in = NULL;
+    sg_eio_packets_free(&c->rx);
+    c->state = ST_CLOSING;
+    c->blocked = false;
+    if (schedule(d, c, sg_mono_ms() + CLOSE_LINGER_MS) < 0) {
+        destroy(d, c);
+        return;
+    }
+    flush(d, c);
+}
+
+/* Close the WebSocket with code (unless a close frame was already queued
+ * by wslay, which then goes out as it is). The session is not touched. */
+static void close_ws(struct wsd *d, struct conn *c, uint16_t code)
+{
+    if (c->dead || c->state == ST_CLOSING)
+        return;
+    if (c->ws) {
+        int rc = wslay_event_queue_close(c->ws, code, NULL, 0);
+        if (rc != 0 && rc != WSLAY_ERR_NO_MORE_MSG)
+            sg_debug("connection from %s: queueing the close frame failed", c->addr);
+        if (wslay_event_send(c->ws) != 0)
+            sg_debug("connection from %s: writing the close frame failed", c->addr);
+    } else {
+        uint8_t f[4];
+        out_append(c, f, sg_ws_close_frame(f, code));
+    }
+    closing(d, c);
+}
+
+/* Answer an HTTP error and close. */
+static void http_fail(struct wsd *d, struct conn *c, sg_buf *answer)
+{
+    if (answer->len)
+        out_append(c, answer->data, answer->len);
+    closing(d, c);
+}
+
+/* ---------------------------------------------------------------- wslay */
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                          void *ud)
+{
+    (void)flags;
+    struct conn *c = ud;
+    if (c->in) { /* bytes that came right after the request head */
+        size_t n = c->in_len - c->in_off;
+        if (n > len)
+            n = len;
+        memcpy(buf, c->in + c->in_off, n);
+        c->in_off += (uint32_t)n;
+        if (c->in_off >= c->in_len) {
+            free(c->in);
+            c->in = NULL;
+        }
+        return (ssize_t)n;
+    }
+    if (c->budget == 0) { /* fairness: the rest next turn (epoll is level-triggered) */
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (len > c->budget)
+        len = c->budget;
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, len, 0);
+        if (n > 0) {
+            c->budget -= (uint32_t)n;
+            return n;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+            return -1;
+        }
+        if (n == 0 || errno == ECONNRESET)
+            c->eof = true;
+        else
+            c->ioerr = true;
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+}
+
+/* wslay's own frames (pongs, close replies): into the output buffer,
+ * whole, so wslay never holds a partly written frame. */
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                          void *ud)
+{
+    (void)flags;
+    struct conn *c = ud;
+    if (out_append(c, data, len) < 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+/* Stop reading; after this turn's reading the WebSocket is closed with code. */
+static void stop_reading(struct conn *c, uint16_t code)
+{
+    if (!c->stop_code)
+        c->stop_code = code;
+    wslay_event_shutdown_read(c->ws);
+}
+
+static uint16_t code_for(int rc) { return rc == SG_E_INTERNAL ? 1011 : 1000; }
+
+/* "2probe" and "5", before the upgrade. */
+static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const uint8_t *m, size_t n)
+{
+    bool probe = text && n == 6 && memcmp(m, "2probe", 6) == 0;
+    bool upgrade = text && n == 1 && m[0] == '5';
+    if (probe && c->state == ST_PROBE) {
+        int rc = sg_engine_ws_probe(d->w, c->sid);
+        if (rc != SG_OK) {
+            sg_warn("connection from %s: probe for session %s refused (%d)", c->addr, c->sid, rc);
+            stop_reading(c, code_for(rc));
+            return;
+        }
+        c->state = ST_PROBED;
+        if (out_frame(c, SG_WS_TEXT, "3probe", 6) < 0)
+            stop_reading(c, 1011);
+    } else if (probe) { /* a repeated probe gets its answer again, as in the reference */
+        if (out_frame(c, SG_WS_TEXT, "3probe", 6) < 0)
+            stop_reading(c, 1011);
+    } else if (upgrade && c->state == ST_PROBED) {
+        char owner[48];
+        owner_of(d, c, owner);
+        int rc = sg_engine_ws_upgrade(d->w, c->sid, owner);
+        if (rc != SG_OK) {
+            sg_warn("connection from %s: upgrade of session %s refused (%d)", c->addr, c->sid, rc);
+            stop_reading(c, code_for(rc));
+            return;
+        }
+        sg_debug("session %s: upgraded to websocket (%s)", c->sid, owner);
+        c->state = ST_OPEN;
+        hash_add(d, c);
+        mark_dirty(d, c);
+    } else {
+        sg_warn("connection from %s: unexpected packet before the upgrade of session %s", c->addr,
+                c->sid);
+        stop_reading(c, 1000);
+    }
+}
+
+static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                      void *ud)
+{
+    (void)ctx;
+    struct conn *c = ud;
+    struct wsd *d = G;
+    bool text = arg->opcode == WSLAY_TEXT_FRAME;
+    if (!text && arg->opcode != WSLAY_BINARY_FRAME)
+        return; /* ping, pong, close: wslay's business */
+    if (c->stop_code || c->parse_error)
+        return;
+    if (c->state == ST_PROBE || c->state == ST_PROBED) {
+        on_upgrade_packet(d, c, text, arg->msg, arg->msg_length);
+        return;
+    }
+    if (c->state != ST_OPEN)
+        return;
+    if (!text) {
+        if (sg_eio_packets_push(&c->rx, SG_EIO_MESSAGE, true, arg->msg, arg->msg_length) < 0)
+            stop_reading(c, 1011);
+        return;
+    }
+    sg_eio_packet p;
+    int rc = sg_eio_decode_packet((const char *)arg->msg, arg->msg_length, &p);
+    if (rc == SG_EIO_ENOMEM) {
+        stop_reading(c, 1011);
+        return;
+    }
+    if (rc != SG_EIO_OK) {
+        sg_warn("session %s: bad packet from %s: %s", c->sid, c->addr, sg_eio_strerror(rc));
+        c->parse_error = true;
+        wslay_event_shutdown_read(c->ws);
+        return;
+    }
+    /* move it in, no copy */
+    sg_eio_packets *ps = &c->rx;
+    if (ps->n == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 4;
+        sg_eio_packet *v = realloc(ps->v, cap * sizeof *v);
+        if (!v) {
+            sg_eio_packet_clear(&p);
+            stop_reading(c, 1011);
+            return;
+        }
+        ps->v = v;
+        ps->cap = cap;
+    }
+    ps->v[ps->n++] = p;
+}
+
+static void take_rings(struct wsd *d);
+
+/* ---------------------------------------------------------------- taking */
+
+static int take_frame(void *ud, bool binary, const void *frame, size_t len)
+{
+    struct conn *c = ud;
+    if (out_pending(c) >= OUT_LIMIT) {
+        c->blocked = true;
+        return 1;
+    }
+    if (out_frame(c, binary ? SG_WS_BINARY : SG_WS_TEXT, frame, len) < 0) {
+        sg_error("connection from %s: out of memory for a frame", c->addr);
+        c->blocked = true; /* taken again when what is buffered drained */
+        return 1;
+    }
+    return 0;
+}
+
+static void take(struct wsd *d, struct conn *c)
+{
+    if (c->dead || c->state != ST_OPEN)
+        return;
+    char owner[48];
+    owner_of(d, c, owner);
+    int64_t wake_at = 0;
+    int rc = sg_engine_ws_take(d->w, c->sid, owner, take_frame, c, &wake_at);
+    take_rings(d); /* the engine's own ring, if any: keep the queue short */
+    if (rc == SG_OK) {
+        if (schedule(d, c, deadline_for(wake_at)) < 0) {
+            sg_error("session %s: out of memory for a timer", c->sid);
+            engine_close(d, c, "transport error");
+            close_ws(d, c, 1011);
+            return;
+        }
+        flush(d, c);
+    } else if (rc == SG_E_SID) {
+        sg_debug("session %s: closed; closing its WebSocket", c->sid);
+        close_ws(d, c, 1000);
+    } else if (rc == SG_E_BADREQ) {
+        sg_info("session %s: held by another connection now; closing this one", c->sid);
+        close_ws(d, c, 1000);
+    } else {
+        schedule(d, c, sg_mono_ms() + INTERNAL_RETRY_MS);
+        flush(d, c);
+    }
+}
+
+/* ---------------------------------------------------------------- reading */
+
+/* Hand this turn's packets to the engine. false when c was closed. */
+static bool deliver(struct wsd *d, struct conn *c)
+{
+    if (c->state != ST_OPEN || !c->rx.n)
+        return true;
+    /* Anything the engine queues for this session rings this process's
+     * own doorbell before sg_engine_receive returns; the ring is drained
+     * right away (so that a busy turn never fills the datagram queue, whose
+     * overflow would drop rings from other processes). A take is due anyway
+     * unless every packet was a pong, which queues nothing. */
+    bool only_pongs = true;
+    for (size_t i = 0; i < c->rx.n; i++)
+        if (c->rx.v[i].type != SG_EIO_PONG)
+            only_pongs = false;
+    int rc = sg_engine_receive(d->w, c->sid, &c->rx);
+    sg_eio_packets_free(&c->rx);
+    take_rings(d);
+    if (rc == SG_OK) {
+        if (!only_pongs)
+            mark_dirty(d, c);
+        return true;
+    }
+    if (rc == SG_E_SID) {
+        close_ws(d, c, 1000);
+    } else if (rc == SG_E_BADREQ) {
+        /* a packet the protocol forbids: the engine closed the session */
+        sg_warn("session %s: closed by the engine after a bad packet from %s", c->sid, c->addr);
+        close_ws(d, c, 1002);
+    } else {
+        engine_close(d, c, "transport error");
+        close_ws(d, c, 1011);
+    }
+    return false;
+}
+
+static void ws_read(struct wsd *d, struct conn *c)
+{
+    c->budget = READ_BUDGET;
+    c->eof = c->ioerr = false;
+    int rc = wslay_event_recv(c->ws);
+    if (c->dead)
+        return;
+    bool delivered = deliver(d, c);
+    if (c->dead || c->state == ST_CLOSING)
+        return;
+    if (rc != 0) {
+        if (c->eof || c->ioerr) {
+            sg_debug("connection from %s: %s", c->addr, c->eof ? "closed by the peer" : "read error");
+            engine_close(d, c, c->eof ? "transport close" : "transport error");
+            destroy(d, c);
+            return;
+        }
+        if (rc == WSLAY_ERR_NOMEM) {
+            engine_close(d, c, "transport error");
+            close_ws(d, c, 1011);
+            return;
+        }
+        /* wslay's frame layer refused a frame (a control frame over 125
+         * bytes or fragmented, a bad extended length) and queued a close
+         * frame without a status code: send 1002 instead */
+        sg_warn("connection from %s: WebSocket protocol error", c->addr);
+        engine_close(d, c, "transport error");
+        wslay_event_context_free(c->ws);
+        c->ws = NULL;
+        close_ws(d, c, 1002);
+        return;
+    }
+    if (!delivered)
+        return;
+    if (c->parse_error) {
+        engine_close(d, c, "parse error");
+        close_ws(d, c, 1002);
+        return;
+    }
+    if (c->stop_code) {
+        uint16_t code = c->stop_code;
+        if (code == 1011)
+            engine_close(d, c, "transport error");
+        close_ws(d, c, code);
+        return;
+    }
+    if (!wslay_event_get_read_enabled(c->ws)) {
+        if (wslay_event_get_close_received(c->ws)) {
+            sg_debug("connection from %s: close frame (%u)", c->addr,
+                     wslay_event_get_status_code_received(c->ws));
+            engine_close(d, c, "transport close");
+        } else { /* wslay queued 1002, 1007 or 1009 */
+            sg_warn("connection from %s: WebSocket protocol error", c->addr);
+            engine_close(d, c, "transport error");
+        }
+        close_ws(d, c, 1000); /* sends the close frame wslay queued */
+        return;
+    }
+    if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
+        engine_close(d, c, "transport error");
+        destroy(d, c);
+        return;
+    }
+    if (out_pending(c))
+        flush(d, c);
+}
+
+/* ---------------------------------------------------------------- handshake */
+
+static bool is_local_peer(const char *addr)
+{
+    return strcmp(addr, "unix") == 0 || strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
+}
+
+/* The address the engine records: the peer's, or behind a local proxy the
+ * last entry of X-Forwarded-For (the one the proxy added). */
+static const char *client_address(const struct conn *c, const sg_ws_request *req, char *buf,
+                                  size_t cap)
+{
+    const char *xff = sg_ws_request_header(req, "x-forwarded-for");
+    if (!xff || !is_local_peer(c->addr))
+        return c->addr;
+    const char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ' || *last == '\t')
+        last++;
+    size_t n = strlen(last);
+    while (n && (last[n - 1] == ' ' || last[n - 1] == '\t'))
+        n--;
+    if (!n || n >= cap)
+        return c->addr;
+    memcpy(buf, last, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* An Engine.IO refusal before the upgrade: 400 (or the result's status)
+ * with the JSON error. */
+static void eio_fail(struct wsd *d, struct conn *c, sg_buf *ans, int result, const char *why)
+{
+    int status, code;
+    const char *msg;
+    sg_engine_error(result, &status, &code, &msg);
+    if (result != SG_E_INTERNAL)
+        sg_warn("connection from %s: %d %s%s%s", c->addr, status, msg, why ? ": " : "",
+                why ? why : "");
+    if (code >= 0)
+        sg_ws_response_eio(ans, status, code, msg);
+    else
+        sg_ws_response_error(ans, status, "text/plain; charset=UTF-8", msg);
+    http_fail(d, c, ans);
+}
+
+static void start_ws(struct wsd *d, struct conn *c)
+{
+    if (wslay_event_context_server_init(&c->ws, &d->cbs, c) != 0) {
+        c->ws = NULL;
+        sg_error("connection from %s: out of memory for the WebSocket", c->addr);
+        return;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)d->cfg->max_payload);
+}
+
+static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
+{
+    const sg_config *cfg = d->cfg;
+    sg_buf ans = SG_BUF_INIT;
+    sg_ws_request req;
+    char *transport = NULL, *eio = NULL, *sid = NULL;
+    int prc = sg_ws_request_parse(c->in, headlen, &req);
+    if (prc != SG_WS_PARSE_OK) {
+        int status = prc == SG_WS_PARSE_TOO_MANY ? 431 : prc == SG_WS_PARSE_NOMEM ? 500 : 400;
+        sg_warn("connection from %s: %d: %s", c->addr, status,
+                status == 400 ? "malformed request head" : "cannot parse the request head");
+        sg_ws_response_error(&ans, status, NULL, NULL);
+        http_fail(d, c, &ans);
+        goto out;
+    }
+    if (!sg_ws_path_ok(req.path, strlen(req.path), cfg->path)) {
+        sg_warn("connection from %s: 404 not the Socket.IO path %s: %.200s", c->addr, cfg->path,
+                req.path);
+        sg_ws_response_error(&ans, 404, "text/plain; charset=UTF-8", "Not Found\n");
+        http_fail(d, c, &ans);
+        goto out;
+    }
+    transport = sg_query_get(req.query, "transport");
+    eio = sg_query_get(req.query, "EIO");
+    sid = sg_query_get(req.query, "sid");
+    if (sid && !*sid) { /* "sid=" is no sid, as in the reference */
+        free(sid);
+        sid = NULL;
+    }
+    if (!transport || strcmp(transport, "websocket") != 0) {
+        if (transport && strcmp(transport, "polling") == 0)
+            eio_fail(d, c, &ans, SG_E_BADREQ, "polling requests belong to siogate-fcgi");
+        else
+            eio_fail(d, c, &ans, SG_E_TRANSPORT, NULL);
+        goto out;
+    }
+    if (!sg_ws_is_upgrade(&req)) {
+        eio_fail(d, c, &ans, SG_E_BADREQ, "transport=websocket without \"Upgrade: websocket\"");
+        goto out;
+    }
+    if (!eio || strcmp(eio, "4") != 0) {
+        eio_fail(d, c, &ans, SG_E_VERSION, NULL);
+        goto out;
+    }
+    if (sid) {
+        if (!sg_id_valid(sid)) {
+            eio_fail(d, c, &ans, SG_E_SID, "malformed sid");
+            goto out;
+        }
+        /* does the session exist? (the reference answers 400 before upgrading) */
+        int rc = sg_engine_session_exists(d->w, sid);
+        if (rc != SG_OK) {
+            eio_fail(d, c, &ans, rc == SG_E_SID ? SG_E_SID : SG_E_INTERNAL, NULL);
+            goto out;
+        }
+    }
+    char accept[SG_WS_ACCEPT_LEN + 1];
+    const char *why = NULL;
+    int st = sg_ws_handshake_check(&req, accept, &why);
+    if (st != 0) {
+        sg_warn("connection from %s: %d: %s", c->addr, st, why ? why : "bad handshake");
+        if (st == 426)
+            sg_ws_response_426(&ans);
+        else
+            sg_ws_response_error(&ans, st, "text/plain; charset=UTF-8", why);
+        http_fail(d, c, &ans);
+        goto out;
+    }
+
+    char open_sid[SG_ID_LEN + 1] = "";
+    sg_buf open_packet = SG_BUF_INIT;
+    if (!sid) {
+        char abuf[INET6_ADDRSTRLEN + 16];
+        sg_handshake hs = {
+            .address = client_address(c, &req, abuf, sizeof abuf),
+            .url = req.target,
+            .query = req.query,
+            .headers = req.headers,
+        };
+        int rc = sg_engine_open(d->w, &hs, "websocket", open_sid, &open_packet);
+        if (rc != SG_OK) {
+            sg_buf_free(&open_packet);
+            eio_fail(d, c, &ans, rc < 0 ? rc : SG_E_INTERNAL, "handshake");
+            goto out;
+        }
+    }
+    start_ws(d, c);
+    if (!c->ws || sg_ws_response_101(&ans, accept) < 0 || out_append(c, ans.data, ans.len) < 0) {
+        if (!sid)
+            sg_engine_close(d->w, open_sid, "transport error");
+        sg_buf_free(&open_packet);
+        sg_buf_reset(&ans);
+        sg_ws_response_error(&ans, 500, NULL, NULL);
+        http_fail(d, c, &ans);
+        goto out;
+    }
+    /* keep what followed the head for wslay; the head itself is done */
+    if (headlen < c->in_len) {
+        c->in_off = (uint32_t)headlen;
+    } else {
+        free(c->in);
+        c->in = NULL;
+    }
+    if (sid) {
+        snprintf(c->sid, sizeof c->sid, "%s", sid);
+        c->state = ST_PROBE;
+        sg_debug("connection from %s: upgrade of session %s begins", c->addr, c->sid);
+        schedule(d, c, sg_mono_ms() + UPGRADE_TIMEOUT_MS);
+    } else {
+        memcpy(c->sid, open_sid, sizeof c->sid);
+        char owner[48];
+        owner_of(d, c, owner);
+        int rc = sg_engine_ws_attach(d->w, c->sid, owner);
+        c->state = ST_OPEN;
+        if (rc != SG_OK || out_frame(c, SG_WS_TEXT, open_packet.data, open_packet.len) < 0) {
+            sg_error("session %s: attaching it to its WebSocket failed (%d)", c->sid, rc);
+            engine_close(d, c, "transport error");
+            sg_buf_free(&open_packet);
+            close_ws(d, c, 1011);
+            goto out;
+        }
+        sg_debug("connection from %s: session %s (%s)", c->addr, c->sid, owner);
+        hash_add(d, c);
+        mark_dirty(d, c);
+        schedule(d, c, deadline_for(0));
+    }
+    sg_buf_free(&open_packet);
+    flush(d, c);
+    if (!c->dead && c->in)
+        ws_read(d, c); /* frames sent before the 101 was read */
+out:
+    sg_buf_free(&ans);
+    free(transport);
+    free(eio);
+    free(sid);
+    sg_ws_request_free(&req);
+}
+
+static void head_too_large(struct wsd *d, struct conn *c)
+{
+    sg_warn("connection from %s: 431: request head over %d bytes", c->addr, SG_WS_MAX_HEAD);
+    sg_buf ans = SG_BUF_INIT;
+    sg_ws_response_error(&ans, 431, NULL, NULL);
+    http_fail(d, c, &ans);
+    sg_buf_free(&ans);
+}
+
+static void read_head(struct wsd *d, struct conn *c)
+{
+    for (;;) {
+        if (c->in_len == c->in_cap) {
+            if (c->in_cap > SG_WS_MAX_HEAD) {
+                head_too_large(d, c);
+                return;
+            }
+            uint32_t cap = c->in_cap ? c->in_cap * 2 : HEAD_INITIAL;
+            if (cap > SG_WS_MAX_HEAD + 1)
+                cap = SG_WS_MAX_HEAD + 1;
+            char *n = realloc(c->in, cap);
+            if (!n) {
+                sg_error("connection from %s: out of memory", c->addr);
+                destroy(d, c);
+                return;
+            }
+            c->in = n;
+            c->in_cap = cap;
+        }
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            sg_debug("connection from %s: gone before its request was complete", c->addr);
+            destroy(d, c);
+            return;
+        }
+        uint32_t from = c->in_len > 3 ? c->in_len - 3 : 0;
+        c->in_len += (uint32_t)n;
+        size_t end = sg_ws_head_end(c->in + from, c->in_len - from);
+        if (end) {
+            end += from;
+            if (end > SG_WS_MAX_HEAD)
+                head_too_large(d, c);
+            else
+                handle_request(d, c, end);
+            return;
+        }
+    }
+}
+
+/* CLOSING: whatever arrives is dropped until EOF. */
+static void drain(struct wsd *d, struct conn *c)
+{
+    char buf[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        destroy(d, c);
+        return;
+    }
+}
+
+static void on_conn(struct wsd *d, struct conn *c, uint32_t events)
+{
+    if (c->dead)
+        return;
+    if (events & EPOLLOUT) {
+        flush(d, c);
+        if (c->dead)
+            return;
+        maybe_unblock(d, c);
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
+    switch (c->state) {
+    case ST_HTTP: read_head(d, c); break;
+    case ST_CLOSING: drain(d, c); break;
+    default:
+        if (c->ws)
+            ws_read(d, c);
+        else
+            destroy(d, c);
+    }
+}
+
+/* ---------------------------------------------------------------- accept */
+
+static void accept_all(struct wsd *d)
+{
+    for (int i = 0; i < MAX_ACCEPTS; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(d->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                continue;
+            sg_error("accept: %s; pausing %d ms", strerror(errno), ACCEPT_PAUSE_MS);
+            if (epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->lfd, NULL) == 0)
+                d->listening = false;
+            d->accept_resume_at = sg_mono_ms() + ACCEPT_PAUSE_MS;
+            return;
+        }
+        struct conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            sg_error("accept: out of memory");
+            close(fd);
+            return;
+        }
+        c->fd = fd;
+        c->heap_i = NOT_IN_HEAP;
+        c->id = d->next_id++;
+        sg_eio_packets_init(&c->rx);
+        if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->addr, sizeof c->addr);
+        } else if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->addr, sizeof c->addr);
+        } else {
+            strcpy(c->addr, "unix");
+        }
+        if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ||
+            schedule(d, c, sg_mono_ms() + HANDSHAKE_TIMEOUT_MS) < 0) {
+            sg_error("accept: %s", strerror(errno));
+            close(fd);
+            free(c);
+            return;
+        }
+        c->next = d->all;
+        if (d->all)
+            d->all->prev = c;
+        d->all = c;
+        d->nconns++;
+    }
+}
+
+static void resume_accepting(struct wsd *d)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_listen};
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->lfd, &ev) == 0)
+        d->listening = true;
+    else
+        d->accept_resume_at = sg_mono_ms() + ACCEPT_PAUSE_MS;
+}
+
+/* ---------------------------------------------------------------- rings */
+
+static void mark_all(struct wsd *d)
+{
+    d->full_recheck_due = false;
+    for (size_t i = 0; i < d->nbuckets; i++)
+        for (struct conn *c = d->buckets[i]; c; c = c->hnext)
+            mark_dirty(d, c);
+    d->last_full_recheck = sg_mono_ms();
+}
+
+static void take_rings(struct wsd *d)
+{
+    char buf[SG_BELL_MAX + 1];
+    bool all = false;
+    int count = 0, n = 0;
+    while (count < MAX_DATAGRAMS && (n = sg_bell_recv(d->bell, buf, sizeof buf)) > 0) {
+        count++;
+        const char *s = buf, *end = buf + n;
+        while (s < end) {
+            const char *nl = memchr(s, '\n', (size_t)(end - s));
+            const char *e = nl ? nl : end;
+            size_t len = (size_t)(e - s);
+            if (len == 1 && s[0] == '*') {
+                all = true;
+            } else if (len == SG_ID_LEN && d->nhashed) {
+                char sid[SG_ID_LEN + 1];
+                memcpy(sid, s, len);
+                sid[len] = '\0';
+                for (struct conn *c = d->buckets[sid_hash(sid) & (d->nbuckets - 1)]; c;
+                     c = c->hnext)
+                    if (strcmp(c->sid, sid) == 0)
+                        mark_dirty(d, c);
+            }
+            s = e + 1;
+        }
+    }
+    if (n < 0)
+        sg_error("doorbell: receiving a ring failed");
+    if (!all && count >= d->pressure) {
+        sg_debug("doorbell: %d rings in one drain, some may be lost: re-checking all", count);
+        d->full_recheck_due = true;
+    }
+    if (all)
+        mark_all(d);
+}
+
+/* A suspected loss is never forgotten, only delayed to at most one full
+ * re-check per FULL_RECHECK_GAP_MS. */
+static void full_recheck_if_due(struct wsd *d)
+{
+    if (d->full_recheck_due && sg_mono_ms() - d->last_full_recheck >= FULL_RECHECK_GAP_MS) {
+        d->full_recheck_due = false;
+        mark_all(d);
+    }
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void expire(struct wsd *d, struct conn *c)
+{
+    switch (c->state) {
+    case ST_HTTP:
+        sg_warn("connection from %s: no complete request within %d ms", c->addr,
+                HANDSHAKE_TIMEOUT_MS);
+        destroy(d, c);
+        break;
+    case ST_PROBE:
+    case ST_PROBED:
+        sg_warn("connection from %s: session %s not upgraded within %d ms", c->addr, c->sid,
+                UPGRADE_TIMEOUT_MS);
+        close_ws(d, c, 1000);
+        break;
+    case ST_OPEN: mark_dirty(d, c); break;
+    default: destroy(d, c); break;
+    }
+}
+
+static void run_timers(struct wsd *d)
+{
+    int64_t now = sg_mono_ms();
+    while (d->heap_len && d->heap[0]->deadline <= now) {
+        struct conn *c = d->heap[0];
+        heap_remove(d, c);
+        expire(d, c);
+    }
+    if (!d->listening && !d->stopping && d->accept_resume_at && now >= d->accept_resume_at) {
+        d->accept_resume_at = 0;
+        resume_accepting(d);
+    }
+}
+
+/* ---------------------------------------------------------------- stop */
+
+static void begin_stop(struct wsd *d, int sig)
+{
+    sg_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    d->stopping = true;
+    d->stop_at = sg_mono_ms() + STOP_GRACE_MS;
+    if (d->listening)
+        epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->lfd, NULL);
+    d->listening = false;
+    size_t sessions = 0;
+    for (struct conn *c = d->all, *next; c; c = next) {
+        next = c->next;
+        switch (c->state) {
+        case ST_HTTP: destroy(d, c); break;
+        case ST_OPEN:
+            sessions++;
+            engine_close(d, c, "server shutting down");
+            close_ws(d, c, 1001);
+            break;
+        case ST_PROBE:
+        case ST_PROBED: close_ws(d, c, 1001); break;
+        default: break;
+        }
+    }
+    if (sessions)
+        sg_info("closed %zu WebSocket session%s", sessions, sessions == 1 ? "" : "s");
+}
+
+/* ---------------------------------------------------------------- loop */
+
+static void free_grave(struct wsd *d)
+{
+    for (struct conn *c = d->grave, *next; c; c = next) {
+        next = c->dnext;
+        free(c);
+    }
+    d->grave = NULL;
+}
+
+static void run(struct wsd *d)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    d->next_sweep = sg_mono_ms() + SWEEP_MS;
+    d->last_full_recheck = sg_mono_ms();
+    for (;;) {
+        int64_t now = sg_mono_ms();
+        if (d->stopping && (!d->all || now >= d->stop_at))
+            break;
+        int64_t until = d->next_sweep;
+        if (d->heap_len && d->heap[0]->deadline < until)
+            until = d->heap[0]->deadline;
+        if (d->accept_resume_at && d->accept_resume_at < until)
+            until = d->accept_resume_at;
+        if (d->stopping && d->stop_at < until)
+            until = d->stop_at;
+        if (d->full_recheck_due && d->last_full_recheck + FULL_RECHECK_GAP_MS < until)
+            until = d->last_full_recheck + FULL_RECHECK_GAP_MS;
+        int timeout = until <= now ? 0 : (int)(until - now);
+
+        int n = epoll_wait(d->epfd, evs, MAX_EVENTS, timeout);
+        if (n < 0) {
+            if (errno != EINTR) {
+                sg_error("epoll_wait: %s", strerror(errno));
+                usleep(100000);
+            }
+            n = 0;
+        }
+        bool rang = false;
+        for (int i = 0; i < n; i++) {
+            void *tag = evs[i].data.ptr;
+            if (tag == &tag_listen) {
+                if (!d->stopping)
+                    accept_all(d);
+            } else if (tag == &tag_signal) {
+                struct signalfd_siginfo si;
+                while (read(d->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+                    if (!d->stopping)
+                        begin_stop(d, (int)si.ssi_signo);
+            } else if (tag == &tag_bell) {
+                rang = true;
+            } else {
+                on_conn(d, tag, evs[i].events);
+            }
+        }
+        if (!d->stopping) {
+            if (rang)
+                take_rings(d);
+            full_recheck_if_due(d);
+            run_timers(d);
+            while (d->dirty) {
+                struct conn *c = d->dirty;
+                d->dirty = c->dnext;
+                c->dirty = false;
+                if (c->dead) {
+                    c->dnext = d->grave;
+                    d->grave = c;
+                } else {
+                    take(d, c);
+                }
+            }
+            now = sg_mono_ms();
+            if (now >= d->next_sweep) {
+                int closed = sg_engine_sweep(d->w);
+                if (closed > 0)
+                    sg_debug("sweep: %d session%s timed out", closed, closed == 1 ? "" : "s");
+                d->next_sweep = sg_mono_ms() + SWEEP_MS;
+            }
+        } else {
+            if (rang) /* keep the queue from filling */
+                while (sg_bell_recv(d->bell, (char[64]){0}, 64) > 0)
+                    ;
+            int64_t t = sg_mono_ms();
+            while (d->heap_len && d->heap[0]->deadline <= t) {
+                struct conn *c = d->heap[0];
+                heap_remove(d, c);
+                destroy(d, c);
+            }
+            while (d->dirty) { /* nothing is taken any more */
+                struct conn *c = d->dirty;
+                d->dirty = c->dnext;
+                c->dirty = false;
+                if (c->dead) {
+                    c->dnext = d->grave;
+                    d->grave = c;
+                }
+            }
+        }
+        free_grave(d);
+    }
+    /* whatever is left after the grace period */
+    while (d->all)
+        destroy(d, d->all);
+    while (d->dirty) {
+        struct conn *c = d->dirty;
+        d->dirty = c->dnext;
+        c->dnext = d->grave;
+        d->grave = c;
+    }
+    free_grave(d);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: siogate-wsd [--conf FILE] [--listen HOST:PORT | --listen unix:PATH]\n"
+            "                   [--verbose]\n"
+            "       siogate-wsd --help\n"
+            "\n"
+            "The WebSocket daemon of siogate: the Engine.IO \"websocket\" transport, both\n"
+            "sessions that start on a WebSocket and upgrades from polling. The web server\n"
+            "proxies requests with \"Upgrade: websocket\" for the Socket.IO path to it.\n"
+            "\n"
+            "  -c, --conf FILE      configuration file, the one siogate-fcgi reads (default\n"
+            "                       " SG_DEFAULT_CONF "; built-in defaults when that\n"
+            "                       default file is missing)\n"
+            "  -l, --listen ADDR    listen on unix:PATH (a stale socket file is replaced;\n"
+            "                       the socket is made mode 0666, so protect its directory)\n"
+            "                       or HOST:PORT ([V6]:PORT, or *:PORT for every address);\n"
+            "                       without it standard input must be a listening socket\n"
+            "  -v, --verbose        log debug messages\n"
+            "  -h, --help           show this text\n"
+            "\n"
+            "SIGTERM or SIGINT: close every WebSocket (close code 1001) and its session\n"
+            "(\"server shutting down\"), exit 0. Exit status 2: bad usage or configuration;\n"
+            "1: other failure.\n");
+}
+
+static bool is_listening_socket(int fd)
+{
+    int v = 0;
+    socklen_t l = sizeof v;
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) == 0 && v;
+}
+
+static int dgram_queue_len(void)
+{
+    int v = 10;
+    FILE *f = fopen("/proc/sys/net/unix/max_dgram_qlen", "re");
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1 || v < 1)
+            v = 10;
+        fclose(f);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL, *listen_spec = NULL;
+    int verbose = 0;
+    static const struct option opts[] = {
+        {"conf", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+        {"verbose", no_argument, NULL, 'v'},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "c:l:vh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': conf = optarg; break;
+        case 'l': listen_spec = optarg; break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", PROG, argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    sg_log_init(PROG, verbose ? SG_LOG_DEBUG : SG_LOG_INFO);
+
+    sg_config cfg;
+    char err[512];
+    if (sg_config_defaults(&cfg) < 0) {
+        fprintf(stderr, "%s: out of memory\n", PROG);
+        return 1;
+    }
+    if (!conf && access(SG_DEFAULT_CONF, F_OK) < 0 && errno == ENOENT) {
+        sg_info("%s is missing: using the built-in defaults", SG_DEFAULT_CONF);
+    } else if (sg_config_load(&cfg, conf ? conf : SG_DEFAULT_CONF, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\n", PROG, err);
+        sg_config_free(&cfg);
+        return 2;
+    }
+
+    /* signals: SIGTERM/SIGINT through a signalfd, blocked before anything
+     * (a plugin's threads included) exists; SIGPIPE ignored */
+    struct sigaction sa = {.sa_handler = SIG_IGN};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+    sigset_t stopset;
+    sigemptyset(&stopset);
+    sigaddset(&stopset, SIGTERM);
+    sigaddset(&stopset, SIGINT);
+    sigprocmask(SIG_BLOCK, &stopset, NULL);
+    sg_daemon_raise_fd_limit();
+
+    int status = 1;
+    struct wsd d = {.cfg = &cfg, .epfd = -1, .lfd = -1, .sigfd = -1, .pid = (long)getpid(),
+                    .next_id = 1};
+    G = &d;
+    d.cbs.recv_callback = ws_recv_cb;
+    d.cbs.send_callback = ws_send_cb;
+    d.cbs.on_msg_recv_callback = ws_msg_cb;
+    d.pressure = dgram_queue_len() / 2;
+    if (d.pressure < 2)
+        d.pressure = 2;
+    char *unix_path = NULL;
+
+    if (!listen_spec && !is_listening_socket(0)) {
+        fprintf(stderr, "%s: standard input is not a listening socket: give --listen "
+                        "unix:PATH or HOST:PORT\n", PROG);
+        status = 2;
+        goto out;
+    }
+    if (listen_spec && strncmp(listen_spec, "unix:", 5) != 0 && !strrchr(listen_spec, ':')) {
+        fprintf(stderr, "%s: --listen %s: expected unix:PATH or HOST:PORT\n", PROG, listen_spec);
+        status = 2;
+        goto out;
+    }
+
+    d.engine = sg_engine_new(&cfg);
+    if (!d.engine)
+        goto out;
+    d.w = sg_worker_new(d.engine);
+    if (!d.w)
+        goto out;
+    char *dir = sg_bell_dir_for(cfg.db);
+    if (!dir) {
+        sg_error("out of memory");
+        goto out;
+    }
+    d.bell = sg_bell_waiter(dir);
+    free(dir);
+    if (!d.bell)
+        goto out;
+    d.nbuckets = 1024;
+    d.buckets = calloc(d.nbuckets, sizeof *d.buckets);
+    if (!d.buckets) {
+        sg_error("out of memory");
+        goto out;
+    }
+    d.epfd = epoll_create1(EPOLL_CLOEXEC);
+    d.sigfd = signalfd(-1, &stopset, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (d.epfd < 0 || d.sigfd < 0) {
+        sg_error("%s", strerror(errno));
+        goto out;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_signal};
+    if (epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.sigfd, &ev) < 0) {
+        sg_error("epoll_ctl: %s", strerror(errno));
+        goto out;
+    }
+    ev.data.ptr = &tag_bell;
+    if (epoll_ctl(d.epfd, EPOLL_CTL_ADD, sg_bell_fd(d.bell), &ev) < 0) {
+        sg_error("epoll_ctl(doorbell): %s", strerror(errno));
+        goto out;
+    }
+
+    /* the socket last: once it exists the program is ready */
+    if (!listen_spec) {
+        d.lfd = 0;
+    } else {
+        bool ipv6;
+        d.lfd = sg_daemon_listen(PROG, listen_spec, &unix_path, &ipv6);
+        if (d.lfd == -2)
+            status = 2;
+        if (d.lfd < 0)
+            goto out;
+    }
+    int fl = fcntl(d.lfd, F_GETFL);
+    if (fl < 0 || fcntl(d.lfd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        sg_error("listening socket: %s", strerror(errno));
+        goto out;
+    }
+    ev.data.ptr = &tag_listen;
+    if (epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.lfd, &ev) < 0) {
+        sg_error("epoll_ctl(listen): %s", strerror(errno));
+        goto out;
+    }
+    d.listening = true;
+    sg_info("ready: %s, path %s", listen_spec ? listen_spec : "standard input", cfg.path);
+    run(&d);
+    status = 0;
+
+out:
+    if (d.lfd > 0)
+        close(d.lfd);
+    if (unix_path) {
+        unlink(unix_path);
+        free(unix_path);
+    }
+    if (d.sigfd >= 0)
+        close(d.sigfd);
+    if (d.epfd >= 0)
+        close(d.epfd);
+    free(d.buckets);
+    free(d.heap);
+    sg_bell_close(d.bell);
+    if (d.w)
+        sg_worker_free(d.w);
+    if (d.engine)
+        sg_engine_free(d.engine);
+    sg_config_free(&cfg);
+    if (status == 0)
+        sg_info("stopped");
+    return status;
+}
