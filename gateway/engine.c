@@ -154,6 +154,20 @@ static void close_socket_cb(void *ud, const char *id, const char *nsp)
 
 /* Close ss (inside a transaction): mark it closed if it is open, then the
  * disconnect handlers of its sockets. ss->state is updated. */
+static bool is_client_close(const char *reason)
+{
+    return strcmp(reason, "transport close") == 0;
+}
+
+/* The close marker frame queued by eng_close_session. Socket.IO frames all
+ * start with '4' and pings are never queued last, so a 1-byte "1" or "6"
+ * text frame can only be it. */
+static bool is_close_marker(bool binary, const void *frame, size_t len)
+{
+    const char *f = frame;
+    return !binary && len == 1 && (*f == '0' + SG_EIO_CLOSE || *f == '0' + SG_EIO_NOOP);
+}
+
 int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
 {
     int rc = sg_store_session_close(w->store, ss->sid, reason, sg_now_ms());
@@ -168,7 +182,13 @@ int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
     struct close_walk cw = {w, ss->sid, reason, 0};
     if (sg_store_sockets_of(w->store, ss->sid, close_socket_cb, &cw) < 0)
         return -1;
-    eng_mark_dirty(w, ss->sid); /* a held GET must answer now */
+    /* The last word on polling, after whatever the handlers queued: the
+     * close packet, or noop for the client's own close. It is queued, not
+     * written into whatever GET is held now, so that a GET arriving later
+     * still gets it, as from the reference server's buffered close. */
+    if (eng_queue_eio(w, ss->sid, is_client_close(reason) ? SG_EIO_NOOP : SG_EIO_CLOSE,
+                      NULL) < 0)
+        return -1;
     return cw.rc;
 }
 
@@ -741,21 +761,29 @@ static bool poller_alive(const char *token)
 
 struct take {
     sg_buf *payload;
-    char last_text[2];    /* the last frame when it was a 1-byte text frame */
-    const char *last_ptr;
+    bool closed;          /* the session is closed: mind the close marker */
+    int n;                /* frames in the payload */
+    bool marker;          /* the close marker is in the payload */
 };
 
 static int take_frame(void *ud, bool binary, const void *frame, size_t len)
 {
     struct take *t = ud;
-    t->last_ptr = NULL;
-    if (!binary && len == 1) {
-        t->last_text[0] = *(const char *)frame;
-        t->last_text[1] = '\0';
-        t->last_ptr = t->last_text;
+    if (t->closed && is_close_marker(binary, frame, len)) {
+        /* the close goes alone, in a later response than what came before
+         * it, as from the reference server: a client handles a close at
+         * once but Socket.IO packets a tick later */
+        if (t->n > 0)
+            return 1;
+        t->marker = true;
     }
+    t->n++;
     return sg_eio_append_polling(t->payload, binary, frame, len) < 0 ? -1 : 0;
 }
+
+/* An upgrade whose "5" does not come within this time is given up (the
+ * WebSocket daemon also aborts it when the connection ends first). */
+#define UPGRADE_LIMIT_MS 10000
 
 /* What a GET answers for session ss now (inside the transaction). */
 static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *payload,
@@ -771,27 +799,23 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
             return SG_E_INTERNAL;
         ss->ping_sent = 1;
     }
-    struct take t = {payload, "", NULL};
-    int n = sg_store_queue_read(w->store, ss->sid, ss->sent_upto,
-                                ss->state == SG_SESSION_OPEN ? (size_t)cfg->max_payload : SIZE_MAX,
+    struct take t = {payload, ss->state != SG_SESSION_OPEN, 0, false};
+    int n = sg_store_queue_read(w->store, ss->sid, ss->sent_upto, (size_t)cfg->max_payload,
                                 take_frame, &t, &ss->sent_upto);
     if (n < 0)
         return SG_E_INTERNAL;
     if (ss->state != SG_SESSION_OPEN) {
-        /* What was queued before the close goes out first; the close packet
-         * (noop for the client's own close) follows in a later response, as
-         * the reference server sends it once its buffer drained: a client
-         * handles a close at once but Socket.IO packets a tick later. */
-        bool by_client = strcmp(ss->close_reason, "transport close") == 0;
-        const char *last = t.last_ptr;
-        if (n > 0 && !(last && strlen(last) == 1 && (*last == '1' || *last == '6'))) {
-            ss->poller[0] = '\0';
-            return eng_queue_eio(w, ss->sid, by_client ? SG_EIO_NOOP : SG_EIO_CLOSE, NULL) < 0
-                       ? SG_E_INTERNAL : SG_OK;
-        }
-        if (n == 0 && sg_eio_append_polling(payload, false, by_client ? "6" : "1", 1) < 0)
+        ss->poller[0] = '\0';
+        if (n == 0) /* a GET held across the close that already went out */
+            n = sg_eio_append_polling(payload, false, "6", 1) < 0 ? -1 : 1;
+        if (n < 0 || (t.marker && sg_store_queue_drop(w->store, ss->sid) != 0))
             return SG_E_INTERNAL;
-        return sg_store_queue_drop(w->store, ss->sid) != 0 ? SG_E_INTERNAL : SG_OK;
+        return SG_OK;
+    }
+    if (ss->upgrading && now - ss->upgrading > UPGRADE_LIMIT_MS) {
+        sg_warn("session %s: upgrade not completed within %d ms: stays on polling", ss->sid,
+                UPGRADE_LIMIT_MS);
+        ss->upgrading = 0;
     }
     if (n == 0 && ss->upgrading)
         n = sg_eio_append_polling(payload, false, "6", 1) < 0 ? -1 : 1; /* let it pause */
@@ -882,9 +906,10 @@ int sg_engine_ws_probe(sg_worker *w, const char *sid)
     int rc = ws_begin(w, sid, &ss);
     if (rc != SG_OK)
         return rc;
-    if (strcmp(ss.transport, "polling") != 0 || ss.upgrading)
+    if (strcmp(ss.transport, "polling") != 0 ||
+        (ss.upgrading && sg_now_ms() - ss.upgrading <= UPGRADE_LIMIT_MS))
         return abort_session(w, &ss, SG_E_BADREQ);
-    ss.upgrading = 1;
+    ss.upgrading = sg_now_ms();
     eng_mark_dirty(w, sid); /* a held GET answers noop now */
     return end_session(w, &ss, SG_OK);
 }
@@ -908,6 +933,33 @@ int sg_engine_ws_upgrade(sg_worker *w, const char *sid, const char *owner)
     return end_session(w, &ss, SG_OK);
 }
 
+int sg_engine_ws_abort(sg_worker *w, const char *sid)
+{
+    sg_session ss;
+    int rc = ws_begin(w, sid, &ss);
+    if (rc != SG_OK)
+        return rc;
+    if (!ss.upgrading)
+        return abort_session(w, &ss, SG_OK);
+    ss.upgrading = 0;
+    return end_session(w, &ss, SG_OK);
+}
+
+int sg_engine_session_exists(sg_worker *w, const char *sid)
+{
+    if (!sg_id_valid(sid))
+        return SG_E_SID;
+    sg_session ss;
+    int rc = sg_store_session_get(w->store, sid, &ss);
+    if (rc == SG_STORE_NOTFOUND)
+        return SG_E_SID;
+    if (rc != 0)
+        return SG_E_INTERNAL;
+    rc = ss.state == SG_SESSION_OPEN ? SG_OK : SG_E_SID;
+    sg_session_clear(&ss);
+    return rc;
+}
+
 int sg_engine_ws_attach(sg_worker *w, const char *sid, const char *owner)
 {
     sg_session ss;
@@ -928,6 +980,8 @@ struct ws_take {
 static int ws_take_frame(void *ud, bool binary, const void *frame, size_t len)
 {
     struct ws_take *t = ud;
+    if (is_close_marker(binary, frame, len))
+        return 0; /* a WebSocket session ends with the WebSocket's own close */
     return t->fn(t->ud, binary, frame, len);
 }
 
@@ -945,13 +999,18 @@ int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
         return abort_session(w, &ss, SG_E_BADREQ);
     }
     int64_t now = sg_now_ms();
-    if (ss.state == SG_SESSION_OPEN && ss.expires_at < now &&
-        eng_close_session(w, &ss, "ping timeout") < 0)
-        return end_session(w, &ss, SG_E_INTERNAL);
-    if (ss.state == SG_SESSION_OPEN && !ss.ping_sent && now >= ss.next_ping_at) {
-        if (eng_queue_eio(w, sid, SG_EIO_PING, NULL) < 0)
+    bool changed = false;
+    if (ss.state == SG_SESSION_OPEN && ss.expires_at < now) {
+        if (eng_close_session(w, &ss, "ping timeout") < 0)
             return end_session(w, &ss, SG_E_INTERNAL);
+        changed = true;
+    }
+    /* a due ping goes straight to the connection: queueing it would ring
+     * this very daemon for one more take */
+    if (ss.state == SG_SESSION_OPEN && !ss.ping_sent && now >= ss.next_ping_at &&
+        fn(ud, false, "2", 1) == 0) {
         ss.ping_sent = 1;
+        changed = true;
     }
     struct ws_take t = {fn, ud};
     int64_t before = ss.sent_upto;
@@ -959,8 +1018,11 @@ int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
                             &ss.sent_upto) < 0)
         return end_session(w, &ss, SG_E_INTERNAL);
     /* a WebSocket delivers in order or dies: what was written is done */
-    if (ss.sent_upto != before && sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0)
-        return end_session(w, &ss, SG_E_INTERNAL);
+    if (ss.sent_upto != before) {
+        if (sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0)
+            return end_session(w, &ss, SG_E_INTERNAL);
+        changed = true;
+    }
     if (ss.state != SG_SESSION_OPEN) {
         if (sg_store_queue_drop(w->store, sid) != 0)
             return end_session(w, &ss, SG_E_INTERNAL);
@@ -970,5 +1032,7 @@ int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
     *wake_at = ss.ping_sent ? ss.expires_at : ss.next_ping_at;
     if (ss.connect_by && ss.connect_by < *wake_at)
         *wake_at = ss.connect_by;
+    if (!changed)
+        return abort_session(w, &ss, SG_OK); /* nothing to write: no commit */
     return end_session(w, &ss, SG_OK);
 }

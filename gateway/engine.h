@@ -172,6 +172,13 @@ int sg_engine_ws_probe(sg_worker *w, const char *sid);
  * already upgraded). */
 int sg_engine_ws_upgrade(sg_worker *w, const char *sid, const char *owner);
 
+/* The WebSocket that sent "2probe" ended before "5": the session stays on
+ * polling (its GETs are held again). SG_OK, SG_E_SID. */
+int sg_engine_ws_abort(sg_worker *w, const char *sid);
+
+/* SG_OK if sid names an open session, else SG_E_SID (read only). */
+int sg_engine_session_exists(sg_worker *w, const char *sid);
+
 /* Claim a session opened on the WebSocket by this connection (after
  * sg_engine_open(…, "websocket", …)). SG_OK or an error. */
 int sg_engine_ws_attach(sg_worker *w, const char *sid, const char *owner);

@@ -103,13 +103,18 @@ struct sg_store {
     char *path;
     sqlite3_stmt *st[ST_COUNT];
     int version;
+    int64_t busy_since;    /* when the current wait for a lock began */
 };
 
 static int busy_handler(void *ud, int count)
 {
-    (void)ud;
-    /* ~100 us per retry: at BUSY_LIMIT_MS the store gives up (SQLITE_BUSY) */
-    if ((long)count * 100 / 1000 >= BUSY_LIMIT_MS)
+    sg_store *s = ud;
+    /* retry every ~100 us; give up (SQLITE_BUSY) after BUSY_LIMIT_MS of
+     * real time (sleeps overshoot, so counting retries would not do) */
+    int64_t now = sg_mono_ms();
+    if (count == 0)
+        s->busy_since = now;
+    else if (now - s->busy_since >= BUSY_LIMIT_MS)
         return 0;
     struct timespec ts = {0, 100 * 1000};
     nanosleep(&ts, NULL);
@@ -220,7 +225,7 @@ sg_store *sg_store_open(const char *path)
                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         goto fail;
     }
-    sqlite3_busy_handler(s->db, busy_handler, NULL);
+    sqlite3_busy_handler(s->db, busy_handler, s);
     char *err = NULL;
     if (sqlite3_exec(s->db,
                      "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
@@ -355,7 +360,7 @@ int sg_store_session_get(sg_store *s, const char *sid, sg_session *out)
     out->sent_upto = sqlite3_column_int64(st, 7);
     copy_text(out->poller, sizeof out->poller, sqlite3_column_text(st, 8));
     copy_text(out->close_reason, sizeof out->close_reason, sqlite3_column_text(st, 10));
-    out->upgrading = sqlite3_column_int(st, 11);
+    out->upgrading = sqlite3_column_int64(st, 11);
     int plen = sqlite3_column_bytes(st, 9);
     const void *p = sqlite3_column_blob(st, 9);
     rc = 0;
@@ -382,7 +387,7 @@ int sg_store_session_update(sg_store *s, const sg_session *ss)
     sqlite3_bind_int64(st, 8, ss->sent_upto);
     bind_text_or_null(st, 9, ss->poller);
     bind_partial(st, 10, &ss->partial);
-    sqlite3_bind_int(st, 11, ss->upgrading);
+    sqlite3_bind_int64(st, 11, ss->upgrading);
     return exec_stmt(s, st, "update session");
 }
 

@@ -53,7 +53,7 @@ typedef struct sg_session {
     int64_t connect_by;     /* 0 = none */
     int64_t sent_upto;
     char poller[64];        /* polling: GET in flight; websocket: the holder; "" = none */
-    int upgrading;          /* 1 between "2probe" and "5" */
+    int64_t upgrading;      /* when "2probe" came (ms), until "5"; 0 = not upgrading */
     char close_reason[40];  /* set when state is closed (read only) */
     sg_buf partial;         /* owned; empty = none */
 } sg_session;

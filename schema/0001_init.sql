@@ -15,7 +15,7 @@ CREATE TABLE sessions (
     sent_upto    INTEGER NOT NULL DEFAULT 0,  -- highest queue.seq handed to the transport
     poller       TEXT,                        -- polling: token of the GET in flight;
                                               -- websocket: the connection holding it
-    upgrading    INTEGER NOT NULL DEFAULT 0,  -- 1 between "2probe" and "5"
+    upgrading    INTEGER NOT NULL DEFAULT 0,  -- when "2probe" came, until "5"; 0 = no
     partial      BLOB,                        -- incomplete binary packet (polling form)
     closed_at    INTEGER,
     close_reason TEXT,
