@@ -126,9 +126,11 @@ json_t *sg_engine_fetch_sockets(sg_worker *w, const char *nsp, const char *const
 /* ---- polling ----------------------------------------------------------- */
 
 /* A POST body for sid: decode the payload and receive its packets. Returns
- * SG_OK (answer 200 "ok"), SG_E_SID, SG_E_BADREQ (garbage payload: the
- * session is closed with "parse error"), SG_E_TOOLARGE (len > max_payload:
- * closed with "transport error"), SG_E_INTERNAL. */
+ * SG_OK (answer 200 "ok"; also when the payload or a packet in it was
+ * malformed: the session is then closed with "parse error" and its GET
+ * gets the close packet, as from the reference server), SG_E_SID,
+ * SG_E_BADREQ (the session was upgraded: polling is refused), SG_E_TOOLARGE
+ * (len > max_payload: closed with "transport error"), SG_E_INTERNAL. */
 int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
 
 /* A GET for sid, from the poller identified by token (unique within the
