@@ -67,6 +67,11 @@ static size_t header_name_len(const char *var, const char **start)
     if (!eq)
         return 0;
     size_t n = (size_t)(eq - var);
+    /* lighttpd and nginx also send HTTP_CONTENT_LENGTH / HTTP_CONTENT_TYPE:
+     * the CGI variables below are the ones every server sends, once */
+    if ((n == 17 && strncmp(var, "HTTP_CONTENT_TYPE", 17) == 0) ||
+        (n == 19 && strncmp(var, "HTTP_CONTENT_LENGTH", 19) == 0))
+        return 0;
     if (n > 5 && strncmp(var, "HTTP_", 5) == 0) {
         *start = var + 5;
         return n - 5;
