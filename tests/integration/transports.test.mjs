@@ -20,7 +20,8 @@ const WS = { transports: ["websocket"] };
 
 let stack;
 before(async () => {
-  if (!IS_REFERENCE) stack = await startFeaturesStack({ fcgi: 2 });
+  // two of each: any process may serve any session
+  if (!IS_REFERENCE) stack = await startFeaturesStack({ fcgi: 2, wsd: 2 });
 });
 after(async () => {
   closeAllClients();
@@ -199,3 +200,23 @@ for (const transport of ["polling", "websocket"]) {
     assert.deepEqual(out.back, ["from python", 3, [0, 1]]);
   });
 }
+
+test("two siogate-wsd: WebSocket sessions on both, a broadcast reaches every one", T, async (t) => {
+  if (IS_REFERENCE) return t.skip("siogate stack only");
+  const n = 6; // the web server spreads them over both daemons
+  const rx = [];
+  for (let i = 0; i < n; i++) {
+    const { socket } = await connectF(stack, "/f", WS);
+    rx.push(socket);
+  }
+  const pids = new Set();
+  for (const s of rx) pids.add((await emitAck(s, "whoami", []))[0].pid);
+  // whoami is answered by whichever process got the packet: the daemon
+  // that holds the WebSocket
+  assert.equal(pids.size, 2, `sessions on both daemons: ${[...pids]}`);
+  const got = rx.map((s) => nextOn(s, "news"));
+  const { socket: tx } = await connectF(stack, "/f"); // polling: via siogate-fcgi
+  const [count] = await emitAck(tx, "emit-to", [{ event: "news", args: ["hi"], broadcast: true }]);
+  assert.ok(count >= n, `reached ${count}`);
+  for (const g of got) assert.deepEqual(await g, ["hi"]);
+});

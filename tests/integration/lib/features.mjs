@@ -11,9 +11,10 @@ import { request, eioUrl } from "./eio.mjs";
 export const SKIP_REFERENCE = IS_REFERENCE ? "siogate only (tests the plugin API)" : false;
 
 /** A stack with the echo plugin and the features test plugin. */
-export function startFeaturesStack({ fcgi = 1, conf = {}, env = {} } = {}) {
+export function startFeaturesStack({ fcgi = 1, wsd, conf = {}, env = {} } = {}) {
   return startStack({
     fcgi,
+    wsd,
     env,
     conf: { plugin: [pluginPath("echo"), testPluginPath("features")], ...conf },
   });

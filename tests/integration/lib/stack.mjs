@@ -106,7 +106,7 @@ function confText(conf) {
   );
 }
 
-function spawnTarget({ port, confFile, fcgi, env }) {
+function spawnTarget({ port, confFile, fcgi, wsd, env }) {
   if (IS_REFERENCE) {
     return spawn(
       process.execPath,
@@ -118,6 +118,7 @@ function spawnTarget({ port, confFile, fcgi, env }) {
   if (!existsSync(launcher)) throw new Error(`stack launcher not found: ${launcher}`);
   const args = ["--server", process.env.SG_SERVER || "lighttpd", "--port", String(port), "--conf", confFile];
   if (fcgi) args.push("--fcgi", String(fcgi));
+  if (wsd !== undefined) args.push("--wsd", String(wsd));
   return spawn(launcher, args, {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true, // own process group: a last-resort kill reaches its children
@@ -131,7 +132,7 @@ function exited(child) {
   return new Promise((r) => child.once("exit", () => r()));
 }
 
-async function startOnce({ fcgi, conf, env }) {
+async function startOnce({ fcgi, wsd, conf, env }) {
   const dir = mkdtempSync(join(tmpBase(), "st-"));
   const db = join(dir, "siogate.db");
   const full = {
@@ -143,7 +144,7 @@ async function startOnce({ fcgi, conf, env }) {
   const confFile = join(dir, "siogate.conf");
   writeFileSync(confFile, confText(full));
   const port = await freePort();
-  const child = spawnTarget({ port, confFile, fcgi, env });
+  const child = spawnTarget({ port, confFile, fcgi, wsd, env });
   live.set(child.pid, true);
 
   let stderr = "";
@@ -256,11 +257,11 @@ async function startOnce({ fcgi, conf, env }) {
  * URL. If it exits early, retries (twice) with a new port, since a port
  * picked by freePort() may be taken in between.
  */
-export async function startStack({ fcgi = 1, conf = {}, env = {} } = {}) {
+export async function startStack({ fcgi = 1, wsd, conf = {}, env = {} } = {}) {
   let last;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce({ fcgi, conf, env });
+      return await startOnce({ fcgi, wsd, conf, env });
     } catch (e) {
       last = e;
       // only an early exit may be a lost port race; a hang is not retried
