@@ -7,8 +7,8 @@
  *   - the FastCGI connection of every held GET, for EPOLLIN|EPOLLRDHUP:
  *     its input was read to its end before the hand-over, so anything
  *     readable there means the web server aborted or closed it.
- * Held GETs are found by session id in a chained hash table (a ring costs
- * one lookup per id) and ordered by deadline in a binary min-heap on
+ * Held GETs are found by session id in a hash table (sidmap.h: a ring costs
+ * one lookup per id) and ordered by deadline in a min-heap (deadlines.h) on
  * CLOCK_MONOTONIC ms (the engine's CLOCK_REALTIME wake_at is converted on
  * arrival, so that clock steps do not stall or fire timers). A deadline is
  * the engine's wake_at or the safety re-check, whichever comes first. The
@@ -42,9 +42,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "deadlines.h"
 #include "doorbell.h"
 #include "http.h"
 #include "log.h"
+#include "sidmap.h"
 #include "util.h"
 
 #define RING_MEMO 1024          /* ids remembered for the hand-over window */
@@ -60,13 +62,11 @@ struct held {
     char token[48];
     FCGX_Request *req;
     int64_t wake_at;            /* engine's deadline, CLOCK_REALTIME ms (0: none) */
-    int64_t deadline;           /* CLOCK_MONOTONIC ms */
-    size_t heap_i;              /* index in the heap, NOT_IN_HEAP when out */
+    sg_deadline timer;          /* CLOCK_MONOTONIC ms, in p->timers */
+    sg_sidnode node;            /* in p->by_sid */
     uint64_t epoch;             /* ring epoch read before the first poll */
-    struct held *next;          /* hash chain, or hand-over queue */
+    struct held *next;          /* hand-over queue */
 };
-
-#define NOT_IN_HEAP ((size_t)-1)
 
 struct sg_parked {
     sg_engine *engine;
@@ -85,11 +85,9 @@ struct sg_parked {
     char memo[RING_MEMO][SG_ID_LEN + 1];
 
     /* loop thread only */
-    struct held **buckets;
-    size_t nbuckets, count;
-    struct held **heap;
-    size_t heap_len, heap_cap;
-    struct held **scratch;
+    sg_sidmap by_sid;            /* held GETs by session id */
+    sg_deadlines timers;         /* every held GET but those being answered */
+    sg_deadline **scratch;
     size_t scratch_cap;
     sg_buf payload;
     int pressure;                /* datagrams per wake-up that suggest drops */
@@ -100,155 +98,27 @@ struct sg_parked {
 /* epoll tags for the two special descriptors */
 static char tag_bell, tag_wake;
 
-/* ---------------------------------------------------------------- hash */
+/* ---------------------------------------------------------------- held GETs */
 
-static size_t sid_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)h;
-}
-
-static void hash_grow(sg_parked *p)
-{
-    size_t n = p->nbuckets * 2;
-    struct held **b = calloc(n, sizeof *b);
-    if (!b)
-        return; /* longer chains, still correct */
-    for (size_t i = 0; i < p->nbuckets; i++) {
-        struct held *h = p->buckets[i], *next;
-        for (; h; h = next) {
-            next = h->next;
-            size_t k = sid_hash(h->sid) & (n - 1);
-            h->next = b[k];
-            b[k] = h;
-        }
-    }
-    free(p->buckets);
-    p->buckets = b;
-    p->nbuckets = n;
-}
-
-static void hash_add(sg_parked *p, struct held *h)
-{
-    if (p->count >= p->nbuckets)
-        hash_grow(p);
-    size_t k = sid_hash(h->sid) & (p->nbuckets - 1);
-    h->next = p->buckets[k];
-    p->buckets[k] = h;
-    p->count++;
-}
-
-static void hash_del(sg_parked *p, struct held *h)
-{
-    struct held **pp = &p->buckets[sid_hash(h->sid) & (p->nbuckets - 1)];
-    for (; *pp; pp = &(*pp)->next)
-        if (*pp == h) {
-            *pp = h->next;
-            h->next = NULL;
-            p->count--;
-            return;
-        }
-}
-
-/* ---------------------------------------------------------------- heap */
-
-static void heap_set(sg_parked *p, size_t i, struct held *h)
-{
-    p->heap[i] = h;
-    h->heap_i = i;
-}
-
-static void heap_up(sg_parked *p, size_t i)
-{
-    struct held *h = p->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (p->heap[parent]->deadline <= h->deadline)
-            break;
-        heap_set(p, i, p->heap[parent]);
-        i = parent;
-    }
-    heap_set(p, i, h);
-}
-
-static void heap_down(sg_parked *p, size_t i)
-{
-    struct held *h = p->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= p->heap_len)
-            break;
-        if (c + 1 < p->heap_len && p->heap[c + 1]->deadline < p->heap[c]->deadline)
-            c++;
-        if (h->deadline <= p->heap[c]->deadline)
-            break;
-        heap_set(p, i, p->heap[c]);
-        i = c;
-    }
-    heap_set(p, i, h);
-}
-
-static int heap_push(sg_parked *p, struct held *h)
-{
-    if (p->heap_len == p->heap_cap) {
-        size_t cap = p->heap_cap ? p->heap_cap * 2 : 64;
-        struct held **nh = realloc(p->heap, cap * sizeof *nh);
-        if (!nh)
-            return -1;
-        p->heap = nh;
-        p->heap_cap = cap;
-    }
-    heap_set(p, p->heap_len++, h);
-    heap_up(p, h->heap_i);
-    return 0;
-}
-
-static void heap_remove(sg_parked *p, struct held *h)
-{
-    size_t i = h->heap_i;
-    if (i == NOT_IN_HEAP)
-        return;
-    h->heap_i = NOT_IN_HEAP;
-    struct held *last = p->heap[--p->heap_len];
-    if (i == p->heap_len)
-        return;
-    heap_set(p, i, last);
-    heap_up(p, i);
-    heap_down(p, last->heap_i);
-}
-
-/* After h->deadline changed: put h (back) in its place. */
-static int heap_fix(sg_parked *p, struct held *h)
-{
-    if (h->heap_i == NOT_IN_HEAP)
-        return heap_push(p, h);
-    heap_up(p, h->heap_i);
-    heap_down(p, h->heap_i);
-    return 0;
-}
+static struct held *held_of(sg_deadline *t) { return SG_CONTAINER_OF(t, struct held, timer); }
 
 /* A copy of every held GET into p->scratch (so that answering them, which
  * changes the heap, is safe). Returns the count, or -1 on ENOMEM. */
 static ssize_t snapshot(sg_parked *p)
 {
-    if (p->heap_len > p->scratch_cap) {
-        size_t cap = p->heap_len + 64;
-        struct held **s = realloc(p->scratch, cap * sizeof *s);
+    size_t n = p->timers.len;
+    if (n > p->scratch_cap) {
+        size_t cap = n + 64;
+        sg_deadline **s = realloc(p->scratch, cap * sizeof *s);
         if (!s)
             return -1;
         p->scratch = s;
         p->scratch_cap = cap;
     }
-    if (p->heap_len)
-        memcpy(p->scratch, p->heap, p->heap_len * sizeof *p->scratch);
-    return (ssize_t)p->heap_len;
+    if (n)
+        memcpy(p->scratch, p->timers.heap + 1, n * sizeof *p->scratch);
+    return (ssize_t)n;
 }
-
-/* ---------------------------------------------------------------- held GETs */
 
 static int64_t deadline_for(int64_t wake_at)
 {
@@ -272,8 +142,8 @@ static void drop(sg_parked *p, struct held *h, bool registered)
         if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, h->req->ipcFd, NULL) < 0 && errno != EBADF &&
             errno != ENOENT)
             sg_error("held poll: epoll_ctl(DEL): %s", strerror(errno));
-        hash_del(p, h);
-        heap_remove(p, h);
+        sg_sidmap_del(&p->by_sid, &h->node);
+        sg_deadlines_remove(&p->timers, &h->timer);
     }
     sg_http_finish_nowait(h->req);
     free(h->req);
@@ -292,8 +162,7 @@ static void settle(sg_parked *p, struct held *h, int rc, int64_t wake_at, bool r
 {
     if (rc == SG_WAIT) {
         h->wake_at = wake_at;
-        h->deadline = deadline_for(wake_at);
-        if (heap_fix(p, h) < 0) {
+        if (sg_deadlines_set(&p->timers, &h->timer, deadline_for(wake_at)) < 0) {
             /* without a timer it could hang forever: answer noop now */
             sg_error("held poll: out of memory; answering noop");
             answer_noop(p->cfg, p->w, h);
@@ -335,7 +204,7 @@ static void recheck_all(sg_parked *p)
         return;
     }
     for (ssize_t i = 0; i < n; i++)
-        recheck(p, p->scratch[i]);
+        recheck(p, held_of(p->scratch[i]));
     p->last_full_recheck = sg_mono_ms();
 }
 
@@ -387,11 +256,9 @@ static void ring_one(sg_parked *p, const char *id, size_t len, bool *all)
     memcpy(sid, id, len);
     sid[len] = '\0';
     memo_add(p, sid, len);
-    struct held *h = p->buckets[sid_hash(sid) & (p->nbuckets - 1)], *next;
-    for (; h; h = next) {
-        next = h->next; /* recheck may free h, never another */
-        if (strcmp(h->sid, sid) == 0)
-            recheck(p, h);
+    for (sg_sidnode *n = sg_sidmap_find(&p->by_sid, sid), *next; n; n = next) {
+        next = sg_sidmap_next(n); /* recheck may free n's GET, never another */
+        recheck(p, SG_CONTAINER_OF(n, struct held, node));
     }
 }
 
@@ -432,9 +299,9 @@ static void admit(sg_parked *p, struct held *h)
         drop(p, h, false);
         return;
     }
-    h->deadline = deadline_for(h->wake_at);
-    hash_add(p, h);
-    if (heap_push(p, h) < 0) {
+    h->node.sid = h->sid;
+    sg_sidmap_add(&p->by_sid, &h->node);
+    if (sg_deadlines_set(&p->timers, &h->timer, deadline_for(h->wake_at)) < 0) {
         sg_error("held poll: out of memory; answering noop");
         answer_noop(p->cfg, p->w, h);
         drop(p, h, true);
@@ -452,8 +319,8 @@ static void release_all(sg_parked *p, struct held *queue)
         answer_noop(p->cfg, p->w, h);
         drop(p, h, false);
     }
-    while (p->heap_len) {
-        struct held *h = p->heap[p->heap_len - 1];
+    while (p->timers.len) {
+        struct held *h = held_of(p->timers.heap[p->timers.len]); /* the last: cheapest out */
         answer_noop(p->cfg, p->w, h);
         drop(p, h, true);
         n++;
@@ -474,8 +341,9 @@ static void *loop_main(void *arg)
     for (;;) {
         int64_t now = sg_mono_ms();
         int64_t until = p->next_sweep;
-        if (p->heap_len && p->heap[0]->deadline < until)
-            until = p->heap[0]->deadline;
+        sg_deadline *first = sg_deadlines_first(&p->timers);
+        if (first && first->at < until)
+            until = first->at;
         int timeout = until <= now ? 0 : (int)(until - now);
 
         int n = epoll_wait(p->epfd, evs, MAX_EVENTS, timeout);
@@ -522,23 +390,22 @@ static void *loop_main(void *arg)
 
         now = sg_mono_ms();
         size_t due = 0;
-        while (p->heap_len && p->heap[0]->deadline <= now) {
+        for (sg_deadline *t; (t = sg_deadlines_first(&p->timers)) && t->at <= now;) {
             if (due == p->scratch_cap) {
                 size_t cap = p->scratch_cap ? p->scratch_cap * 2 : 64;
-                struct held **s = realloc(p->scratch, cap * sizeof *s);
+                sg_deadline **s = realloc(p->scratch, cap * sizeof *s);
                 if (!s)
                     break;
                 p->scratch = s;
                 p->scratch_cap = cap;
             }
-            struct held *h = p->heap[0];
-            heap_remove(p, h);
-            p->scratch[due++] = h;
+            sg_deadlines_remove(&p->timers, t);
+            p->scratch[due++] = t;
         }
         /* out of the heap while they are answered; settle() puts the
          * waiting ones back */
         for (size_t i = 0; i < due; i++)
-            recheck(p, p->scratch[i]);
+            recheck(p, held_of(p->scratch[i]));
 
         if (now >= p->next_sweep) {
             int closed = sg_engine_sweep(p->w);
@@ -580,9 +447,8 @@ sg_parked *sg_parked_new(sg_engine *e)
     if (p->pressure < 2)
         p->pressure = 2;
 
-    p->nbuckets = 64;
-    p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
-    if (!p->buckets) {
+    sg_deadlines_init(&p->timers);
+    if (sg_sidmap_init(&p->by_sid, 64) < 0) {
         sg_error("held polls: out of memory");
         goto fail;
     }
@@ -654,7 +520,6 @@ void sg_parked_hold(sg_parked *p, sg_worker *w, FCGX_Request *req, const char *s
     h->req = req;
     h->wake_at = wake_at;
     h->epoch = epoch;
-    h->heap_i = NOT_IN_HEAP;
 
     pthread_mutex_lock(&p->mu);
     bool stop = p->stop || !p->started;
@@ -706,8 +571,8 @@ void sg_parked_free(sg_parked *p)
     sg_bell_close(p->bell);
     if (p->w)
         sg_worker_free(p->w);
-    free(p->buckets);
-    free(p->heap);
+    sg_sidmap_free(&p->by_sid);
+    sg_deadlines_free(&p->timers);
     free(p->scratch);
     sg_buf_free(&p->payload);
     pthread_mutex_destroy(&p->mu);

@@ -9,6 +9,11 @@
  * 15 bytes from the CSPRNG (120 bits) as base64url, 20 characters. */
 #define SG_ID_LEN 20
 
+/* The struct of type that holds *ptr as its member (intrusive containers:
+ * sidmap.h, deadlines.h). */
+#define SG_CONTAINER_OF(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
 /* Milliseconds of CLOCK_REALTIME (stored in the database, shared between
  * processes) and of CLOCK_MONOTONIC (local timers). */
 int64_t sg_now_ms(void);

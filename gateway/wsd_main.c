@@ -48,7 +48,7 @@
  * visible, so the per-connection safety re-check can be slow
  * (RECHECK_MS); every session is taken at its ping time anyway.
  *
- * Timers: a binary min-heap on CLOCK_MONOTONIC ms, one deadline per
+ * Timers: a min-heap (deadlines.h) on CLOCK_MONOTONIC ms, one deadline per
  * connection: the handshake or upgrade timeout, the close linger, or for
  * an open session the engine's wake_at (next ping, heartbeat deadline)
  * capped by the safety re-check (RECHECK_MS). sg_engine_sweep runs once a
@@ -107,10 +107,12 @@
 #include "buf.h"
 #include "config.h"
 #include "daemon.h"
+#include "deadlines.h"
 #include "doorbell.h"
 #include "engine.h"
 #include "engineio.h"
 #include "log.h"
+#include "sidmap.h"
 #include "util.h"
 #include "ws.h"
 
@@ -135,8 +137,6 @@ static const char PROG[] = "siogate-wsd";
 
 enum state { ST_HTTP, ST_PROBE, ST_PROBED, ST_OPEN, ST_CLOSING };
 
-#define NOT_IN_HEAP ((size_t)-1)
-
 struct conn {
     int fd;
     uint8_t state;
@@ -144,7 +144,7 @@ struct conn {
     bool dirty;         /* in the take list of this turn */
     bool blocked;       /* output over OUT_LIMIT: take again when it drains */
     bool out_armed;     /* EPOLLOUT registered */
-    bool in_hash;
+    bool in_hash;       /* node is in d->sessions */
     bool shut;          /* shutdown(SHUT_WR) done */
     bool eof, ioerr;    /* seen by the wslay recv callback this turn */
     bool parse_error;   /* an Engine.IO packet did not decode */
@@ -158,9 +158,8 @@ struct conn {
     size_t out_off, out_len, out_cap;
     wslay_event_context_ptr ws;
     sg_eio_packets rx;  /* packets read this turn */
-    int64_t deadline;   /* CLOCK_MONOTONIC ms */
-    size_t heap_i;
-    struct conn *hnext;          /* sid hash chain */
+    sg_deadline timer;  /* CLOCK_MONOTONIC ms, in d->timers */
+    sg_sidnode node;    /* keyed by sid, in d->sessions while in_hash */
     struct conn *dnext;          /* take list / graveyard */
     struct conn *prev, *next;    /* every connection */
     char addr[INET6_ADDRSTRLEN];
@@ -180,10 +179,8 @@ struct wsd {
 
     struct conn *all;            /* every connection */
     size_t nconns;
-    struct conn **buckets;       /* open sessions by sid */
-    size_t nbuckets, nhashed;
-    struct conn **heap;
-    size_t heap_len, heap_cap;
+    sg_sidmap sessions;          /* open sessions by sid */
+    sg_deadlines timers;         /* one per connection */
     struct conn *dirty;          /* to take this turn */
     struct conn *grave;          /* to free at the end of this turn */
     int pressure;                /* datagrams per drain that suggest drops */
@@ -252,138 +249,31 @@ static int out_frame(struct conn *c, int opcode, const void *p, size_t n)
     return 0;
 }
 
-/* ---------------------------------------------------------------- hash */
-
-static size_t sid_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)h;
-}
-
-static void hash_grow(struct wsd *d)
-{
-    size_t n = d->nbuckets * 2;
-    struct conn **b = calloc(n, sizeof *b);
-    if (!b)
-        return; /* longer chains, still correct */
-    for (size_t i = 0; i < d->nbuckets; i++) {
-        struct conn *c = d->buckets[i], *next;
-        for (; c; c = next) {
-            next = c->hnext;
-            size_t k = sid_hash(c->sid) & (n - 1);
-            c->hnext = b[k];
-            b[k] = c;
-        }
-    }
-    free(d->buckets);
-    d->buckets = b;
-    d->nbuckets = n;
-}
+/* ---------------------------------------------------------------- tables */
 
 static void hash_add(struct wsd *d, struct conn *c)
 {
     if (c->in_hash)
         return;
-    if (d->nhashed >= d->nbuckets)
-        hash_grow(d);
-    size_t k = sid_hash(c->sid) & (d->nbuckets - 1);
-    c->hnext = d->buckets[k];
-    d->buckets[k] = c;
+    c->node.sid = c->sid;
+    sg_sidmap_add(&d->sessions, &c->node);
     c->in_hash = true;
-    d->nhashed++;
 }
 
 static void hash_del(struct wsd *d, struct conn *c)
 {
     if (!c->in_hash)
         return;
-    struct conn **pp = &d->buckets[sid_hash(c->sid) & (d->nbuckets - 1)];
-    for (; *pp; pp = &(*pp)->hnext)
-        if (*pp == c) {
-            *pp = c->hnext;
-            break;
-        }
-    c->hnext = NULL;
+    sg_sidmap_del(&d->sessions, &c->node);
     c->in_hash = false;
-    d->nhashed--;
 }
 
-/* ---------------------------------------------------------------- heap */
-
-static void heap_set(struct wsd *d, size_t i, struct conn *c)
-{
-    d->heap[i] = c;
-    c->heap_i = i;
-}
-
-static void heap_up(struct wsd *d, size_t i)
-{
-    struct conn *c = d->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (d->heap[parent]->deadline <= c->deadline)
-            break;
-        heap_set(d, i, d->heap[parent]);
-        i = parent;
-    }
-    heap_set(d, i, c);
-}
-
-static void heap_down(struct wsd *d, size_t i)
-{
-    struct conn *c = d->heap[i];
-    for (;;) {
-        size_t k = 2 * i + 1;
-        if (k >= d->heap_len)
-            break;
-        if (k + 1 < d->heap_len && d->heap[k + 1]->deadline < d->heap[k]->deadline)
-            k++;
-        if (c->deadline <= d->heap[k]->deadline)
-            break;
-        heap_set(d, i, d->heap[k]);
-        i = k;
-    }
-    heap_set(d, i, c);
-}
-
-static void heap_remove(struct wsd *d, struct conn *c)
-{
-    size_t i = c->heap_i;
-    if (i == NOT_IN_HEAP)
-        return;
-    c->heap_i = NOT_IN_HEAP;
-    struct conn *last = d->heap[--d->heap_len];
-    if (i == d->heap_len)
-        return;
-    heap_set(d, i, last);
-    heap_up(d, i);
-    heap_down(d, last->heap_i);
-}
+static struct conn *conn_of(sg_deadline *t) { return SG_CONTAINER_OF(t, struct conn, timer); }
 
 /* Arm c's timer at deadline (CLOCK_MONOTONIC ms). 0, or -1 on ENOMEM. */
 static int schedule(struct wsd *d, struct conn *c, int64_t deadline)
 {
-    c->deadline = deadline;
-    if (c->heap_i != NOT_IN_HEAP) {
-        heap_up(d, c->heap_i);
-        heap_down(d, c->heap_i);
-        return 0;
-    }
-    if (d->heap_len == d->heap_cap) {
-        size_t cap = d->heap_cap ? d->heap_cap * 2 : 256;
-        struct conn **nh = realloc(d->heap, cap * sizeof *nh);
-        if (!nh)
-            return -1;
-        d->heap = nh;
-        d->heap_cap = cap;
-    }
-    heap_set(d, d->heap_len++, c);
-    heap_up(d, c->heap_i);
-    return 0;
+    return sg_deadlines_set(&d->timers, &c->timer, deadline);
 }
 
 /* The deadline of an open session after a take that said wake_at
@@ -441,7 +331,7 @@ static void destroy(struct wsd *d, struct conn *c)
     c->dead = true;
     leave_probe(d, c);
     hash_del(d, c);
-    heap_remove(d, c);
+    sg_deadlines_remove(&d->timers, &c->timer);
     close(c->fd);
     c->fd = -1;
     if (c->ws) {
@@ -1196,7 +1086,6 @@ static void accept_all(struct wsd *d)
             return;
         }
         c->fd = fd;
-        c->heap_i = NOT_IN_HEAP;
         c->id = d->next_id++;
         sg_eio_packets_init(&c->rx);
         if (ss.ss_family == AF_INET) {
@@ -1240,9 +1129,9 @@ static void resume_accepting(struct wsd *d)
 static void mark_all(struct wsd *d)
 {
     d->full_recheck_due = false;
-    for (size_t i = 0; i < d->nbuckets; i++)
-        for (struct conn *c = d->buckets[i]; c; c = c->hnext)
-            mark_dirty(d, c);
+    sg_sidmap_iter it;
+    for (sg_sidnode *n = sg_sidmap_iter_first(&d->sessions, &it); n; n = sg_sidmap_iter_next(&it))
+        mark_dirty(d, SG_CONTAINER_OF(n, struct conn, node));
     d->last_full_recheck = sg_mono_ms();
 }
 
@@ -1260,14 +1149,12 @@ static void take_rings(struct wsd *d)
             size_t len = (size_t)(e - s);
             if (len == 1 && s[0] == '*') {
                 all = true;
-            } else if (len == SG_ID_LEN && d->nhashed) {
+            } else if (len == SG_ID_LEN && d->sessions.count) {
                 char sid[SG_ID_LEN + 1];
                 memcpy(sid, s, len);
                 sid[len] = '\0';
-                for (struct conn *c = d->buckets[sid_hash(sid) & (d->nbuckets - 1)]; c;
-                     c = c->hnext)
-                    if (strcmp(c->sid, sid) == 0)
-                        mark_dirty(d, c);
+                for (sg_sidnode *x = sg_sidmap_find(&d->sessions, sid); x; x = sg_sidmap_next(x))
+                    mark_dirty(d, SG_CONTAINER_OF(x, struct conn, node));
             }
             s = e + 1;
         }
@@ -1316,11 +1203,8 @@ static void expire(struct wsd *d, struct conn *c)
 static void run_timers(struct wsd *d)
 {
     int64_t now = sg_mono_ms();
-    while (d->heap_len && d->heap[0]->deadline <= now) {
-        struct conn *c = d->heap[0];
-        heap_remove(d, c);
-        expire(d, c);
-    }
+    for (sg_deadline *t; (t = sg_deadlines_pop(&d->timers, now));)
+        expire(d, conn_of(t));
     if (!d->listening && !d->stopping && d->accept_resume_at && now >= d->accept_resume_at) {
         d->accept_resume_at = 0;
         resume_accepting(d);
@@ -1377,8 +1261,9 @@ static void run(struct wsd *d)
         if (d->stopping && (!d->all || now >= d->stop_at))
             break;
         int64_t until = d->next_sweep;
-        if (d->heap_len && d->heap[0]->deadline < until)
-            until = d->heap[0]->deadline;
+        sg_deadline *first = sg_deadlines_first(&d->timers);
+        if (first && first->at < until)
+            until = first->at;
         if (d->accept_resume_at && d->accept_resume_at < until)
             until = d->accept_resume_at;
         if (d->stopping && d->stop_at < until)
@@ -1440,11 +1325,8 @@ static void run(struct wsd *d)
                 while (sg_bell_recv(d->bell, (char[64]){0}, 64) > 0)
                     ;
             int64_t t = sg_mono_ms();
-            while (d->heap_len && d->heap[0]->deadline <= t) {
-                struct conn *c = d->heap[0];
-                heap_remove(d, c);
-                destroy(d, c);
-            }
+            for (sg_deadline *dl; (dl = sg_deadlines_pop(&d->timers, t));)
+                destroy(d, conn_of(dl));
             while (d->dirty) { /* nothing is taken any more */
                 struct conn *c = d->dirty;
                 d->dirty = c->dnext;
@@ -1607,9 +1489,7 @@ int main(int argc, char **argv)
     free(dir);
     if (!d.bell)
         goto out;
-    d.nbuckets = 1024;
-    d.buckets = calloc(d.nbuckets, sizeof *d.buckets);
-    if (!d.buckets) {
+    if (sg_sidmap_init(&d.sessions, 1024) < 0) {
         sg_error("out of memory");
         goto out;
     }
@@ -1667,8 +1547,8 @@ out:
         close(d.sigfd);
     if (d.epfd >= 0)
         close(d.epfd);
-    free(d.buckets);
-    free(d.heap);
+    sg_sidmap_free(&d.sessions);
+    sg_deadlines_free(&d.timers);
     sg_bell_close(d.bell);
     if (d.w)
         sg_worker_free(d.w);
