@@ -50,6 +50,7 @@
 #include "doorbell.h"
 
 #include "log.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -476,4 +477,41 @@ void sg_bell_close(sg_bell *b)
     free(b->dir);
     free(b->peers);
     free(b);
+}
+
+int sg_bell_drain(sg_bell *b, int max, void (*fn)(void *ud, const char *sid), void *ud,
+                  bool *all)
+{
+    char buf[SG_BELL_MAX + 1];
+    int count = 0, n = 0;
+    while (count < max && (n = sg_bell_recv(b, buf, sizeof buf)) > 0) {
+        count++;
+        for (const char *s = buf, *end = buf + n; s < end;) {
+            const char *nl = memchr(s, '\n', (size_t)(end - s));
+            const char *e = nl ? nl : end;
+            size_t len = (size_t)(e - s);
+            if (len == 1 && s[0] == SG_BELL_ALL[0]) {
+                *all = true;
+            } else if (len == SG_ID_LEN) {
+                char sid[SG_ID_LEN + 1];
+                memcpy(sid, s, len);
+                sid[len] = '\0';
+                fn(ud, sid);
+            }
+            s = e + 1;
+        }
+    }
+    return n < 0 ? -1 : count;
+}
+
+int sg_bell_queue_len(void)
+{
+    int v = 10;
+    FILE *f = fopen("/proc/sys/net/unix/max_dgram_qlen", "re");
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1 || v < 1)
+            v = 10;
+        fclose(f);
+    }
+    return v;
 }

@@ -17,6 +17,7 @@
 #ifndef SG_DOORBELL_H
 #define SG_DOORBELL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SG_BELL_MAX 4096
@@ -46,6 +47,18 @@ int sg_bell_ring(sg_bell *b, const char *msg, size_t len);
 /* Receive one pending datagram into buf (NUL-terminated; cap includes the
  * NUL). Returns its length, 0 when none is pending, -1 on error. */
 int sg_bell_recv(sg_bell *b, char *buf, size_t cap);
+
+/* Receive up to max pending datagrams and call fn(ud, sid) for each
+ * session id in them (NUL-terminated, SG_ID_LEN characters; other tokens
+ * are skipped). *all is set when a datagram said "re-check everything"
+ * (SG_BELL_ALL). Returns the number of datagrams received (a count near
+ * sg_bell_queue_len() means rings may have been dropped), -1 on error. */
+int sg_bell_drain(sg_bell *b, int max, void (*fn)(void *ud, const char *sid), void *ud,
+                  bool *all);
+
+/* How many datagrams the kernel queues for one waiter before dropping
+ * rings (net.unix.max_dgram_qlen; 10 when it cannot be read). */
+int sg_bell_queue_len(void);
 
 /* Close; a waiter unlinks its socket file. NULL is fine. */
 void sg_bell_close(sg_bell *b);

@@ -243,19 +243,10 @@ static bool rung_since(sg_parked *p, const char *sid, uint64_t since)
     return false;
 }
 
-static void ring_one(sg_parked *p, const char *id, size_t len, bool *all)
+static void ring_one(void *ud, const char *sid)
 {
-    if (len == 1 && id[0] == '*') {
-        memo_add(p, SG_BELL_ALL, 1);
-        *all = true;
-        return;
-    }
-    if (len != SG_ID_LEN)
-        return;
-    char sid[SG_ID_LEN + 1];
-    memcpy(sid, id, len);
-    sid[len] = '\0';
-    memo_add(p, sid, len);
+    sg_parked *p = ud;
+    memo_add(p, sid, SG_ID_LEN);
     for (sg_sidnode *n = sg_sidmap_find(&p->by_sid, sid), *next; n; n = next) {
         next = sg_sidmap_next(n); /* recheck may free n's GET, never another */
         recheck(p, SG_CONTAINER_OF(n, struct held, node));
@@ -264,21 +255,12 @@ static void ring_one(sg_parked *p, const char *id, size_t len, bool *all)
 
 static void take_rings(sg_parked *p)
 {
-    char buf[SG_BELL_MAX + 1];
     bool all = false;
-    int count = 0, n = 0;
-    while (count < MAX_DATAGRAMS && (n = sg_bell_recv(p->bell, buf, sizeof buf)) > 0) {
-        count++;
-        const char *s = buf, *end = buf + n;
-        while (s < end) {
-            const char *nl = memchr(s, '\n', (size_t)(end - s));
-            const char *e = nl ? nl : end;
-            ring_one(p, s, (size_t)(e - s), &all);
-            s = e + 1;
-        }
-    }
-    if (n < 0)
+    int count = sg_bell_drain(p->bell, MAX_DATAGRAMS, ring_one, p, &all);
+    if (count < 0)
         sg_error("doorbell: receiving a ring failed");
+    if (all)
+        memo_add(p, SG_BELL_ALL, 1);
     int64_t now = sg_mono_ms();
     if (!all && count >= p->pressure && now - p->last_full_recheck >= FULL_RECHECK_GAP_MS) {
         sg_debug("doorbell: %d rings in one wake-up, some may be lost: re-checking all", count);
@@ -418,18 +400,6 @@ static void *loop_main(void *arg)
 
 /* ---------------------------------------------------------------- API */
 
-static int dgram_queue_len(void)
-{
-    int v = 10;
-    FILE *f = fopen("/proc/sys/net/unix/max_dgram_qlen", "re");
-    if (f) {
-        if (fscanf(f, "%d", &v) != 1 || v < 1)
-            v = 10;
-        fclose(f);
-    }
-    return v;
-}
-
 sg_parked *sg_parked_new(sg_engine *e)
 {
     sg_parked *p = calloc(1, sizeof *p);
@@ -443,7 +413,7 @@ sg_parked *sg_parked_new(sg_engine *e)
     pthread_mutex_init(&p->mu, NULL);
     sg_buf_init(&p->payload);
     atomic_init(&p->epoch, 0);
-    p->pressure = dgram_queue_len() / 2;
+    p->pressure = sg_bell_queue_len() / 2;
     if (p->pressure < 2)
         p->pressure = 2;
 

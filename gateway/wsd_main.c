@@ -1135,31 +1135,18 @@ static void mark_all(struct wsd *d)
     d->last_full_recheck = sg_mono_ms();
 }
 
+static void ring_one(void *ud, const char *sid)
+{
+    struct wsd *d = ud;
+    for (sg_sidnode *x = sg_sidmap_find(&d->sessions, sid); x; x = sg_sidmap_next(x))
+        mark_dirty(d, SG_CONTAINER_OF(x, struct conn, node));
+}
+
 static void take_rings(struct wsd *d)
 {
-    char buf[SG_BELL_MAX + 1];
     bool all = false;
-    int count = 0, n = 0;
-    while (count < MAX_DATAGRAMS && (n = sg_bell_recv(d->bell, buf, sizeof buf)) > 0) {
-        count++;
-        const char *s = buf, *end = buf + n;
-        while (s < end) {
-            const char *nl = memchr(s, '\n', (size_t)(end - s));
-            const char *e = nl ? nl : end;
-            size_t len = (size_t)(e - s);
-            if (len == 1 && s[0] == '*') {
-                all = true;
-            } else if (len == SG_ID_LEN && d->sessions.count) {
-                char sid[SG_ID_LEN + 1];
-                memcpy(sid, s, len);
-                sid[len] = '\0';
-                for (sg_sidnode *x = sg_sidmap_find(&d->sessions, sid); x; x = sg_sidmap_next(x))
-                    mark_dirty(d, SG_CONTAINER_OF(x, struct conn, node));
-            }
-            s = e + 1;
-        }
-    }
-    if (n < 0)
+    int count = sg_bell_drain(d->bell, MAX_DATAGRAMS, ring_one, d, &all);
+    if (count < 0)
         sg_error("doorbell: receiving a ring failed");
     if (!all && count >= d->pressure) {
         sg_debug("doorbell: %d rings in one drain, some may be lost: re-checking all", count);
@@ -1386,18 +1373,6 @@ static bool is_listening_socket(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) == 0 && v;
 }
 
-static int dgram_queue_len(void)
-{
-    int v = 10;
-    FILE *f = fopen("/proc/sys/net/unix/max_dgram_qlen", "re");
-    if (f) {
-        if (fscanf(f, "%d", &v) != 1 || v < 1)
-            v = 10;
-        fclose(f);
-    }
-    return v;
-}
-
 int main(int argc, char **argv)
 {
     const char *conf = NULL, *listen_spec = NULL;
@@ -1457,7 +1432,7 @@ int main(int argc, char **argv)
     d.cbs.recv_callback = ws_recv_cb;
     d.cbs.send_callback = ws_send_cb;
     d.cbs.on_msg_recv_callback = ws_msg_cb;
-    d.pressure = dgram_queue_len() / 2;
+    d.pressure = sg_bell_queue_len() / 2;
     if (d.pressure < 2)
         d.pressure = 2;
     char *unix_path = NULL;
