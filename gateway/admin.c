@@ -244,6 +244,23 @@ static int socket_rooms(sg_admin *a, sqlite3_stmt *st, const char *id, const cha
     return SG_ADMIN_OK;
 }
 
+/* End a listing's read: hand arr to *out and return its size, or release
+ * it and return the error. */
+static int list_done(sg_admin *a, int rc, json_t *arr, json_t **out)
+{
+    rc = end_read(a, rc);
+    if (rc >= 0 && !arr) {
+        set_err(a, "out of memory");
+        rc = SG_ADMIN_ERR;
+    }
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return (int)json_array_size(arr);
+}
+
 int sg_admin_sockets(sg_admin *a, const char *nsp, const char *room, bool details,
                      json_t **out)
 {
@@ -291,17 +308,7 @@ int sg_admin_sockets(sg_admin *a, const char *nsp, const char *room, bool detail
 out:
     sqlite3_finalize(st);
     sqlite3_finalize(rst);
-    rc = end_read(a, rc);
-    if (rc < 0 || !arr) {
-        json_decref(arr);
-        if (rc >= 0) {
-            set_err(a, "out of memory");
-            rc = SG_ADMIN_ERR;
-        }
-        return rc;
-    }
-    *out = arr;
-    return (int)json_array_size(arr);
+    return list_done(a, rc, arr, out);
 }
 
 int sg_admin_socket_nsp(sg_admin *a, const char *socket_id, char *nsp, size_t cap)
@@ -362,17 +369,7 @@ int sg_admin_rooms(sg_admin *a, const char *nsp, json_t **out)
     rc = step == SQLITE_DONE ? SG_ADMIN_OK : fail(a, step, "list rooms");
 out:
     sqlite3_finalize(st);
-    rc = end_read(a, rc);
-    if (rc < 0 || !arr) {
-        json_decref(arr);
-        if (rc >= 0) {
-            set_err(a, "out of memory");
-            rc = SG_ADMIN_ERR;
-        }
-        return rc;
-    }
-    *out = arr;
-    return (int)json_array_size(arr);
+    return list_done(a, rc, arr, out);
 }
 
 /* ---- join and leave ------------------------------------------------------------------------ */
