@@ -5,14 +5,13 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { IS_REFERENCE } from "./lib/stack.mjs";
 import { makeClient, whenConnected, closeAllClients, emitAck, nextOn } from "./lib/client.mjs";
 import { startFeaturesStack, connectF } from "./lib/features.mjs";
 import { withTimeout, sleep } from "./lib/util.mjs";
 import { handshake, send, poll, packets } from "./lib/eio.mjs";
 import WebSocket from "ws";
+import { pythonSkip, pythonEcho } from "./lib/python.mjs";
 
 const T = { timeout: 60000 };
 const BOTH = { transports: ["polling", "websocket"] };
@@ -146,54 +145,14 @@ test("upgrade under a broadcast stream: every packet once, in order", T, async (
   assert.equal(got[got.length - 1], N - 1);
 });
 
-function python(script, args) {
-  return new Promise((resolve) => {
-    const p = spawn("/usr/bin/python3", ["-c", script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let o = "",
-      e = "";
-    p.stdout.on("data", (x) => (o += x));
-    p.stderr.on("data", (x) => (e += x));
-    const timer = setTimeout(() => p.kill("SIGKILL"), 30000);
-    p.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, o, e });
-    });
-  });
-}
-
-const PY = `
-import socketio, sys, json
-sio = socketio.Client(reconnection=False)
-out = {}
-done = []
-@sio.on("auth")
-def on_auth(a): out["auth"] = a
-@sio.on("message-back")
-def on_back(*a):
-    out["back"] = list(a)
-    done.append(1)
-sio.connect(sys.argv[1], socketio_path=sys.argv[2], transports=[sys.argv[3]],
-            auth={"py": sys.argv[3]}, wait_timeout=10)
-out["transport"] = sio.transport()
-sio.emit("message", ("from python", 3, b"\\x00\\x01"))
-out["ack"] = sio.call("message-with-ack", "py ack", timeout=10)
-for _ in range(100):
-    if done: break
-    sio.sleep(0.1)
-sio.disconnect()
-out["back"][2] = list(out["back"][2])
-print(json.dumps(out))
-`;
-
 for (const transport of ["polling", "websocket"]) {
   test(`python-socketio over ${transport}: connect, auth, echo with binary, ack`, T, async (t) => {
     if (IS_REFERENCE) return t.skip("siogate stack only");
-    if (!existsSync("/usr/bin/python3") ||
-        spawnSync("/usr/bin/python3", ["-c", "import socketio, websocket, requests"]).status !== 0)
-      return t.skip("python3-socketio is not installed (contrib/setup installs it)");
-    const r = await python(PY, [stack.url, stack.path, transport]);
-    assert.equal(r.code, 0, r.e);
-    const out = JSON.parse(r.o);
+    const skip = pythonSkip();
+    if (skip) return t.skip(skip);
+    const r = await pythonEcho(stack.url, stack.path, transport);
+    assert.equal(r.code, 0, r.err);
+    const out = r.out;
     assert.equal(out.transport, transport);
     assert.deepEqual(out.auth, { py: transport });
     assert.equal(out.ack, "py ack");

@@ -15,7 +15,7 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { createServer, connect } from "node:net";
@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { io } from "socket.io-client";
 import { BUILDDIR, SRCDIR, freePort, startStack } from "./lib/stack.mjs";
 import { withTimeout, sleep, toBuffer } from "./lib/util.mjs";
+import { pythonSkip, pythonEcho } from "./lib/python.mjs";
 
 const T = { timeout: 60000 };
 const WSD = join(BUILDDIR, "gateway", "siogate-wsd");
@@ -380,52 +381,15 @@ test("socket.io-client over websocket: /custom namespace and many events in orde
 });
 
 test("python-socketio client over websocket: connect, echo, ack", T, async (t) => {
-  const py = "/usr/bin/python3";
-  if (!existsSync(py) || spawnSync(py, ["-c", "import socketio, websocket"]).status !== 0) {
-    t.skip("python3-socketio (with python3-websocket) is not installed");
-    return;
-  }
+  const skip = pythonSkip();
+  if (skip) return t.skip(skip);
   const d = await wsd();
-  const script = `
-import socketio, sys, json
-sio = socketio.Client(reconnection=False)
-out = {}
-done = []
-@sio.on("auth")
-def on_auth(a): out["auth"] = a
-@sio.on("message-back")
-def on_back(*a):
-    out["back"] = list(a)
-    done.append(1)
-sio.connect(sys.argv[1], transports=["websocket"], auth={"py": True}, wait_timeout=5)
-out["transport"] = sio.transport()
-sio.emit("message", ("from python", 3, b"\\x00\\x01"))
-out["ack"] = sio.call("message-with-ack", "py ack", timeout=5)
-for _ in range(50):
-    if done: break
-    sio.sleep(0.1)
-sio.disconnect()
-out["back"][2] = list(out["back"][2])
-print(json.dumps(out))
-`;
-  const r = await new Promise((resolve) => {
-    const p = spawn(py, ["-c", script, d.url], { stdio: ["ignore", "pipe", "pipe"] });
-    let o = "",
-      e = "";
-    p.stdout.on("data", (x) => (o += x));
-    p.stderr.on("data", (x) => (e += x));
-    const timer = setTimeout(() => p.kill("SIGKILL"), 20000);
-    p.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, o, e });
-    });
-  });
-  assert.equal(r.code, 0, r.e);
-  const out = JSON.parse(r.o);
-  assert.equal(out.transport, "websocket");
-  assert.deepEqual(out.auth, { py: true });
-  assert.equal(out.ack, "py ack");
-  assert.deepEqual(out.back, ["from python", 3, [0, 1]]);
+  const r = await pythonEcho(d.url, "/socket.io/", "websocket");
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out.transport, "websocket");
+  assert.deepEqual(r.out.auth, { py: "websocket" });
+  assert.equal(r.out.ack, "py ack");
+  assert.deepEqual(r.out.back, ["from python", 3, [0, 1]]);
 });
 
 // ---------------------------------------------------------------- refused before the upgrade
