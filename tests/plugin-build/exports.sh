@@ -32,6 +32,7 @@ for so in "$@"; do
     fi
     syms=$(printf '%s\n' "$out" | awk 'NF {print $NF}' |
            grep -v -E '^(_init|_fini|_edata|_end|__bss_start|__bss_start__|_bss_end__|__end__)$' |
+           grep -v -E '^__(odr_asan|asan|ubsan|sancov)' |  # sanitizer builds add these
            sort | tr '\n' ' ')
     if [ "$syms" = "sg_plugin_abi sg_plugin_init " ]; then
         echo "ok $n - $name exports exactly sg_plugin_abi and sg_plugin_init"
