@@ -59,6 +59,8 @@ void eng_mark_dirty(sg_worker *w, const char *sid)
 
 static void ring_dirty(sg_worker *w)
 {
+    if (w->batch)
+        return; /* rung at sg_engine_batch_end, after the commit */
     if (w->dirty.len && w->bell)
         sg_bell_ring(w->bell, w->dirty.data, w->dirty.len);
     sg_buf_reset(&w->dirty);
@@ -484,7 +486,8 @@ static int abort_session(sg_worker *w, sg_session *ss, int rc)
     eng_tx_leave(w);
     w->ss = NULL;
     sg_store_rollback(w->store);
-    sg_buf_reset(&w->dirty);
+    if (!w->batch) /* in a batch, what others committed is rung at its end */
+        sg_buf_reset(&w->dirty);
     sg_session_clear(ss);
     return rc;
 }
@@ -500,7 +503,8 @@ static int end_session(sg_worker *w, sg_session *ss, int result)
         result = SG_E_INTERNAL;
     if (result == SG_E_INTERNAL) {
         sg_store_rollback(w->store);
-        sg_buf_reset(&w->dirty);
+        if (!w->batch)
+            sg_buf_reset(&w->dirty);
     } else {
         ring_dirty(w);
     }
@@ -541,6 +545,27 @@ void sg_engine_free(sg_engine *e)
 }
 
 const sg_config *sg_engine_config(const sg_engine *e) { return e->cfg; }
+
+int sg_engine_batch_begin(sg_worker *w)
+{
+    if (w->batch || sg_store_batch_begin(w->store) != 0)
+        return SG_E_INTERNAL;
+    w->batch = true;
+    return SG_OK;
+}
+
+int sg_engine_batch_end(sg_worker *w)
+{
+    if (!w->batch)
+        return SG_E_INTERNAL;
+    w->batch = false;
+    int rc = sg_store_batch_end(w->store) == 0 ? SG_OK : SG_E_INTERNAL;
+    if (rc == SG_OK)
+        ring_dirty(w);
+    else
+        sg_buf_reset(&w->dirty);
+    return rc;
+}
 
 sg_worker *sg_worker_new(sg_engine *e)
 {

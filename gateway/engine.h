@@ -63,6 +63,14 @@ const sg_config *sg_engine_config(const sg_engine *e);
 sg_worker *sg_worker_new(sg_engine *e);
 void sg_worker_free(sg_worker *w);
 
+/* Group commit: every call between these two runs in one transaction (each
+ * in a savepoint of its own, so a failure undoes only its part) and the
+ * doorbell rings once, after the commit. For an event loop's turn: one
+ * commit instead of one per call. Hold it briefly: it holds the store's
+ * write lock. SG_OK or SG_E_INTERNAL. */
+int sg_engine_batch_begin(sg_worker *w);
+int sg_engine_batch_end(sg_worker *w);
+
 /* ---- sessions ---------------------------------------------------------- */
 
 /* Open a session (Engine.IO handshake) on transport ("polling" or

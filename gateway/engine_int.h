@@ -28,6 +28,7 @@ struct sg_worker {
     sg_buf dirty;     /* sids queued for in this transaction, '\n'-separated */
     bool in_tx;       /* a transaction is open (handlers run inside it) */
     sg_session *ss;   /* the session being processed in it, or NULL */
+    bool batch;       /* in sg_engine_batch_begin/end: rings wait for the end */
 };
 
 /* The context of one handler call (plugin.h's sg_ctx). Strings borrowed. */

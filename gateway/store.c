@@ -17,7 +17,7 @@ extern const char *const sg_schema_migrations[];
 #define BUSY_LIMIT_MS 10000
 
 enum stmt_id {
-    ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
     ST_SESSION_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE, ST_SESSION_HANDSHAKE,
     ST_SESSION_CLOSE, ST_SESSION_EXPIRED, ST_SESSION_PURGE, ST_SESSION_PURGE_QUEUE,
     ST_QUEUE_PUSH, ST_QUEUE_READ, ST_QUEUE_TRIM, ST_QUEUE_PENDING, ST_QUEUE_DROP,
@@ -33,6 +33,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT sg_tx",
+    [ST_RELEASE] = "RELEASE sg_tx",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO sg_tx",
     [ST_SESSION_INSERT] =
         "INSERT INTO sessions (sid, state, transport, created_at, next_ping_at, ping_sent,"
         " expires_at, connect_by, sent_upto, poller, partial, handshake)"
@@ -104,6 +107,8 @@ struct sg_store {
     sqlite3_stmt *st[ST_COUNT];
     int version;
     int64_t busy_since;    /* when the current wait for a lock began */
+    bool batch;            /* a batch transaction is open: begin/commit are savepoints */
+    bool sp_open;          /* a savepoint of the batch is open */
 };
 
 static int busy_handler(void *ud, int count)
@@ -260,10 +265,26 @@ static int simple(sg_store *s, enum stmt_id id)
     return st ? exec_stmt(s, st, stmt_sql[id]) : -1;
 }
 
-int sg_store_begin(sg_store *s) { return simple(s, ST_BEGIN); }
+int sg_store_begin(sg_store *s)
+{
+    if (!s->batch)
+        return simple(s, ST_BEGIN);
+    int rc = simple(s, ST_SAVEPOINT);
+    s->sp_open = rc == 0;
+    return rc;
+}
 
 int sg_store_commit(sg_store *s)
 {
+    if (s->batch) {
+        if (!s->sp_open)
+            return -1;
+        int rc = simple(s, ST_RELEASE);
+        if (rc != 0)
+            sg_store_rollback(s);
+        s->sp_open = false;
+        return rc;
+    }
     int rc = simple(s, ST_COMMIT);
     if (rc != 0 && !sqlite3_get_autocommit(s->db))
         sg_store_rollback(s);
@@ -272,8 +293,38 @@ int sg_store_commit(sg_store *s)
 
 void sg_store_rollback(sg_store *s)
 {
+    if (s->batch) {
+        if (s->sp_open) {
+            simple(s, ST_ROLLBACK_TO);
+            simple(s, ST_RELEASE);
+            s->sp_open = false;
+        }
+        return;
+    }
     if (!sqlite3_get_autocommit(s->db))
         simple(s, ST_ROLLBACK);
+}
+
+int sg_store_batch_begin(sg_store *s)
+{
+    if (s->batch)
+        return -1;
+    int rc = simple(s, ST_BEGIN);
+    s->batch = rc == 0;
+    return rc;
+}
+
+int sg_store_batch_end(sg_store *s)
+{
+    if (!s->batch)
+        return -1;
+    if (s->sp_open)
+        sg_store_rollback(s);
+    s->batch = false;
+    int rc = simple(s, ST_COMMIT);
+    if (rc != 0 && !sqlite3_get_autocommit(s->db))
+        simple(s, ST_ROLLBACK);
+    return rc;
 }
 
 /* ---- sessions ---------------------------------------------------------- */

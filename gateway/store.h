@@ -33,10 +33,17 @@ int sg_store_version(sg_store *s);
 int sg_store_latest_version(void);
 
 /* BEGIN IMMEDIATE (takes the write lock now, so a transaction never fails
- * half-way on a lock upgrade), COMMIT, ROLLBACK. */
+ * half-way on a lock upgrade), COMMIT, ROLLBACK. Inside a batch they are a
+ * savepoint, its release and its rollback. */
 int sg_store_begin(sg_store *s);
 int sg_store_commit(sg_store *s);
 void sg_store_rollback(sg_store *s);
+/* A batch: one transaction around many begin/commit pairs (group commit;
+ * one writer's turn of an event loop). What a commit inside it released
+ * becomes durable, and visible to other connections, at sg_store_batch_end;
+ * a rollback inside it undoes only its own part. */
+int sg_store_batch_begin(sg_store *s);
+int sg_store_batch_end(sg_store *s);
 
 /* ---- sessions ---------------------------------------------------------- */
 

@@ -221,6 +221,36 @@ TEST("store: rollback discards a transaction")
     sg_store_close(s);
 }
 
+TEST("store: a batch commits its parts once; a rolled-back part is undone alone")
+{
+    sg_store *s = fresh();
+    sg_store *other = sg_store_open(path);
+    CHECK_INT(sg_store_batch_begin(s), 0);
+    CHECK(sg_store_batch_begin(s) != 0); /* no nesting */
+    CHECK_INT(sg_store_begin(s), 0);
+    sg_store_queue_push(s, SID1, false, "a", 1);
+    CHECK_INT(sg_store_commit(s), 0);
+    CHECK_INT(sg_store_begin(s), 0);
+    sg_store_queue_push(s, SID1, false, "b", 1);
+    sg_store_rollback(s); /* only this part */
+    CHECK_INT(sg_store_begin(s), 0);
+    sg_store_queue_push(s, SID2, false, "c", 1);
+    CHECK_INT(sg_store_commit(s), 0);
+    /* nothing visible to another connection before the end */
+    CHECK_INT(sg_store_queue_pending(other, SID1, 0), 0);
+    CHECK_INT(sg_store_batch_end(s), 0);
+    CHECK(sg_store_batch_end(s) != 0);
+    CHECK_INT(sg_store_scalar(other, "SELECT count(*) FROM queue WHERE sid = 'AAAAAAAAAAAAAAAAAAAA'"), 1);
+    CHECK_INT(sg_store_queue_pending(other, SID2, 0), 1);
+    /* after the batch, begin/commit are transactions again */
+    CHECK_INT(sg_store_begin(s), 0);
+    sg_store_queue_push(s, SID1, false, "d", 1);
+    CHECK_INT(sg_store_commit(s), 0);
+    CHECK_INT(sg_store_scalar(other, "SELECT count(*) FROM queue WHERE sid = 'AAAAAAAAAAAAAAAAAAAA'"), 2);
+    sg_store_close(other);
+    sg_store_close(s);
+}
+
 TEST("store: concurrent writer processes never fail with 'locked'")
 {
     sg_store *s = fresh();
