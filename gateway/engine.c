@@ -49,9 +49,19 @@ void sg_engine_error(int result, int *status, int *code, const char **message)
 
 void eng_mark_dirty(sg_worker *w, const char *sid)
 {
-    /* ids have a fixed length and no '\n': a substring match is exact */
+    if (w->dirty.len == 1 && w->dirty.data[0] == SG_BELL_ALL[0])
+        return; /* everyone is rung already */
+    /* ids have a fixed length and no '\n': a substring match is exact; the
+     * list stays within one datagram, so this scan stays short */
     if (w->dirty.len && strstr(w->dirty.data, sid))
         return;
+    size_t len = strlen(sid);
+    if (w->dirty.len + 1 + len > SG_BELL_MAX) {
+        /* a fan-out wider than one datagram: ring "re-check everything" */
+        sg_buf_reset(&w->dirty);
+        sg_buf_puts(&w->dirty, SG_BELL_ALL);
+        return;
+    }
     if (w->dirty.len)
         sg_buf_putc(&w->dirty, '\n');
     sg_buf_puts(&w->dirty, sid);

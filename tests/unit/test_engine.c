@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "doorbell.h"
 #include "engine.h"
 #include "log.h"
 #include "tap.h"
@@ -512,6 +513,40 @@ TEST("engine: emit to a namespace, a room, except a room; emit with ack into a m
     CHECK_STR(r.args, "[{\"_placeholder\":true,\"num\":0}]");
     CHECK_INT(sg_engine_ack_forget(w, "@test.2"), 0);
     free(r.args);
+}
+
+TEST("engine: a wide broadcast reaches everyone and rings re-check-all once")
+{
+    setup(25000, 20000);
+    enum { N = 300 };
+    static char sids[N][SG_ID_LEN + 1];
+    char id[SG_ID_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        open_session(sids[i]);
+        connect_root(sids[i], id, tap_failed);
+    }
+    char *bells = sg_bell_dir_for(cfg.db);
+    sg_bell *waiter = sg_bell_waiter(bells);
+    CHECK(waiter != NULL);
+    char buf[SG_BELL_MAX + 1];
+    while (waiter && sg_bell_recv(waiter, buf, sizeof buf) > 0)
+        ;
+    sg_target all = {"/", NULL, NULL, 0};
+    CHECK_INT(sg_engine_emit(w, &all, "wide", NULL), N);
+    /* 300 ids do not fit one datagram: one "*" instead */
+    int n = waiter ? sg_bell_recv(waiter, buf, sizeof buf) : -1;
+    CHECK_INT(n, 1);
+    CHECK(n == 1 && buf[0] == '*');
+    CHECK_INT(waiter ? sg_bell_recv(waiter, buf, sizeof buf) : -1, 0);
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        char *p = poll1(sids[i]);
+        ok += p && strcmp(p, "42[\"wide\"]") == 0;
+        free(p);
+    }
+    CHECK_INT(ok, N);
+    sg_bell_close(waiter);
+    free(bells);
 }
 
 TEST("engine: disconnect a socket by id, and a whole client")
