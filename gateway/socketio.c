@@ -249,6 +249,12 @@ int sg_sio_decode(const char *in, size_t n, sg_sio_packet *out)
          * never allows it in keys, so a binary value's "\0bin" key cannot
          * be forged from the wire */
         p.data = json_loadb(in + i, n - i, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        /* An integer beyond 64 bits is a number to JavaScript (and what
+         * sg_sio_encode writes for a large double, as JSON.stringify does):
+         * read that packet's numbers as doubles rather than refuse it. */
+        if (!p.data && json_error_code(&err) == json_error_numeric_overflow)
+            p.data = json_loadb(in + i, n - i,
+                                JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
         if (!p.data) {
             rc = json_error_code(&err) == json_error_out_of_memory ? SG_SIO_ENOMEM
                                                                     : SG_SIO_EJSON;
