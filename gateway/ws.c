@@ -185,6 +185,10 @@ static int next_line(char **p, char *end, char **line, size_t *len)
 int sg_ws_request_parse(const char *buf, size_t len, sg_ws_request *req)
 {
     memset(req, 0, sizeof *req);
+    /* an HTTP head never holds a NUL: refuse it before any string function
+     * could stop at one and see a shorter, valid-looking line */
+    if (memchr(buf, '\0', len))
+        return SG_WS_PARSE_BAD;
     /* the head, then a second copy of the target to cut path and query from */
     char *mem = malloc(2 * len + 2);
     if (!mem)

@@ -194,6 +194,10 @@ TEST("parse: malformed heads are refused")
     const char nul[] = "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n";
     sg_ws_request r;
     CHECK_INT(sg_ws_request_parse(nul, sizeof nul - 1, &r), SG_WS_PARSE_BAD);
+    sg_ws_request_free(&r);
+    /* ... or inside the request line, after the version (found by fuzzing) */
+    const char nul2[] = "GET / HTTP/1.1\0junk\r\nHost: x\r\n\r\n";
+    CHECK_INT(sg_ws_request_parse(nul2, sizeof nul2 - 1, &r), SG_WS_PARSE_BAD);
 }
 
 TEST("parse: too many header lines")
