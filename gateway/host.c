@@ -193,58 +193,81 @@ static int host_emit(sg_ctx *c, const char *event, json_t *args)
     return 0;
 }
 
+/* One packet to every socket a target names, each recipient queued in the
+ * same transaction (the caller's, or one of its own). With reply_to, each
+ * is asked for an ack answered into that mailbox. */
 struct fanout {
     sg_worker *w;
     const char *nsp;
-    json_t *data;      /* the packet's data, binary values included */
+    json_t *data;         /* the packet's data, binary values included */
     unsigned flags;
+    const char *reply_to; /* NULL: no ack asked */
+    int64_t deadline;     /* of the acks asked */
+    json_t *asked;        /* ids of the sockets asked, or NULL */
     int n, rc;
 };
 
 static void fanout_one(void *ud, const char *id, const char *sid, bool ready)
 {
     struct fanout *f = ud;
-    (void)id;
     if (f->rc < 0 || ((f->flags & SG_EMIT_VOLATILE) && !ready))
         return;
+    int64_t ack = -1;
+    if (f->reply_to &&
+        ((ack = sg_store_ack_next(f->w->store, id)) < 0 ||
+         sg_store_ack_insert(f->w->store, id, ack, sid, f->nsp, f->reply_to, f->deadline,
+                             NULL) != 0)) {
+        f->rc = -1;
+        return;
+    }
     /* data is shared by every recipient: each queue_sio steals a reference */
-    if (eng_queue_sio(f->w, sid, SG_SIO_EVENT, f->nsp, -1, json_incref(f->data)) < 0)
+    if (eng_queue_sio(f->w, sid, SG_SIO_EVENT, f->nsp, ack, json_incref(f->data)) < 0 ||
+        (f->asked && json_array_append_new(f->asked, json_string(id)) < 0))
         f->rc = -1;
     else
         f->n++;
+}
+
+/* Run f over the sockets of t (skip: a socket id left out, or NULL).
+ * Takes f->data. Returns the number reached, or -1. */
+static int fan_out(sg_worker *w, const sg_target *t, const char *skip, struct fanout *f)
+{
+    bool bad = false, own;
+    char *rooms = list_json(t ? t->rooms : NULL, &bad);
+    char *except = list_json(t ? t->except : NULL, &bad);
+    f->w = w;
+    f->flags = t ? t->flags : 0;
+    if (bad || !f->data || !f->nsp || eng_tx_begin(w, &own) < 0) {
+        f->rc = -1;
+    } else {
+        if (sg_store_targets(w->store, f->nsp, rooms, except, skip, fanout_one, f) < 0)
+            f->rc = -1;
+        if (eng_tx_end(w, own, f->rc == 0) < 0)
+            f->rc = -1;
+    }
+    free(rooms);
+    free(except);
+    json_decref(f->data);
+    return f->rc < 0 ? -1 : f->n;
 }
 
 /* Emit to a target; the transaction is the caller's (or its own). */
 static int emit_target(sg_worker *w, sg_ctx *c, const sg_target *t, const char *event,
                        json_t *args)
 {
-    json_t *data = event_array(event, args);
-    const char *nsp = t && t->nsp ? t->nsp : c ? c->nsp : NULL;
-    if (!data || !nsp) {
+    struct fanout f = {.data = event_array(event, args),
+                       .nsp = t && t->nsp ? t->nsp : c ? c->nsp : NULL};
+    if (!f.data || !f.nsp) {
         host_log(c, SG_LOG_ERROR, "emit_to '%s': %s", event ? event : "(null)",
-                 !data ? "bad arguments (args must be an array)" : "no namespace");
-        json_decref(data);
+                 !f.data ? "bad arguments (args must be an array)" : "no namespace");
+        json_decref(f.data);
         return -1;
     }
-    bool bad = false, own;
-    char *rooms = list_json(t ? t->rooms : NULL, &bad);
-    char *except = list_json(t ? t->except : NULL, &bad);
     const char *skip = t && (t->flags & SG_EMIT_BROADCAST) && c ? c->socket_id : NULL;
-    struct fanout f = {w, nsp, data, t ? t->flags : 0, 0, 0};
-    if (bad || eng_tx_begin(w, &own) < 0) {
-        f.rc = -1;
-    } else {
-        if (sg_store_targets(w->store, nsp, rooms, except, skip, fanout_one, &f) < 0)
-            f.rc = -1;
-        if (eng_tx_end(w, own, f.rc == 0) < 0)
-            f.rc = -1;
-    }
-    free(rooms);
-    free(except);
-    json_decref(data);
-    if (f.rc < 0 && c)
+    int n = fan_out(w, t, skip, &f);
+    if (n < 0 && c)
         c->failed = 1;
-    return f.rc < 0 ? -1 : f.n;
+    return n;
 }
 
 static int host_emit_to(sg_ctx *c, const sg_target *t, const char *event, json_t *args)
@@ -662,52 +685,17 @@ int eng_ack_reply(sg_worker *w, const char *socket_id, int64_t id, json_t *args)
     return rc;
 }
 
-struct asker {
-    sg_worker *w;
-    const char *nsp, *reply_to;
-    int64_t deadline;
-    json_t *data, *asked;
-    unsigned flags;
-    int n, rc;
-};
-
-static void ask_one(void *ud, const char *id, const char *sid, bool ready)
-{
-    struct asker *a = ud;
-    if (a->rc < 0 || ((a->flags & SG_EMIT_VOLATILE) && !ready))
-        return;
-    int64_t ack = sg_store_ack_next(a->w->store, id);
-    if (ack < 0 ||
-        sg_store_ack_insert(a->w->store, id, ack, sid, a->nsp, a->reply_to, a->deadline, NULL) != 0 ||
-        eng_queue_sio(a->w, sid, SG_SIO_EVENT, a->nsp, ack, json_incref(a->data)) < 0 ||
-        (a->asked && json_array_append_new(a->asked, json_string(id)) < 0))
-        a->rc = -1;
-    else
-        a->n++;
-}
-
 int sg_engine_emit_ack(sg_worker *w, const sg_target *t, const char *event, json_t *args,
                        const char *reply_to, int64_t timeout_ms, json_t *asked)
 {
-    json_t *data = event_array(event, args);
-    bool bad = false, own;
-    char *rooms = list_json(t ? t->rooms : NULL, &bad);
-    char *except = list_json(t ? t->except : NULL, &bad);
-    struct asker a = {w, t ? t->nsp : NULL, reply_to, sg_now_ms() + timeout_ms, data, asked,
-                      t ? t->flags : 0, 0, 0};
-    if (!data || !a.nsp || !reply_to || reply_to[0] != '@' || timeout_ms <= 0 || bad ||
-        eng_tx_begin(w, &own) < 0) {
-        a.rc = -1;
-    } else {
-        if (sg_store_targets(w->store, a.nsp, rooms, except, NULL, ask_one, &a) < 0)
-            a.rc = -1;
-        if (eng_tx_end(w, own, a.rc == 0) < 0)
-            a.rc = -1;
+    struct fanout f = {.data = event_array(event, args), .nsp = t ? t->nsp : NULL,
+                       .reply_to = reply_to, .deadline = sg_now_ms() + timeout_ms,
+                       .asked = asked};
+    if (!reply_to || reply_to[0] != '@' || timeout_ms <= 0) {
+        json_decref(f.data);
+        return -1;
     }
-    free(rooms);
-    free(except);
-    json_decref(data);
-    return a.rc < 0 ? -1 : a.n;
+    return fan_out(w, t, NULL, &f);
 }
 
 struct replies {
