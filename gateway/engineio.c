@@ -175,6 +175,29 @@ static void buf_truncate(sg_buf *b, size_t len)
     }
 }
 
+/* One record of a polling payload: the separator when out is not empty,
+ * then 'b' + base64 for binary, else the type digit (when type >= 0) and
+ * the text. All or nothing. */
+static int put_record(sg_buf *out, int type, bool binary, const void *data, size_t len)
+{
+    size_t len0 = out->len;
+
+    if (out->len > 0 && sg_buf_putc(out, SG_EIO_SEPARATOR) < 0)
+        goto fail;
+    if (binary) {
+        if (sg_buf_putc(out, 'b') < 0 || sg_base64_encode(out, data, len) < 0)
+            goto fail;
+    } else {
+        if ((type >= 0 && sg_buf_putc(out, (char)('0' + type)) < 0) ||
+            sg_buf_append(out, data, len) < 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    buf_truncate(out, len0);
+    return -1;
+}
+
 int sg_eio_encode_polling(sg_buf *out, const sg_eio_packet *p)
 {
     return sg_eio_encode_polling_parts(out, p->type, p->binary, p->data, p->len);
@@ -183,39 +206,12 @@ int sg_eio_encode_polling(sg_buf *out, const sg_eio_packet *p)
 int sg_eio_encode_polling_parts(sg_buf *out, enum sg_eio_type type, bool binary,
                                 const void *data, size_t len)
 {
-    size_t len0 = out->len;
-
     if ((unsigned)type > SG_EIO_NOOP)
         return -1;
-    if (out->len > 0 && sg_buf_putc(out, SG_EIO_SEPARATOR) < 0)
-        goto fail;
-    if (binary) {
-        if (sg_buf_putc(out, 'b') < 0 || sg_base64_encode(out, data, len) < 0)
-            goto fail;
-    } else {
-        if (sg_buf_putc(out, (char)('0' + type)) < 0 || sg_buf_append(out, data, len) < 0)
-            goto fail;
-    }
-    return 0;
-fail:
-    buf_truncate(out, len0);
-    return -1;
+    return put_record(out, (int)type, binary, data, len);
 }
 
 int sg_eio_append_polling(sg_buf *out, bool binary, const void *frame, size_t len)
 {
-    size_t len0 = out->len;
-
-    if (out->len > 0 && sg_buf_putc(out, SG_EIO_SEPARATOR) < 0)
-        goto fail;
-    if (binary) {
-        if (sg_buf_putc(out, 'b') < 0 || sg_base64_encode(out, frame, len) < 0)
-            goto fail;
-    } else if (sg_buf_append(out, frame, len) < 0) {
-        goto fail;
-    }
-    return 0;
-fail:
-    buf_truncate(out, len0);
-    return -1;
+    return put_record(out, -1, binary, frame, len);
 }
