@@ -22,7 +22,7 @@ enum stmt_id {
     ST_SESSION_CLOSE, ST_SESSION_EXPIRED, ST_SESSION_PURGE, ST_SESSION_PURGE_QUEUE,
     ST_QUEUE_PUSH, ST_QUEUE_READ, ST_QUEUE_TRIM, ST_QUEUE_PENDING, ST_QUEUE_DROP,
     ST_SOCKET_INSERT, ST_SOCKET_FIND, ST_SOCKET_DELETE, ST_SOCKET_ROOMS_DELETE,
-    ST_SOCKETS_OF, ST_SOCKET_COUNT, ST_ROOM_JOIN, ST_ROOM_LEAVE,
+    ST_SOCKETS_OF, ST_ROOM_JOIN, ST_ROOM_LEAVE,
     ST_TARGETS, ST_SOCKET_GET, ST_SOCKET_ROOMS, ST_DATA_SET,
     ST_ACK_NEXT, ST_ACK_INSERT, ST_ACK_GET, ST_ACK_DELETE, ST_ACKS_EXPIRED,
     ST_REPLY_INSERT, ST_REPLIES_GET, ST_REPLIES_DELETE, ST_ACKS_FORGET, ST_REPLIES_PURGE,
@@ -70,7 +70,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SOCKET_DELETE] = "DELETE FROM sockets WHERE id = ?1",
     [ST_SOCKET_ROOMS_DELETE] = "DELETE FROM rooms WHERE socket_id = ?1",
     [ST_SOCKETS_OF] = "SELECT id, nsp FROM sockets WHERE sid = ?1 ORDER BY created_at, id",
-    [ST_SOCKET_COUNT] = "SELECT count(*) FROM sockets WHERE sid = ?1",
     [ST_ROOM_JOIN] = "INSERT OR IGNORE INTO rooms (nsp, room, socket_id) VALUES (?1, ?2, ?3)",
     [ST_ROOM_LEAVE] = "DELETE FROM rooms WHERE nsp = ?1 AND room = ?2 AND socket_id = ?3",
     /* ?2: JSON array of rooms or NULL (the whole namespace); ?3: JSON array
@@ -675,18 +674,6 @@ int sg_store_sockets_of(sg_store *s, const char *sid,
     }
     sg_buf_free(&rows);
     return rc < 0 ? rc : n;
-}
-
-int sg_store_socket_count(sg_store *s, const char *sid)
-{
-    sqlite3_stmt *st = stmt(s, ST_SOCKET_COUNT);
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    int n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? n : store_rc(s, rc, "count sockets");
 }
 
 static int room_op(sg_store *s, enum stmt_id id, const char *nsp, const char *room,

@@ -121,8 +121,6 @@ int sg_store_socket_delete(sg_store *s, const char *id);
  * fn may change the store). */
 int sg_store_sockets_of(sg_store *s, const char *sid,
                         void (*fn)(void *ud, const char *id, const char *nsp), void *ud);
-/* Number of sockets of sid. */
-int sg_store_socket_count(sg_store *s, const char *sid);
 
 int sg_store_room_join(sg_store *s, const char *nsp, const char *room, const char *socket_id);
 int sg_store_room_leave(sg_store *s, const char *nsp, const char *room, const char *socket_id);
