@@ -361,7 +361,16 @@ static int bell_refresh(sg_bell *b)
     return 0;
 }
 
-int sg_bell_ring(sg_bell *b, const char *msg, size_t len)
+static int ring(sg_bell *b, const char *msg, size_t len, bool others);
+
+int sg_bell_ring(sg_bell *b, const char *msg, size_t len) { return ring(b, msg, len, false); }
+
+int sg_bell_ring_others(sg_bell *b, const char *msg, size_t len)
+{
+    return ring(b, msg, len, true);
+}
+
+static int ring(sg_bell *b, const char *msg, size_t len, bool others)
 {
     if (!b || (!msg && len)) {
         errno = EINVAL;
@@ -385,7 +394,7 @@ int sg_bell_ring(sg_bell *b, const char *msg, size_t len)
     int reached = 0;
     for (size_t i = 0; i < b->npeers; i++) {
         struct bell_peer *p = &b->peers[i];
-        if (p->dead)
+        if (p->dead || (others && b->path && strcmp(p->addr.sun_path, b->path) == 0))
             continue;
         const char *m = p->owed ? SG_BELL_ALL : msg;
         size_t mlen = p->owed ? sizeof SG_BELL_ALL - 1 : len;

@@ -44,6 +44,10 @@ int sg_bell_fd(const sg_bell *b);
  * returns the number of waiters reached, -1 on a local error. */
 int sg_bell_ring(sg_bell *b, const char *msg, size_t len);
 
+/* The same, but a waiter does not ring its own socket (for a loop that
+ * handles its own sessions itself). For a ringer, sg_bell_ring. */
+int sg_bell_ring_others(sg_bell *b, const char *msg, size_t len);
+
 /* Receive one pending datagram into buf (NUL-terminated; cap includes the
  * NUL). Returns its length, 0 when none is pending, -1 on error. */
 int sg_bell_recv(sg_bell *b, char *buf, size_t cap);

@@ -67,13 +67,45 @@ void eng_mark_dirty(sg_worker *w, const char *sid)
     sg_buf_puts(&w->dirty, sid);
 }
 
-static void ring_dirty(sg_worker *w)
+void eng_ring_dirty(sg_worker *w)
 {
     if (w->batch)
         return; /* rung at sg_engine_batch_end, after the commit */
-    if (w->dirty.len && w->bell)
+    if (w->dirty.len && w->self)
+        sg_bell_ring_others(w->self, w->dirty.data, w->dirty.len);
+    else if (w->dirty.len && w->bell)
         sg_bell_ring(w->bell, w->dirty.data, w->dirty.len);
     sg_buf_reset(&w->dirty);
+}
+
+bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, void (*fn)(void *ud, const char *sid),
+                           void *ud)
+{
+    const char *d = w->dirty.data;
+    size_t len = w->dirty.len;
+    if (len == 1 && d[0] == SG_BELL_ALL[0])
+        return true;
+    while (*pos < len) {
+        size_t end = *pos;
+        while (end < len && d[end] != '\n')
+            end++;
+        if (end - *pos == SG_ID_LEN) {
+            char sid[SG_ID_LEN + 1];
+            memcpy(sid, d + *pos, SG_ID_LEN);
+            sid[SG_ID_LEN] = '\0';
+            fn(ud, sid);
+        }
+        *pos = end < len ? end + 1 : end;
+    }
+    return false;
+}
+
+void sg_worker_ring_others(sg_worker *w, sg_bell *waiter) { w->self = waiter; }
+
+int sg_engine_changed_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, const char *sid),
+                            void *ud)
+{
+    return sg_store_changed_since(w->store, mark, fn, ud);
 }
 
 static int push_frame(sg_worker *w, const char *sid, bool binary, const void *frame, size_t len)
@@ -516,7 +548,7 @@ static int end_session(sg_worker *w, sg_session *ss, int result)
         if (!w->batch)
             sg_buf_reset(&w->dirty);
     } else {
-        ring_dirty(w);
+        eng_ring_dirty(w);
     }
     sg_session_clear(ss);
     return result;
@@ -571,7 +603,7 @@ int sg_engine_batch_end(sg_worker *w)
     w->batch = false;
     int rc = sg_store_batch_end(w->store) == 0 ? SG_OK : SG_E_INTERNAL;
     if (rc == SG_OK)
-        ring_dirty(w);
+        eng_ring_dirty(w);
     else
         sg_buf_reset(&w->dirty);
     return rc;

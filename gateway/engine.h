@@ -71,6 +71,30 @@ void sg_worker_free(sg_worker *w);
 int sg_engine_batch_begin(sg_worker *w);
 int sg_engine_batch_end(sg_worker *w);
 
+/* The sessions the open batch queued frames for (or otherwise changed for
+ * a waiting transport), from *pos on: fn(ud, sid) for each, and *pos
+ * moves past them, so that a caller sees each once however often it
+ * asks. Returns true instead of calling fn when the batch changed too many
+ * to list (a wide broadcast): every session may have something. For a
+ * loop that answers its own held requests inside the batch; start with
+ * *pos = 0 after sg_engine_batch_begin. */
+bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, void (*fn)(void *ud, const char *sid),
+                           void *ud);
+
+typedef struct sg_bell sg_bell;
+/* Ring through waiter (borrowed; must outlive w) instead of w's own
+ * ringer, and never ring waiter itself: for the loop that owns waiter and
+ * handles what w changed for its own sessions before the commit
+ * (sg_engine_batch_dirty). */
+void sg_worker_ring_others(sg_worker *w, sg_bell *waiter);
+
+/* For a loop's safety re-check of its held requests (rings are hints):
+ * fn(ud, sid) for every session that got frames since *mark or is in the
+ * middle of an upgrade; *mark advances. Start with *mark = -1 (that call
+ * only sets it). One indexed query. Returns the count or -1. */
+int sg_engine_changed_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, const char *sid),
+                            void *ud);
+
 /* ---- sessions ---------------------------------------------------------- */
 
 /* Open a session (Engine.IO handshake) on transport ("polling" or

@@ -25,6 +25,7 @@ struct sg_worker {
     sg_engine *e;
     sg_store *store;
     sg_bell *bell;
+    sg_bell *self;    /* set: ring through it, skipping its own socket */
     sg_buf dirty;     /* sids queued for in this transaction, '\n'-separated */
     bool in_tx;       /* a transaction is open (handlers run inside it) */
     sg_session *ss;   /* the session being processed in it, or NULL */
@@ -52,6 +53,8 @@ struct sg_ctx {
 
 /* Note sid for the doorbell rung after the commit. */
 void eng_mark_dirty(sg_worker *w, const char *sid);
+/* After a commit (outside a batch): ring for what it changed, forget it. */
+void eng_ring_dirty(sg_worker *w);
 /* Queue a Socket.IO packet for sid (data stolen; binary values become
  * attachments). 0 or -1. */
 int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,

@@ -3,41 +3,41 @@
  *
  * Threads:
  *   - main: parses the command line, loads the configuration, creates the
- *     engine and the listening socket, starts the others, then waits in
- *     sigwait() for SIGTERM/SIGINT and shuts everything down in order;
- *   - N accept threads (--threads, default 4), each with its own
- *     sg_worker: FCGX_Accept_r, answer the request, FCGX_Finish_r. A GET
- *     for which the engine has nothing yet is handed to...
- *   - the parked loop (parked.c): one epoll thread holding every waiting
- *     GET until a ring, its deadline or a hang-up.
+ *     engine and the listening socket, starts the loop, then waits in
+ *     sigwait() for SIGTERM/SIGINT and stops it;
+ *   - the loop (parked.c): one epoll thread that serves every FastCGI
+ *     connection (fcgi.c: the protocol, non-blocking; a connection the web
+ *     server keeps open serves request after request), routes each
+ *     complete request (route() below: what needs no store is answered at
+ *     once), runs the engine for handshakes, POSTs and GETs -- all that is
+ *     ready at once in one store transaction (group commit) -- answers
+ *     after the commit, and holds every waiting GET until a ring, its
+ *     deadline or a hang-up;
+ *   - the store's checkpointer (store.h), off the request path.
  *
- * Signals: SIGTERM, SIGINT and SIGUSR2 are blocked in every thread
- * (libfcgi's own SIGTERM/SIGUSR1 flags never come into play); SIGPIPE is
- * ignored, so a web server that went away is a write error. On shutdown
- * the main thread sets a flag and sends SIGUSR2 to each accept thread
- * that is not done, every 20 ms: accept threads unblock SIGUSR2 only
- * while inside FCGX_Accept_r, which was initialised with
- * FCGI_FAIL_ACCEPT_ON_INTR, so accept() returns EINTR. (shutdown() of the
- * listening socket would also wake them, but that socket may be shared
- * with sibling processes spawned by the web server or spawn-fcgi.) Then
- * every held GET is released and answered with the noop packet "6". */
+ * Why not libfcgi's threaded accept loop (FCGX_Accept_r), which siogate-fcgi
+ * used until 2026-12-04: every request then cost a thread hand-off to the
+ * loop, libfcgi's per-request stream buffers (16 KB, allocated in one
+ * thread and freed in another), a poll() and two signal-mask changes, and
+ * a connection per request (libfcgi cannot hand a kept connection to an
+ * event loop, so fastcgi_keep_conn was off). Measured with
+ * tests/bench/compare, one core: see tests/bench/README.
+ *
+ * Signals: SIGTERM and SIGINT are blocked in every thread and taken by
+ * sigwait() in main; SIGPIPE is ignored (writes also say MSG_NOSIGNAL). On
+ * stop the loop accepts no more connections, answers every request it has
+ * read, releases every held GET with the noop packet "6", and ends. */
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-#include <fcgiapp.h>
 
 #include "buf.h"
 #include "config.h"
@@ -45,184 +45,57 @@
 #include "engine.h"
 #include "http.h"
 #include "log.h"
+#include "store.h"
 #include "parked.h"
 #include "util.h"
 
-/* libfcgi's own cleanup (fcgios.h, not installed): frees what FCGX_Init
- * allocated, so that nothing is left at exit. */
-extern void OS_LibShutdown(void);
-
-#define DEFAULT_THREADS 4
-#define MAX_THREADS 1024
-
 static const char CT_TEXT[] = "text/plain; charset=UTF-8";
 
-struct app {
-    const sg_config *cfg;
-    sg_engine *engine;
-    sg_parked *parked;
-    int listen_fd;
-    bool nodelay;               /* TCP over IPv6: libfcgi sets TCP_NODELAY only for IPv4 */
-    atomic_bool stopping;
-    atomic_uint_fast64_t tokens;
-    long pid;
-};
+/* ---------------------------------------------------------------- routing */
 
-struct acceptor {
-    struct app *app;
-    sg_worker *w;
-    pthread_t tid;
-    bool started;
-    atomic_bool done;
-    sg_buf payload;
-};
-
-/* ---------------------------------------------------------------- requests */
-
-enum { ANSWERED = 0, PARKED = 1 };
-
-static const char *addr_of(const FCGX_Request *r)
+static const char *addr_of(const sg_fcgi_req *r)
 {
     const char *a = sg_http_param(r, "REMOTE_ADDR");
     return a ? a : "?";
 }
 
 /* Answer with the error for an engine result; log it once. */
-static void fail(struct acceptor *a, FCGX_Request *r, const char *method, int rc,
-                 const char *why)
+static enum sg_parked_kind fail(const sg_config *cfg, const sg_fcgi_req *r, sg_buf *resp,
+                                const char *method, int rc, const char *why)
 {
     int status, code;
     const char *msg;
     sg_engine_error(rc, &status, &code, &msg);
-    if (rc != SG_E_INTERNAL) /* the engine logs its internal errors itself */
-        sg_warn("%s from %s: %d %s%s%s", method, addr_of(r), status, msg ? msg : "error",
-                why ? ": " : "", why ? why : "");
-    if (sg_http_respond_result(r, a->app->cfg, rc) < 0)
-        sg_debug("%s from %s: the web server went away before the answer", method, addr_of(r));
+    sg_warn("%s from %s: %d %s%s%s", method, addr_of(r), status, msg ? msg : "error",
+            why ? ": " : "", why ? why : "");
+    if (sg_http_respond_result(r, resp, cfg, rc) < 0)
+        sg_error("%s from %s: out of memory for the answer", method, addr_of(r));
+    return SG_PARKED_ANSWERED;
 }
 
-static void ok(struct acceptor *a, FCGX_Request *r, const char *method, const char *ctype,
-               const char *body, size_t len)
+/* A POST: its CONTENT_LENGTH must be a number; the body beyond
+ * max_payload was not kept (r->too_large). */
+static enum sg_parked_kind post(const sg_config *cfg, const sg_fcgi_req *r, sg_buf *resp)
 {
-    if (sg_http_respond(r, a->app->cfg, 200, ctype, body, len) < 0)
-        sg_debug("%s from %s: the web server went away before the answer", method, addr_of(r));
-}
-
-static void handshake(struct acceptor *a, FCGX_Request *r)
-{
-    char **headers = sg_http_headers_new(r);
-    if (!headers) {
-        sg_error("handshake: out of memory");
-        sg_http_respond_result(r, a->app->cfg, SG_E_INTERNAL);
-        return;
-    }
-    sg_handshake hs = {
-        .address = sg_http_param(r, "REMOTE_ADDR"),
-        .url = sg_http_param(r, "REQUEST_URI"),
-        .query = sg_http_param(r, "QUERY_STRING"),
-        .headers = (const char *const *)headers,
-    };
-    char sid[SG_ID_LEN + 1] = "";
-    sg_buf body = SG_BUF_INIT;
-    int rc = sg_engine_open(a->w, &hs, "polling", sid, &body);
-    free(headers);
-    if (rc == SG_OK) {
-        sg_debug("handshake from %s: session %s", addr_of(r), sid);
-        ok(a, r, "GET", CT_TEXT, sg_buf_str(&body), body.len);
-    } else {
-        fail(a, r, "GET", rc < 0 ? rc : SG_E_INTERNAL, "handshake");
-    }
-    sg_buf_free(&body);
-}
-
-/* A body beyond max_payload: the session is closed ("transport error"),
- * as sg_engine_post does for one, and the answer is 413. */
-static void too_large(struct acceptor *a, FCGX_Request *r, const char *sid, const char *why)
-{
-    int rc = sg_engine_close(a->w, sid, "transport error");
-    fail(a, r, "POST", rc == SG_E_SID ? SG_E_SID : SG_E_TOOLARGE, why);
-}
-
-static void post(struct acceptor *a, FCGX_Request *r, const char *sid)
-{
-    const sg_config *cfg = a->app->cfg;
-    size_t max = cfg->max_payload > 0 ? (size_t)cfg->max_payload : 0;
     const char *cl = sg_http_param(r, "CONTENT_LENGTH");
     if (cl && *cl) {
         const char *p = cl;
         while (*p >= '0' && *p <= '9')
             p++;
-        if (*p) {
-            fail(a, r, "POST", SG_E_BADREQ, "bad CONTENT_LENGTH");
-            return;
-        }
-        if (p - cl > 19 || strtoull(cl, NULL, 10) > max) {
-            /* refused unread: libfcgi's close reads the rest and drops it */
-            too_large(a, r, sid, "body longer than max_payload");
-            return;
-        }
+        if (*p)
+            return fail(cfg, r, resp, "POST", SG_E_BADREQ, "bad CONTENT_LENGTH");
     }
-    sg_buf body = SG_BUF_INIT;
-    int oom = 0;
-    int rc = sg_http_read_body(r, max, &body, &oom);
-    if (rc == 1) {
-        too_large(a, r, sid, "body longer than max_payload (CONTENT_LENGTH was wrong)");
-    } else if (rc < 0 && oom) {
-        sg_error("POST from %s: out of memory reading the body", addr_of(r));
-        sg_http_respond_result(r, cfg, SG_E_INTERNAL);
-    } else if (rc < 0) {
-        fail(a, r, "POST", SG_E_BADREQ, "reading the body failed (aborted by the web server)");
-    } else {
-        rc = sg_engine_post(a->w, sid, body.data ? body.data : "", body.len);
-        if (rc == SG_OK)
-            /* as the reference server: text/html, so that old browsers
-             * never offer "ok" as a download */
-            ok(a, r, "POST", "text/html", "ok", 2);
-        else
-            fail(a, r, "POST", rc < 0 ? rc : SG_E_INTERNAL, NULL);
-    }
-    sg_buf_free(&body);
+    return r->too_large ? SG_PARKED_TOOLARGE : SG_PARKED_POST;
 }
 
-static int get(struct acceptor *a, FCGX_Request *r, const char *sid)
+/* The router (parked.h): what needs no store is answered here. */
+static enum sg_parked_kind route(void *ud, const sg_fcgi_req *r, char sid_out[SG_ID_LEN + 1],
+                                 sg_buf *resp)
 {
-    struct app *app = a->app;
-    char token[48];
-    snprintf(token, sizeof token, "%ld.%" PRIuFAST64, app->pid,
-             atomic_fetch_add_explicit(&app->tokens, 1, memory_order_relaxed));
-    uint64_t epoch = sg_parked_epoch(app->parked);
-    int64_t wake_at = 0;
-    sg_buf_reset(&a->payload);
-    int rc = sg_engine_poll(a->w, sid, token, &a->payload, &wake_at);
-    if (rc == SG_WAIT) {
-        sg_parked_hold(app->parked, a->w, r, sid, token, wake_at, epoch);
-        return PARKED;
-    }
-    if (rc == SG_OK)
-        ok(a, r, "GET", CT_TEXT, sg_buf_str(&a->payload), a->payload.len);
-    else
-        fail(a, r, "GET", rc < 0 ? rc : SG_E_INTERNAL, NULL);
-    return ANSWERED;
-}
-
-static int handle(struct acceptor *a, FCGX_Request *r)
-{
-    const sg_config *cfg = a->app->cfg;
+    const sg_config *cfg = ud;
     const char *method = sg_http_param(r, "REQUEST_METHOD");
-    if (!method || !*method)
+    if (!method || !*method || !sg_http_header_value_ok(method)) /* only for the log */
         method = "?";
-    if (!sg_http_header_value_ok(method)) /* only for the log */
-        method = "?";
-
-    /* Every request but a POST (whose body is read or refused later) has
-     * its FCGI_STDIN read to the end first: a GET must be, before it is
-     * held, so that anything readable on the connection afterwards means
-     * the web server aborted or closed it; and a request read to the end
-     * is finished without libfcgi's lingering close. */
-    if (strcmp(method, "POST") != 0 && sg_http_drain_input(r) < 0) {
-        sg_debug("%s from %s: aborted by the web server", method, addr_of(r));
-        return ANSWERED;
-    }
 
     const char *path = NULL;
     size_t plen = 0;
@@ -234,24 +107,21 @@ static int handle(struct acceptor *a, FCGX_Request *r)
         sg_warn("%s from %s: 404 not the Socket.IO path %s: %.*s", method, addr_of(r),
                 cfg->path, (int)(plen > 200 ? 200 : plen), path);
         static const char nf[] = "Not Found\n";
-        if (sg_http_respond(r, cfg, 404, CT_TEXT, nf, sizeof nf - 1) < 0)
-            sg_debug("%s from %s: the web server went away before the answer", method,
-                     addr_of(r));
-        return ANSWERED;
+        if (sg_http_respond(r, resp, cfg, 404, CT_TEXT, nf, sizeof nf - 1) < 0)
+            sg_error("%s from %s: out of memory for the answer", method, addr_of(r));
+        return SG_PARKED_ANSWERED;
     }
     /* a reflected Origin must be a valid header value (as the reference) */
-    if (!sg_http_header_value_ok(sg_http_param(r, "HTTP_ORIGIN"))) {
-        fail(a, r, method, SG_E_BADREQ, "invalid Origin header");
-        return ANSWERED;
-    }
+    if (!sg_http_header_value_ok(sg_http_param(r, "HTTP_ORIGIN")))
+        return fail(cfg, r, resp, method, SG_E_BADREQ, "invalid Origin header");
     if (strcmp(method, "OPTIONS") == 0 && cfg->cors_origin) {
-        if (sg_http_respond_preflight(r, cfg) < 0)
-            sg_debug("OPTIONS from %s: the web server went away before the answer", addr_of(r));
-        return ANSWERED;
+        if (sg_http_respond_preflight(r, resp, cfg) < 0)
+            sg_error("OPTIONS from %s: out of memory for the answer", addr_of(r));
+        return SG_PARKED_ANSWERED;
     }
 
     const char *query = sg_http_param(r, "QUERY_STRING");
-    int result = ANSWERED;
+    enum sg_parked_kind kind = SG_PARKED_ANSWERED;
     char *transport = sg_query_get(query, "transport");
     char *sid = sg_query_get(query, "sid");
     char *eio = sg_query_get(query, "EIO");
@@ -262,80 +132,34 @@ static int handle(struct acceptor *a, FCGX_Request *r)
 
     if (!transport || strcmp(transport, "polling") != 0) {
         if (transport && strcmp(transport, "websocket") == 0)
-            fail(a, r, method, SG_E_BADREQ, "WebSocket requests belong to siogate-wsd");
+            fail(cfg, r, resp, method, SG_E_BADREQ, "WebSocket requests belong to siogate-wsd");
         else
-            fail(a, r, method, SG_E_TRANSPORT, NULL);
+            fail(cfg, r, resp, method, SG_E_TRANSPORT, NULL);
     } else if (!sid) {
         if (strcmp(method, "GET") != 0)
-            fail(a, r, method, SG_E_METHOD, NULL);
+            fail(cfg, r, resp, method, SG_E_METHOD, NULL);
         else if (!eio || strcmp(eio, "4") != 0)
-            fail(a, r, method, SG_E_VERSION, NULL);
+            fail(cfg, r, resp, method, SG_E_VERSION, NULL);
         else
-            handshake(a, r);
+            kind = SG_PARKED_OPEN;
     } else if (!eio || strcmp(eio, "4") != 0) {
-        fail(a, r, method, SG_E_VERSION, NULL);
+        fail(cfg, r, resp, method, SG_E_VERSION, NULL);
     } else if (!sg_id_valid(sid)) {
-        fail(a, r, method, SG_E_SID, "malformed sid");
+        fail(cfg, r, resp, method, SG_E_SID, "malformed sid");
     } else if (strcmp(method, "POST") == 0) {
-        post(a, r, sid);
+        kind = post(cfg, r, resp);
     } else if (strcmp(method, "GET") == 0) {
-        result = get(a, r, sid);
+        kind = SG_PARKED_GET;
     } else {
-        fail(a, r, method, SG_E_BADREQ, "method not allowed");
+        fail(cfg, r, resp, method, SG_E_BADREQ, "method not allowed");
     }
+    if (kind != SG_PARKED_ANSWERED && kind != SG_PARKED_OPEN)
+        memcpy(sid_out, sid, SG_ID_LEN + 1); /* sg_id_valid: exactly SG_ID_LEN */
     free(transport);
     free(sid);
     free(eio);
-    return result;
+    return kind;
 }
-
-/* ---------------------------------------------------------------- threads */
-
-static void *accept_main(void *arg)
-{
-    struct acceptor *a = arg;
-    struct app *app = a->app;
-    FCGX_Request *req = NULL;
-    sigset_t wake;
-    sigemptyset(&wake);
-    sigaddset(&wake, SIGUSR2);
-
-    while (!atomic_load(&app->stopping)) {
-        if (!req && !(req = malloc(sizeof *req))) {
-            sg_error("accept: out of memory");
-            usleep(100000);
-            continue;
-        }
-        FCGX_InitRequest(req, app->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
-        pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
-        int rc = atomic_load(&app->stopping) ? -EINTR : FCGX_Accept_r(req);
-        pthread_sigmask(SIG_BLOCK, &wake, NULL);
-        if (rc < 0) {
-            if (atomic_load(&app->stopping))
-                break;
-            if (rc != -EINTR) {
-                /* EMFILE and the like: do not spin */
-                sg_error("accept: %s", rc > -4096 ? strerror(-rc) : "libfcgi error");
-                usleep(100000);
-            }
-            continue;
-        }
-        if (app->nodelay) {
-            int one = 1;
-            setsockopt(req->ipcFd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-        if (handle(a, req) == PARKED) {
-            req = NULL; /* the parked loop owns it now */
-        } else {
-            sg_http_finish(req);
-        }
-    }
-    free(req); /* finished, or never accepted */
-    atomic_store(&a->done, true);
-    return NULL;
-}
-
-static void wake_handler(int sig) { (void)sig; }
 
 /* ---------------------------------------------------------------- main */
 
@@ -343,7 +167,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: siogate-fcgi [--conf FILE] [--listen unix:PATH | --listen HOST:PORT]\n"
-            "                    [--threads N] [--verbose]\n"
+            "                    [--verbose]\n"
             "       siogate-fcgi --help\n"
             "\n"
             "The FastCGI responder of siogate for the Engine.IO polling transport.\n"
@@ -355,19 +179,29 @@ static void usage(FILE *f)
             "                       or HOST:PORT ([V6]:PORT, or *:PORT for every address);\n"
             "                       without it the FastCGI listening socket is standard\n"
             "                       input, as when the web server spawns the program\n"
-            "  -t, --threads N      accept threads (default %d); held polls take no thread\n"
+            "  -t, --threads N      accepted and ignored (one event loop serves every\n"
+            "                       request since 2026-12; kept so that old units work)\n"
             "  -v, --verbose        log debug messages\n"
             "  -h, --help           show this text\n"
             "\n"
+            "FCGI_WEB_SERVER_ADDRS (environment): the addresses a TCP web server may\n"
+            "connect from, comma-separated (unset: any).\n"
+            "\n"
             "SIGTERM or SIGINT: stop accepting, answer every held poll with the noop\n"
-            "packet, exit 0. Exit status 2: bad usage or configuration; 1: other failure.\n",
-            DEFAULT_THREADS);
+            "packet, exit 0. Exit status 2: bad usage or configuration; 1: other failure.\n");
+}
+
+/* Is fd a listening socket (as when the web server spawns us)? */
+static bool listening(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof on;
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
 }
 
 int main(int argc, char **argv)
 {
     const char *conf = NULL, *listen_spec = NULL;
-    long nthreads = DEFAULT_THREADS;
     int verbose = 0;
     static const struct option opts[] = {
         {"conf", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
@@ -381,9 +215,9 @@ int main(int argc, char **argv)
         case 'l': listen_spec = optarg; break;
         case 't': {
             char *end;
-            nthreads = strtol(optarg, &end, 10);
-            if (*end || !*optarg || nthreads < 1 || nthreads > MAX_THREADS) {
-                fprintf(stderr, "siogate-fcgi: --threads: expected 1 to %d\n", MAX_THREADS);
+            long n = strtol(optarg, &end, 10);
+            if (*end || !*optarg || n < 1 || n > 1024) {
+                fprintf(stderr, "siogate-fcgi: --threads: expected 1 to 1024\n");
                 return 2;
             }
             break;
@@ -419,29 +253,21 @@ int main(int argc, char **argv)
     struct sigaction sa = {.sa_handler = SIG_IGN};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPIPE, &sa, NULL);
-    sa.sa_handler = wake_handler; /* no SA_RESTART: accept() must fail with EINTR */
-    sigaction(SIGUSR2, &sa, NULL);
-    sigset_t stopset, blocked;
+    sigset_t stopset;
     sigemptyset(&stopset);
     sigaddset(&stopset, SIGTERM);
     sigaddset(&stopset, SIGINT);
-    blocked = stopset;
-    sigaddset(&blocked, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
     sg_daemon_raise_fd_limit();
 
     int status = 1;
-    struct app app = {.cfg = &cfg, .listen_fd = -1, .pid = (long)getpid()};
-    atomic_init(&app.stopping, false);
-    atomic_init(&app.tokens, 1);
+    sg_engine *engine = NULL;
+    sg_parked *loop = NULL;
+    int listen_fd = -1;
+    bool nodelay = false;
     char *unix_path = NULL;
-    struct acceptor *acc = NULL;
 
-    if (FCGX_Init() != 0) {
-        fprintf(stderr, "siogate-fcgi: FCGX_Init failed\n");
-        goto out;
-    }
-    if (!listen_spec && FCGX_IsCGI()) {
+    if (!listen_spec && !listening(0)) {
         fprintf(stderr, "siogate-fcgi: standard input is not a listening socket: give --listen "
                         "unix:PATH or HOST:PORT, or let the web server spawn siogate-fcgi\n");
         status = 2;
@@ -456,50 +282,31 @@ int main(int argc, char **argv)
 
     /* ---- engine (migrations, plugins), then the socket: once the socket
      * exists the program is ready */
-    app.engine = sg_engine_new(&cfg);
-    if (!app.engine)
+    engine = sg_engine_new(&cfg);
+    if (!engine)
         goto out;
+    sg_store_checkpointer_start(cfg.db); /* without it, SQLite's own checkpoints */
     if (!listen_spec) {
-        app.listen_fd = 0; /* FCGI_LISTENSOCK_FILENO */
+        listen_fd = 0; /* FCGI_LISTENSOCK_FILENO */
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        if (getsockname(0, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
-            app.nodelay = true;
+        if (getsockname(0, (struct sockaddr *)&ss, &sl) == 0 &&
+            (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+            nodelay = true;
     } else {
-        app.listen_fd = sg_daemon_listen("siogate-fcgi", listen_spec, &unix_path, &app.nodelay);
-        if (app.listen_fd == -2)
+        bool ipv6 = false;
+        listen_fd = sg_daemon_listen("siogate-fcgi", listen_spec, &unix_path, &ipv6);
+        if (listen_fd == -2)
             status = 2;
+        nodelay = !unix_path;
     }
-    if (app.listen_fd < 0)
+    if (listen_fd < 0)
         goto out;
 
-    app.parked = sg_parked_new(app.engine);
-    if (!app.parked)
+    loop = sg_parked_new(engine, listen_fd, nodelay, route, &cfg);
+    if (!loop || sg_parked_start(loop) < 0)
         goto out;
-    acc = calloc((size_t)nthreads, sizeof *acc);
-    if (!acc) {
-        sg_error("out of memory");
-        goto out;
-    }
-    for (long i = 0; i < nthreads; i++) {
-        acc[i].app = &app;
-        atomic_init(&acc[i].done, false);
-        sg_buf_init(&acc[i].payload);
-        if (!(acc[i].w = sg_worker_new(app.engine)))
-            goto stop;
-    }
-    if (sg_parked_start(app.parked) < 0)
-        goto stop;
-    for (long i = 0; i < nthreads; i++) {
-        int rc = pthread_create(&acc[i].tid, NULL, accept_main, &acc[i]);
-        if (rc) {
-            sg_error("pthread_create: %s", strerror(rc));
-            goto stop;
-        }
-        acc[i].started = true;
-    }
-    sg_info("ready: %s, %ld accept thread%s, path %s", listen_spec ? listen_spec : "standard input",
-            nthreads, nthreads == 1 ? "" : "s", cfg.path);
+    sg_info("ready: %s, path %s", listen_spec ? listen_spec : "standard input", cfg.path);
 
     int sig = 0;
     while (sigwait(&stopset, &sig) != 0)
@@ -507,45 +314,19 @@ int main(int argc, char **argv)
     sg_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     status = 0;
 
-stop:
-    atomic_store(&app.stopping, true);
-    if (acc) {
-        for (;;) {
-            bool all = true;
-            for (long i = 0; i < nthreads; i++)
-                if (acc[i].started && !atomic_load(&acc[i].done)) {
-                    all = false;
-                    pthread_kill(acc[i].tid, SIGUSR2);
-                }
-            if (all)
-                break;
-            nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
-        }
-        for (long i = 0; i < nthreads; i++)
-            if (acc[i].started)
-                pthread_join(acc[i].tid, NULL);
-    }
-    sg_parked_stop(app.parked); /* answers every held GET with noop */
 out:
-    sg_parked_free(app.parked);
-    if (acc) {
-        for (long i = 0; i < nthreads; i++) {
-            if (acc[i].w)
-                sg_worker_free(acc[i].w);
-            sg_buf_free(&acc[i].payload);
-        }
-        free(acc);
-    }
-    if (app.listen_fd > 0)
-        close(app.listen_fd);
+    sg_parked_stop(loop); /* answers every held GET with noop */
+    sg_parked_free(loop);
+    if (listen_fd > 0)
+        close(listen_fd);
     if (unix_path) {
         unlink(unix_path);
         free(unix_path);
     }
-    if (app.engine)
-        sg_engine_free(app.engine);
+    if (engine)
+        sg_engine_free(engine);
+    sg_store_checkpointer_stop();
     sg_config_free(&cfg);
-    OS_LibShutdown();
     if (status == 0)
         sg_info("stopped");
     return status;

@@ -73,11 +73,7 @@ int eng_tx_end(sg_worker *w, bool own, int ok)
         return ok ? 0 : -1;
     eng_tx_leave(w);
     if (ok && sg_store_commit(w->store) == 0) {
-        if (!w->batch) {
-            if (w->dirty.len && w->bell)
-                sg_bell_ring(w->bell, w->dirty.data, w->dirty.len);
-            sg_buf_reset(&w->dirty);
-        }
+        eng_ring_dirty(w);
         return 0;
     }
     sg_store_rollback(w->store);

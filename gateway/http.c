@@ -1,13 +1,9 @@
-/* http.c - FastCGI request helpers: parameters, body, responses, CORS. */
+/* http.c - request helpers: parameters, headers, responses, CORS. See http.h. */
 #include "http.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "engine.h"
 
@@ -15,14 +11,12 @@
  * 7200, Firefox at 86400. */
 #define SG_CORS_MAX_AGE 7200
 
-const char *sg_http_param(const FCGX_Request *r, const char *name)
+const char *sg_http_param(const sg_fcgi_req *r, const char *name)
 {
-    if (!r || !r->envp)
-        return NULL;
-    return FCGX_GetParam(name, r->envp);
+    return sg_fcgi_param(r, name);
 }
 
-int sg_http_path(const FCGX_Request *r, const char **path, size_t *len)
+int sg_http_path(const sg_fcgi_req *r, const char **path, size_t *len)
 {
     const char *p = sg_http_param(r, "REQUEST_URI");
     if (!p || !*p)
@@ -84,7 +78,7 @@ static size_t header_name_len(const char *var, const char **start)
     return 0;
 }
 
-char **sg_http_headers_new(const FCGX_Request *r)
+char **sg_http_headers_new(const sg_fcgi_req *r)
 {
     size_t count = 0, bytes = 0;
     if (r && r->envp) {
@@ -122,54 +116,6 @@ char **sg_http_headers_new(const FCGX_Request *r)
     }
     out[k] = NULL;
     return out;
-}
-
-int sg_http_read_body(FCGX_Request *r, size_t max, sg_buf *out, int *oom)
-{
-    *oom = 0;
-    const char *cl = sg_http_param(r, "CONTENT_LENGTH");
-    if (cl && *cl) {
-        char *end;
-        errno = 0;
-        unsigned long long hint = strtoull(cl, &end, 10);
-        if (!errno && !*end && hint > 0)
-            if (sg_buf_reserve(out, hint < max ? (size_t)hint : max) < 0) {
-                *oom = 1;
-                return -1;
-            }
-    }
-    size_t limit = max < (size_t)-1 / 2 ? max + 1 : max; /* one more byte tells "too long" */
-    for (;;) {
-        size_t want = limit - out->len;
-        if (want == 0)
-            return out->len > max ? 1 : 0;
-        if (want > 65536)
-            want = 65536;
-        if (sg_buf_reserve(out, want) < 0) {
-            *oom = 1;
-            return -1;
-        }
-        int got = FCGX_GetStr(out->data + out->len, (int)want, r->in);
-        if (got > 0) {
-            out->len += (size_t)got;
-            out->data[out->len] = '\0';
-        }
-        if (got < (int)want) {
-            if (FCGX_GetError(r->in) != 0)
-                return -1;
-            return out->len > max ? 1 : 0;
-        }
-    }
-}
-
-int sg_http_drain_input(FCGX_Request *r)
-{
-    char scratch[4096];
-    for (;;) {
-        int got = FCGX_GetStr(scratch, (int)sizeof scratch, r->in);
-        if (got < (int)sizeof scratch)
-            return FCGX_GetError(r->in) != 0 ? -1 : 0;
-    }
 }
 
 const char *sg_http_reason(int status)
@@ -235,62 +181,48 @@ int sg_http_cors_headers(const sg_config *cfg, const char *origin, int preflight
     return rc ? -1 : 0;
 }
 
-static int put_all(FCGX_Stream *s, const char *p, size_t n)
+static int respond(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,
+                   const char *content_type, const void *body, size_t len, int preflight)
 {
-    while (n > 0) {
-        int chunk = n > (size_t)INT_MAX / 2 ? INT_MAX / 2 : (int)n;
-        if (FCGX_PutStr(p, chunk, s) != chunk)
-            return -1;
-        p += chunk;
-        n -= (size_t)chunk;
-    }
-    return 0;
-}
-
-static int respond(FCGX_Request *r, const sg_config *cfg, int status, const char *content_type,
-                   const void *body, size_t len, int preflight)
-{
-    sg_buf h = SG_BUF_INIT;
-    int rc = sg_buf_printf(&h, "Status: %d %s\r\n", status, sg_http_reason(status));
+    size_t mark = out->len; /* on failure out is cut back to it */
+    int rc = sg_buf_printf(out, "Status: %d %s\r\n", status, sg_http_reason(status));
     if (content_type)
-        rc |= sg_buf_printf(&h, "Content-Type: %s\r\n", content_type);
-    rc |= sg_buf_printf(&h, "Content-Length: %zu\r\nCache-Control: no-store\r\n", len);
+        rc |= sg_buf_printf(out, "Content-Type: %s\r\n", content_type);
+    rc |= sg_buf_printf(out, "Content-Length: %zu\r\nCache-Control: no-store\r\n", len);
     /* as the reference server: keep old IE from mangling the answers */
     const char *ua = sg_http_param(r, "HTTP_USER_AGENT");
     if (ua && (strstr(ua, ";MSIE") || strstr(ua, "Trident/")))
-        rc |= sg_buf_puts(&h, "X-XSS-Protection: 0\r\n");
+        rc |= sg_buf_puts(out, "X-XSS-Protection: 0\r\n");
     rc |= sg_http_cors_headers(cfg, sg_http_param(r, "HTTP_ORIGIN"), preflight,
                                preflight ? sg_http_param(r, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
                                          : NULL,
-                               &h);
-    rc |= sg_buf_puts(&h, "\r\n");
-    if (rc) {
-        sg_buf_free(&h);
-        return -1;
+                               out);
+    rc |= sg_buf_puts(out, "\r\n");
+    if (!rc && len)
+        rc = sg_buf_append(out, body, len);
+    if (rc && out->data) {
+        out->len = mark;
+        out->data[mark] = '\0';
     }
-    int w = put_all(r->out, h.data, h.len);
-    sg_buf_free(&h);
-    if (w == 0 && len)
-        w = put_all(r->out, body, len);
-    return w == 0 && FCGX_GetError(r->out) == 0 ? 0 : -1;
+    return rc ? -1 : 0;
 }
 
-int sg_http_respond(FCGX_Request *r, const sg_config *cfg, int status,
+int sg_http_respond(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,
                     const char *content_type, const void *body, size_t len)
 {
-    return respond(r, cfg, status, content_type, body, len, 0);
+    return respond(r, out, cfg, status, content_type, body, len, 0);
 }
 
-int sg_http_respond_preflight(FCGX_Request *r, const sg_config *cfg)
+int sg_http_respond_preflight(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg)
 {
-    return respond(r, cfg, 204, NULL, "", 0, 1);
+    return respond(r, out, cfg, 204, NULL, "", 0, 1);
 }
 
-int sg_http_respond_error(FCGX_Request *r, const sg_config *cfg, int status,
+int sg_http_respond_error(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,
                           int code, const char *message)
 {
     if (code < 0)
-        return respond(r, cfg, status, NULL, "", 0, 0);
+        return respond(r, out, cfg, status, NULL, "", 0, 0);
     sg_buf b = SG_BUF_INIT;
     int rc = sg_buf_printf(&b, "{\"code\":%d,\"message\":\"", code);
     for (const unsigned char *p = (const unsigned char *)(message ? message : ""); *p; p++) {
@@ -306,52 +238,15 @@ int sg_http_respond_error(FCGX_Request *r, const sg_config *cfg, int status,
         sg_buf_free(&b);
         return -1;
     }
-    rc = respond(r, cfg, status, "application/json", b.data, b.len, 0);
+    rc = respond(r, out, cfg, status, "application/json", b.data, b.len, 0);
     sg_buf_free(&b);
     return rc;
 }
 
-int sg_http_respond_result(FCGX_Request *r, const sg_config *cfg, int result)
+int sg_http_respond_result(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int result)
 {
     int status = 500, code = -1;
     const char *message = NULL;
     sg_engine_error(result, &status, &code, &message);
-    return sg_http_respond_error(r, cfg, status, code, message);
-}
-
-void sg_http_finish(FCGX_Request *r)
-{
-    /* input read to its end: nothing can be left unread, no need to wait */
-    if (r->in && FCGX_HasSeenEOF(r->in)) {
-        sg_http_finish_nowait(r);
-        return;
-    }
-    r->keepConnection = 0;
-    FCGX_Finish_r(r);
-}
-
-void sg_http_finish_nowait(FCGX_Request *r)
-{
-    /* "keep" the connection so that FCGX_Finish_r writes the end of the
-     * request and frees the streams but leaves the descriptor to us */
-    r->keepConnection = 1;
-    FCGX_Finish_r(r);
-    r->keepConnection = 0;
-    int fd = r->ipcFd;
-    if (fd < 0)
-        return;
-    r->ipcFd = -1;
-    shutdown(fd, SHUT_WR);
-    /* Unread bytes at close() make TCP send a reset, which can destroy the
-     * answer in the web server's receive buffer: discard what is here. */
-    char scratch[1024];
-    for (int i = 0; i < 64; i++) {
-        ssize_t n = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        break;
-    }
-    close(fd);
+    return sg_http_respond_error(r, out, cfg, status, code, message);
 }

@@ -1,57 +1,78 @@
-/* parked.h - the event loop that holds parked polling GETs.
+/* parked.h - the event loop of siogate-fcgi: every request's engine work,
+ * in group-committed batches, and the held (parked) polling GETs.
  *
- * The accept threads of siogate-fcgi answer what they can at once; a GET
- * for which sg_engine_poll() says SG_WAIT is handed over here, and one
- * thread holds all of them (no thread per held poll). It answers a held
- * GET when
- *   - a doorbell ring names its session (or is "*"): sg_engine_poll_again;
- *   - its wake_at (the engine's deadline, e.g. the next ping) is due;
- *   - its safety re-check is due (every SG_PARKED_RECHECK_MS, in case a
- *     ring was dropped; rings are hints, see doorbell.h);
- * and forgets it without an answer (sg_engine_poll_release) when the web
+ * One thread serves the FastCGI connections of the web server (fcgi.h:
+ * non-blocking, a connection kept open by the web server serves request
+ * after request), asks the router (fcgi_main.c) what each complete
+ * request needs -- an answer that needs no store (a wrong path, a CORS
+ * preflight, a bad query), or the engine: a handshake, a POST, a GET -- and
+ * runs the engine for all of them. Whatever is ready at one turn of the loop -- new requests, held
+ * GETs that a doorbell ring, a timer or the safety re-check made due,
+ * requests whose web server hung up, the once-a-second sweep -- runs in one
+ * store transaction (sg_engine_batch_begin/end: a savepoint per call), and
+ * the answers are written after its commit. A held GET of this process
+ * whose session got a packet in the same batch (an ack to a POST, a
+ * broadcast) is answered in that same batch: no doorbell round trip to
+ * itself (this loop rings only the other processes).
+ *
+ * A GET for which the engine has nothing yet stays here, in no thread of
+ * its own, until
+ *   - a doorbell ring names its session (or is "*");
+ *   - the engine's wake_at (the next ping, the heartbeat deadline) is due;
+ *   - the safety re-check (every SG_PARKED_RECHECK_MS: one query for the
+ *     sessions that got frames or began an upgrade since the last one; rings
+ *     are hints, see doorbell.h) names its session;
+ * and is forgotten without an answer (sg_engine_poll_release) when the web
  * server closes the FastCGI connection or sends anything on it (abort).
- * Once a second it also runs sg_engine_sweep (ping timeouts).
  *
- * Threads: sg_parked_epoch and sg_parked_hold may be called from any
- * thread; the rest from the thread that owns the sg_parked. */
+ * Threads: the loop runs in a thread of its own; the functions below are
+ * called from one other thread (main). */
 #ifndef SG_PARKED_H
 #define SG_PARKED_H
 
 #include <stdint.h>
-#include <fcgiapp.h>
+#include "buf.h"
 #include "engine.h"
+#include "fcgi.h"
 
-/* Safety-net re-check of every held poll (ms). */
-#define SG_PARKED_RECHECK_MS 5000
+/* The safety re-check of the held polls (ms). */
+#define SG_PARKED_RECHECK_MS 1000
 /* Period of sg_engine_sweep (ms). */
 #define SG_PARKED_SWEEP_MS 1000
 
 typedef struct sg_parked sg_parked;
 
-/* Create the loop for engine e (borrowed; outlives the loop): its own
- * sg_worker, a doorbell waiter in the directory of the engine's database,
- * epoll. Not running yet. NULL on failure (logged). */
-sg_parked *sg_parked_new(sg_engine *e);
+/* What a request asks of the engine (the router's verdict). */
+enum sg_parked_kind {
+    SG_PARKED_ANSWERED = -1, /* the router answered it itself (resp) */
+    SG_PARKED_OPEN,          /* handshake GET (no sid): sg_engine_open */
+    SG_PARKED_POST,          /* POST with its body: sg_engine_post */
+    SG_PARKED_GET,           /* GET: sg_engine_poll, held while it waits */
+    SG_PARKED_TOOLARGE,      /* POST beyond max_payload: the session is closed, 413 */
+};
+
+/* The router (fcgi_main.c): looks at a complete request r and either
+ * appends a whole CGI answer to resp (SG_PARKED_ANSWERED) or says what the
+ * engine must do, with the session id copied into sid. Runs in the loop's
+ * thread; must not block. */
+typedef enum sg_parked_kind (*sg_parked_router)(void *ud, const sg_fcgi_req *r,
+                                                char sid[SG_ID_LEN + 1], sg_buf *resp);
+
+/* Create the loop for engine e (borrowed; outlives the loop) serving the
+ * FastCGI listening socket listen_fd (borrowed; made non-blocking; TCP
+ * connections get TCP_NODELAY when nodelay): its own sg_worker, a
+ * doorbell waiter in the directory of the engine's database, epoll. Not
+ * running yet. NULL on failure (logged). */
+sg_parked *sg_parked_new(sg_engine *e, int listen_fd, bool nodelay, sg_parked_router route,
+                         void *route_ud);
 
 /* Start the loop thread. 0, or -1 (logged). */
 int sg_parked_start(sg_parked *p);
 
-/* The ring epoch: read it before calling sg_engine_poll for a GET that
- * may be held, and pass it to sg_parked_hold, so that a ring that arrives
- * between the poll and the hand-over is not lost. */
-uint64_t sg_parked_epoch(sg_parked *p);
-
-/* Hand over a GET for which sg_engine_poll(sid, token) returned SG_WAIT
- * with *wake_at. req must have been malloc()ed, its input read to its end
- * (sg_http_drain_input); ownership passes to the loop in every case. w is
- * the caller's worker, used only when the loop is stopping (the GET is
- * then released and answered with the noop packet at once). */
-void sg_parked_hold(sg_parked *p, sg_worker *w, FCGX_Request *req, const char *sid,
-                    const char *token, int64_t wake_at, uint64_t epoch);
-
-/* Stop the loop: every held GET is released and answered with the
- * Engine.IO noop packet "6"; then the thread ends. Call after the last
- * sg_parked_hold. Safe when the loop never started. */
+/* Stop the loop: it accepts no more connections, answers every request it
+ * has read (held GETs are released and answered with the Engine.IO noop
+ * packet "6"), writes what it can within a second, closes every
+ * connection; then the thread ends. Safe when the loop never started. */
 void sg_parked_stop(sg_parked *p);
 
 /* Free everything (after sg_parked_stop). NULL is fine. */

@@ -28,6 +28,15 @@ typedef struct sg_store sg_store;
 /* Open (creating the file if needed) and migrate. NULL on failure. */
 sg_store *sg_store_open(const char *path);
 void sg_store_close(sg_store *s);
+/* Move checkpoints off the request path, for a daemon: store connections
+ * opened from now on in this process leave them to a background thread
+ * with its own connection to path, which runs a passive checkpoint when
+ * the WAL reached 1,000 pages or a second after the last commit. 0 or -1
+ * (logged; SQLite's automatic checkpoints then stay). Stop it after the
+ * last connection of this process was closed. */
+int sg_store_checkpointer_start(const char *path);
+void sg_store_checkpointer_stop(void);
+
 /* The schema version the store is at (after open), the latest known. */
 int sg_store_version(sg_store *s);
 int sg_store_latest_version(void);
@@ -85,6 +94,14 @@ int sg_store_session_close(sg_store *s, const char *sid, const char *reason, int
  * passed at now (ids copied for the callback; borrowed during the call). */
 int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
                               void (*fn)(void *ud, const char *sid), void *ud);
+/* What a held GET may have to answer since *mark: fn(ud, sid) for every
+ * session with frames queued after seq *mark, and every open session in
+ * the middle of an upgrade (ids copied first; fn may use the store).
+ * *mark becomes the highest seq in the queue (it never goes back). With
+ * *mark < 0 only the mark is set. One indexed query, whatever the number
+ * of sessions. Returns the number of calls, or -1. */
+int sg_store_changed_since(sg_store *s, int64_t *mark,
+                           void (*fn)(void *ud, const char *sid), void *ud);
 /* Delete sessions closed before `before`, with their queues. Returns the
  * count or -1. */
 int sg_store_sessions_purge(sg_store *s, int64_t before);

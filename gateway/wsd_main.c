@@ -112,6 +112,7 @@
 #include "engine.h"
 #include "engineio.h"
 #include "log.h"
+#include "store.h"
 #include "sidmap.h"
 #include "util.h"
 #include "ws.h"
@@ -1461,6 +1462,7 @@ int main(int argc, char **argv)
     d.engine = sg_engine_new(&cfg);
     if (!d.engine)
         goto out;
+    sg_store_checkpointer_start(cfg.db); /* without it, SQLite's own checkpoints */
     d.w = sg_worker_new(d.engine);
     if (!d.w)
         goto out;
@@ -1538,6 +1540,7 @@ out:
         sg_worker_free(d.w);
     if (d.engine)
         sg_engine_free(d.engine);
+    sg_store_checkpointer_stop();
     sg_config_free(&cfg);
     if (status == 0)
         sg_info("stopped");

@@ -1,0 +1,7 @@
+-- 0002_speed.sql - what the polling loop's safety re-check reads.
+-- siogate-fcgi asks once a second which sessions may have something for
+-- a held GET: those with frames after the last queue seq it saw (a range of
+-- the queue's primary key) and those in the middle of an upgrade. This
+-- partial index makes the second part a lookup of the few upgrading
+-- sessions instead of a scan of all of them.
+CREATE INDEX sessions_upgrading ON sessions (upgrading) WHERE upgrading <> 0;
