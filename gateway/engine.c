@@ -116,19 +116,17 @@ static int push_frame(sg_worker *w, const char *sid, bool binary, const void *fr
     return 0;
 }
 
-/* Queue one Socket.IO packet for sid; data is stolen (may hold binary
- * values, which become attachments). */
-int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,
-                     int64_t id, json_t *data)
+int eng_encode_sio(sg_encoded *out, enum sg_sio_type type, const char *nsp, int64_t id,
+                   json_t *data)
 {
     int rc = -1;
-    sg_buf text = SG_BUF_INIT;
-    json_t *bins = json_array();
-    if (!bins)
+    sg_buf_init(&out->text);
+    out->bins = json_array();
+    if (!out->bins)
         goto out;
     sg_sio_packet p = {type, (char *)nsp, id, 0, data};
     if (data) {
-        int n = sg_sio_deconstruct(&p.data, bins);
+        int n = sg_sio_deconstruct(&p.data, out->bins);
         data = p.data;
         if (n < 0)
             goto out;
@@ -138,25 +136,53 @@ int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const ch
             p.attachments = (size_t)n;
         }
     }
-    if (sg_buf_putc(&text, '0' + SG_EIO_MESSAGE) < 0 || sg_sio_encode(&text, &p) < 0)
+    if (sg_buf_putc(&out->text, '0' + SG_EIO_MESSAGE) < 0 || sg_sio_encode(&out->text, &p) < 0)
         goto out;
-    if (push_frame(w, sid, false, text.data, text.len) < 0)
-        goto out;
+    rc = 0;
+out:
+    json_decref(data);
+    if (rc < 0)
+        eng_encoded_clear(out);
+    return rc;
+}
+
+void eng_encoded_clear(sg_encoded *e)
+{
+    sg_buf_free(&e->text);
+    json_decref(e->bins);
+    e->bins = NULL;
+}
+
+int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e)
+{
+    if (push_frame(w, sid, false, e->text.data, e->text.len) < 0)
+        goto fail;
     size_t i;
     json_t *b;
-    json_array_foreach(bins, i, b) {
+    json_array_foreach(e->bins, i, b) {
         size_t len;
         const void *bytes = sg_sio_binary_data(b, &len);
         if (push_frame(w, sid, true, bytes, len) < 0)
-            goto out;
+            goto fail;
     }
-    rc = 0;
-out:
-    if (rc < 0)
+    return 0;
+fail:
+    sg_error("cannot queue a packet for session %s", sid);
+    return -1;
+}
+
+/* Queue one Socket.IO packet for sid; data is stolen (may hold binary
+ * values, which become attachments). */
+int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,
+                  int64_t id, json_t *data)
+{
+    sg_encoded e;
+    if (eng_encode_sio(&e, type, nsp, id, data) < 0) {
         sg_error("cannot queue a packet for session %s", sid);
-    json_decref(data);
-    json_decref(bins);
-    sg_buf_free(&text);
+        return -1;
+    }
+    int rc = eng_queue_encoded(w, sid, &e);
+    eng_encoded_clear(&e);
     return rc;
 }
 

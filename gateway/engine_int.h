@@ -55,6 +55,19 @@ struct sg_ctx {
 void eng_mark_dirty(sg_worker *w, const char *sid);
 /* After a commit (outside a batch): ring for what it changed, forget it. */
 void eng_ring_dirty(sg_worker *w);
+/* A Socket.IO packet encoded once, for many recipients: the Engine.IO
+ * text frame ("4" + the packet) and its attachments (binary values). */
+typedef struct sg_encoded {
+    sg_buf text;
+    json_t *bins;
+} sg_encoded;
+/* Encode (data stolen); clear it with eng_encoded_clear. 0 or -1 (out is
+ * then cleared). */
+int eng_encode_sio(sg_encoded *out, enum sg_sio_type type, const char *nsp, int64_t id,
+                   json_t *data);
+void eng_encoded_clear(sg_encoded *e);
+/* Queue an encoded packet's frames for sid. 0 or -1. */
+int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e);
 /* Queue a Socket.IO packet for sid (data stolen; binary values become
  * attachments). 0 or -1. */
 int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,

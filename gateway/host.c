@@ -196,6 +196,8 @@ struct fanout {
     sg_worker *w;
     const char *nsp;
     json_t *data;         /* the packet's data, binary values included */
+    sg_encoded enc;       /* without acks: the packet, encoded once for all */
+    bool encoded;
     unsigned flags;
     const char *reply_to; /* NULL: no ack asked */
     int64_t deadline;     /* of the acks asked */
@@ -216,8 +218,12 @@ static void fanout_one(void *ud, const char *id, const char *sid, bool ready)
         f->rc = -1;
         return;
     }
-    /* data is shared by every recipient: each queue_sio steals a reference */
-    if (eng_queue_sio(f->w, sid, SG_SIO_EVENT, f->nsp, ack, json_incref(f->data)) < 0 ||
+    /* Without an ack id every recipient gets the same frames: encoded once
+     * (a broadcast to 1,000 sockets encoded its packet 1,000 times). With
+     * one, data is shared: each queue_sio steals a reference. */
+    int rc = f->encoded ? eng_queue_encoded(f->w, sid, &f->enc)
+                        : eng_queue_sio(f->w, sid, SG_SIO_EVENT, f->nsp, ack, json_incref(f->data));
+    if (rc < 0 ||
         (f->asked && json_array_append_new(f->asked, json_string(id)) < 0))
         f->rc = -1;
     else
@@ -233,6 +239,12 @@ static int fan_out(sg_worker *w, const sg_target *t, const char *skip, struct fa
     char *except = list_json(t ? t->except : NULL, &bad);
     f->w = w;
     f->flags = t ? t->flags : 0;
+    if (!bad && f->data && f->nsp && !f->reply_to) {
+        if (eng_encode_sio(&f->enc, SG_SIO_EVENT, f->nsp, -1, json_incref(f->data)) < 0)
+            bad = true;
+        else
+            f->encoded = true;
+    }
     if (bad || !f->data || !f->nsp || eng_tx_begin(w, &own) < 0) {
         f->rc = -1;
     } else {
@@ -243,6 +255,8 @@ static int fan_out(sg_worker *w, const sg_target *t, const char *skip, struct fa
     }
     free(rooms);
     free(except);
+    if (f->encoded)
+        eng_encoded_clear(&f->enc);
     json_decref(f->data);
     return f->rc < 0 ? -1 : f->n;
 }
