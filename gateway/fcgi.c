@@ -140,8 +140,9 @@ static int build_envp(sg_fcgi_parser *p)
     return 0;
 }
 
-/* The answer to FCGI_GET_VALUES: the variables asked for that we know. */
-struct values { sg_buf *pairs; };
+/* The answer to FCGI_GET_VALUES: the variables asked for that we know,
+ * each once however often it was asked (so the answer fits one record). */
+struct values { sg_buf *pairs; unsigned done; };
 
 static int put_nv_len(sg_buf *out, size_t n)
 {
@@ -162,8 +163,9 @@ static int value_of(void *ud, const unsigned char *name, size_t nlen,
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         size_t kl = strlen(known[i].name), vl = strlen(known[i].value);
-        if (kl != nlen || memcmp(name, known[i].name, kl) != 0)
+        if (kl != nlen || memcmp(name, known[i].name, kl) != 0 || (v->done & (1u << i)))
             continue;
+        v->done |= 1u << i;
         if (put_nv_len(v->pairs, kl) < 0 || put_nv_len(v->pairs, vl) < 0 ||
             sg_buf_append(v->pairs, known[i].name, kl) < 0 ||
             sg_buf_append(v->pairs, known[i].value, vl) < 0)
@@ -175,7 +177,7 @@ static int value_of(void *ud, const unsigned char *name, size_t nlen,
 static int get_values(const unsigned char *content, size_t len, sg_buf *out)
 {
     sg_buf pairs = SG_BUF_INIT;
-    struct values v = {&pairs};
+    struct values v = {&pairs, 0};
     /* a malformed query gets what could be read of it */
     (void)nv_walk(content, len, value_of, &v);
     int rc = put_header(out, T_GET_VALUES_RESULT, 0, pairs.len) < 0 ||
@@ -266,7 +268,9 @@ int sg_fcgi_parse(sg_fcgi_parser *p, const void *in, size_t len, size_t *used, s
                 p->state = ST_READY;
                 return SG_FCGI_REQUEST;
             }
-            if (p->req.body.len + clen > p->max_body) {
+            /* beyond the limit the rest is dropped, so what is kept is
+             * always a prefix of the body */
+            if (p->req.too_large || p->req.body.len + clen > p->max_body) {
                 p->req.too_large = true;
                 continue;
             }
