@@ -89,6 +89,8 @@ struct job {
     int rc;                     /* the engine's result, to answer */
     int64_t wake_at;            /* engine's deadline, CLOCK_REALTIME ms (0: none) */
     bool held;                  /* in by_sid and timers */
+    bool due;                   /* rung: in p->due, re-checked in the next batch */
+    struct job *next_due;
     sg_deadline timer;          /* CLOCK_MONOTONIC ms, in p->timers */
     sg_sidnode node;            /* in p->by_sid */
     struct job *next;           /* this turn's jobs, or this batch's answers */
@@ -137,6 +139,8 @@ struct sg_parked {
     struct job *answers, **answers_tail; /* this batch's, answered after the commit */
     struct job *gone;            /* held GETs hung up: released in the batch, then freed */
     struct conn *dead;           /* connections to close after the batch */
+    struct job *due;             /* held GETs rung since the last batch */
+    bool due_all;                /* "*" rung: every held GET */
     sg_buf resp;                 /* scratch: a CGI answer */
     int pressure;                /* datagrams per wake-up that suggest drops */
     int64_t mark;                /* queue seq of the last safety re-check */
@@ -638,13 +642,31 @@ static void accept_some(sg_parked *p)
 
 /* ---------------------------------------------------------------- rings */
 
-/* The sessions rung: their held GETs are re-checked. *all: "*" came. */
-static void take_rings(sg_parked *p, bool *all)
+static void ring_one(void *ud, const char *sid)
 {
-    int count = sg_bell_drain(p->bell, MAX_DATAGRAMS, recheck_sid, p, all);
+    sg_parked *p = ud;
+    for (sg_sidnode *n = sg_sidmap_find(&p->by_sid, sid); n; n = sg_sidmap_next(n)) {
+        struct job *j = job_of_node(n);
+        if (!j->due) {
+            j->due = true;
+            j->next_due = p->due;
+            p->due = j;
+        }
+    }
+}
+
+/* The sessions rung, before any batch: their held GETs become due. A ring
+ * for no GET held here (most of them, when siogate-wsd or another process
+ * commits) costs no transaction. */
+static void take_rings(sg_parked *p)
+{
+    bool all = false;
+    int count = sg_bell_drain(p->bell, MAX_DATAGRAMS, ring_one, p, &all);
     if (count < 0)
         sg_error("doorbell: receiving a ring failed");
-    if (count >= p->pressure && !*all) {
+    if (all && p->timers.len)
+        p->due_all = true;
+    if (count >= p->pressure && !all) {
         int64_t now = sg_mono_ms();
         if (p->next_recheck > now + FULL_RECHECK_GAP_MS) {
             sg_debug("doorbell: %d rings in one wake-up, some may be lost: re-checking", count);
@@ -663,7 +685,7 @@ static bool due_timer(sg_parked *p, int64_t now)
 
 /* One batch: everything ready now (jobs: at most MAX_BATCH of this turn's),
  * one transaction, then the answers. */
-static void batch(sg_parked *p, bool rang)
+static void batch(sg_parked *p)
 {
     struct job *jobs = p->jobs, **cut = &p->jobs;
     for (size_t n = 0; *cut && n < MAX_BATCH; n++)
@@ -688,6 +710,16 @@ static void batch(sg_parked *p, bool rang)
 
     for (struct job *j = p->gone; j; j = j->next)
         sg_engine_poll_release(p->w, j->sid, j->token);
+    /* the GETs rung: each is held still (hang-ups came before the rings) */
+    bool all = p->due_all;
+    for (struct job *j = p->due, *next; j; j = next) {
+        next = j->next_due;
+        j->due = false;
+        if (!all && j->held)
+            recheck(p, j);
+    }
+    p->due = NULL;
+    p->due_all = false;
     for (struct job *j = jobs, *next; j; j = next) {
         next = j->next;
         if (j->c)
@@ -695,10 +727,6 @@ static void batch(sg_parked *p, bool rang)
         else
             answer_later(p, j); /* aborted before it ran */
     }
-    bool all = false;
-    if (rang)
-        take_rings(p, &all);
-
     int64_t now = sg_mono_ms();
     if (!all && now >= p->next_recheck) {
         if (sg_engine_changed_since(p->w, &p->mark, recheck_sid, p) < 0)
@@ -755,7 +783,7 @@ static void finish_all(sg_parked *p, struct epoll_event *evs)
 {
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->listen_fd, NULL);
     while (p->jobs || p->gone)
-        batch(p, false);
+        batch(p);
     size_t n = p->timers.len;
     if (n) {
         p->answers = NULL;
@@ -859,10 +887,12 @@ static void *loop_main(void *arg)
                 return NULL;
             }
         }
+        if (rang)
+            take_rings(p);
         now = sg_mono_ms();
-        if (p->jobs || rang || p->gone || p->dead || due_timer(p, now) ||
+        if (p->jobs || p->due || p->due_all || p->gone || p->dead || due_timer(p, now) ||
             now >= p->next_recheck || now >= p->next_sweep)
-            batch(p, rang);
+            batch(p);
     }
 }
 
