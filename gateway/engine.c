@@ -890,16 +890,23 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
     if (ss->state == SG_SESSION_OPEN && ss->expires_at < now &&
         eng_close_session(w, ss, "ping timeout") < 0)
         return SG_E_INTERNAL;
+    struct take t = {payload, ss->state != SG_SESSION_OPEN, 0, false};
+    /* A due ping goes straight into this answer: queueing it would cost an
+     * insert now and a delete at the next GET, for every session once per
+     * ping interval (most of what idle sessions cost). Lost with the
+     * answer, it is lost as the reference server loses it: the heartbeat
+     * deadline then closes a session whose client is gone anyway. */
     if (ss->state == SG_SESSION_OPEN && !ss->ping_sent && now >= ss->next_ping_at) {
-        if (eng_queue_eio(w, ss->sid, SG_EIO_PING, NULL) < 0)
+        if (sg_eio_append_polling(payload, false, "2", 1) < 0)
             return SG_E_INTERNAL;
         ss->ping_sent = 1;
+        t.n = 1;
     }
-    struct take t = {payload, ss->state != SG_SESSION_OPEN, 0, false};
     int n = sg_store_queue_read(w->store, ss->sid, ss->sent_upto, (size_t)cfg->max_payload,
                                 take_frame, &t, &ss->sent_upto);
     if (n < 0)
         return SG_E_INTERNAL;
+    n = t.n; /* the ping included */
     if (ss->state != SG_SESSION_OPEN) {
         ss->poller[0] = '\0';
         if (n == 0) /* a GET held across the close that already went out */
