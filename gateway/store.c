@@ -57,8 +57,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         " partial = NULL WHERE sid = ?1 AND state = 0",
     [ST_SESSION_EXPIRED] =
         "SELECT sid FROM sessions WHERE state = 0 AND expires_at < ?1"
-        " UNION SELECT sid FROM sessions WHERE state = 0 AND connect_by IS NOT NULL"
-        " AND connect_by < ?1 LIMIT ?2",
+        " UNION SELECT sid FROM sessions INDEXED BY sessions_connect_by"
+        " WHERE state = 0 AND connect_by IS NOT NULL AND connect_by < ?1 LIMIT ?2",
     [ST_SESSION_PURGE] = "DELETE FROM sessions WHERE state = 1 AND closed_at < ?1",
     [ST_SESSION_PURGE_QUEUE] =
         "DELETE FROM queue WHERE sid IN"
@@ -106,7 +106,8 @@ static const char *const stmt_sql[ST_COUNT] = {
      * sessions_upgrading (schema 0002): no scan of either table */
     [ST_CHANGED] =
         "SELECT sid FROM queue WHERE seq > ?1"
-        " UNION SELECT sid FROM sessions WHERE upgrading <> 0 AND state = 0",
+        " UNION SELECT sid FROM sessions INDEXED BY sessions_upgrading"
+        " WHERE upgrading <> 0 AND state = 0",
 };
 
 struct sg_store {
