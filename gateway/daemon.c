@@ -160,3 +160,22 @@ void sg_daemon_raise_fd_limit(void)
             sg_debug("setrlimit(RLIMIT_NOFILE): %s", strerror(errno));
     }
 }
+
+int sg_daemon_send(int fd, const char *buf, size_t len, size_t *off)
+{
+    while (*off < len) {
+        ssize_t n = send(fd, buf + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            *off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 1;
+        if (n == 0)
+            errno = EIO;
+        return -1;
+    }
+    return 0;
+}

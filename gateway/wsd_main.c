@@ -373,19 +373,13 @@ static void flush(struct wsd *d, struct conn *c)
 {
     if (c->dead)
         return;
-    while (out_pending(c)) {
-        ssize_t n = send(c->fd, c->out + c->out_off, out_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            set_events(d, c, true);
-            return;
-        }
-        int err = n < 0 ? errno : EIO;
+    int rc = sg_daemon_send(c->fd, c->out, c->out_len, &c->out_off);
+    if (rc > 0) {
+        set_events(d, c, true);
+        return;
+    }
+    if (rc < 0) {
+        int err = errno;
         sg_debug("connection from %s: write: %s", c->addr, strerror(err));
         engine_close(d, c, err == EPIPE || err == ECONNRESET ? "transport close"
                                                              : "transport error");
@@ -1127,6 +1121,22 @@ static void resume_accepting(struct wsd *d)
 
 /* ---------------------------------------------------------------- rings */
 
+/* The next connection marked dirty that is alive, unmarked; dead ones on
+ * the way go to the grave. NULL when none is left. */
+static struct conn *next_dirty(struct wsd *d)
+{
+    while (d->dirty) {
+        struct conn *c = d->dirty;
+        d->dirty = c->dnext;
+        c->dirty = false;
+        if (!c->dead)
+            return c;
+        c->dnext = d->grave;
+        d->grave = c;
+    }
+    return NULL;
+}
+
 static void mark_all(struct wsd *d)
 {
     d->full_recheck_due = false;
@@ -1323,17 +1333,8 @@ static void run(struct wsd *d)
                 }
                 if (!d->dirty)
                     break;
-                while (d->dirty) {
-                    struct conn *c = d->dirty;
-                    d->dirty = c->dnext;
-                    c->dirty = false;
-                    if (c->dead) {
-                        c->dnext = d->grave;
-                        d->grave = c;
-                    } else {
-                        take(d, c);
-                    }
-                }
+                for (struct conn *c; (c = next_dirty(d));)
+                    take(d, c);
             }
         }
         if (batch && sg_engine_batch_end(d->w) != SG_OK)
@@ -1353,15 +1354,8 @@ static void run(struct wsd *d)
             int64_t t = sg_mono_ms();
             for (sg_deadline *dl; (dl = sg_deadlines_pop(&d->timers, t));)
                 destroy(d, conn_of(dl));
-            while (d->dirty) { /* nothing is taken any more */
-                struct conn *c = d->dirty;
-                d->dirty = c->dnext;
-                c->dirty = false;
-                if (c->dead) {
-                    c->dnext = d->grave;
-                    d->grave = c;
-                }
-            }
+            while (next_dirty(d)) /* nothing is taken any more */
+                ;
         }
         free_grave(d);
     }
