@@ -21,57 +21,11 @@
 //   {"message":"Invalid namespace"}.
 
 import { createServer } from "node:http";
-import { readFileSync } from "node:fs";
 import { Server } from "socket.io";
+import { referenceOptions } from "./options.mjs";
 
-function parseArgs(argv) {
-  const args = { host: "127.0.0.1", port: 0, conf: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      if (i + 1 >= argv.length) throw new Error(`missing value for ${a}`);
-      return argv[++i];
-    };
-    if (a === "--port") args.port = Number(next());
-    else if (a === "--host") args.host = next();
-    else if (a === "--conf") args.conf = next();
-    else throw new Error(`unknown argument: ${a}`);
-  }
-  return args;
-}
-
-function parseConf(text) {
-  const conf = {};
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const eq = line.indexOf("=");
-    if (eq < 0) throw new Error(`bad conf line: ${raw}`);
-    conf[line.slice(0, eq).trim()] = line.slice(eq + 1).trim();
-  }
-  return conf;
-}
-
-const args = parseArgs(process.argv.slice(2));
-const conf = args.conf ? parseConf(readFileSync(args.conf, "utf8")) : {};
-const num = (key, dflt) => (conf[key] !== undefined ? Number(conf[key]) : dflt);
-
+const { args, opts } = referenceOptions(process.argv.slice(2));
 const httpServer = createServer();
-const opts = {
-  path: conf.path || "/socket.io/",
-  pingInterval: num("ping_interval", 25000),
-  pingTimeout: num("ping_timeout", 20000),
-  connectTimeout: num("connect_timeout", 45000),
-  maxHttpBufferSize: num("max_payload", 1e6),
-  serveClient: false,
-};
-// siogate's cors_origin: "*" reflects any origin, else a space-separated
-// list of origins; with credentials, as socket.io deployments usually do
-if (conf.cors_origin)
-  opts.cors = {
-    origin: conf.cors_origin === "*" ? true : conf.cors_origin.split(/\s+/),
-    credentials: true,
-  };
 const io = new Server(httpServer, opts);
 
 function echoAuth(socket) {
