@@ -405,6 +405,7 @@ static int conn_answer(sg_parked *p, struct conn *c, const sg_buf *resp)
 }
 
 static int conn_parse(sg_parked *p, struct conn *c);
+static void conn_gone(sg_parked *p, struct conn *c);
 
 static const char *method_of(const struct job *j)
 {
@@ -450,7 +451,7 @@ static void respond(sg_parked *p, struct job *j, bool committed)
     if (w < 0 || conn_answer(p, c, &p->resp) < 0)
         conn_close(p, c);
     else if (c->in.len && conn_parse(p, c) < 0) /* the next request, already read */
-        conn_close(p, c);
+        conn_gone(p, c); /* which may have queued a job before the bad record */
 }
 
 /* Parse what c has read: answer what the router answers, queue jobs. -1:
@@ -781,7 +782,11 @@ answer:
     p->gone = NULL;
     for (struct conn *c = p->dead, *next; c; c = next) {
         next = c->next_dead;
-        c->job = NULL; /* answered (and dropped) above */
+        /* its job was answered (and dropped) above, or still waits in
+         * p->jobs (beyond MAX_BATCH, or read after this batch's answers):
+         * then it must not point at the closed connection */
+        if (c->job)
+            c->job->c = NULL;
         conn_close(p, c);
     }
     p->dead = NULL;

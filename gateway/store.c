@@ -325,7 +325,10 @@ int sg_store_checkpointer_start(const char *path)
         goto fail;
     }
     /* a connection knows the database is in WAL mode once it has read it;
-     * until then a checkpoint does nothing */
+     * until then a checkpoint does nothing. Reading it may wait for a
+     * writer like any store connection (this once failed at once with
+     * "database is locked", and the daemon ran without a checkpointer). */
+    sqlite3_busy_timeout(ckpt.db, BUSY_LIMIT_MS);
     if (sqlite3_exec(ckpt.db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) != SQLITE_OK) {
         sg_error("store %s: checkpointer: %s", path, sqlite3_errmsg(ckpt.db));
         goto fail;
