@@ -616,7 +616,6 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
     ps->v[ps->n++] = p;
 }
 
-static void take_rings(struct wsd *d);
 
 /* ---------------------------------------------------------------- taking */
 
@@ -643,7 +642,6 @@ static void take(struct wsd *d, struct conn *c)
     owner_of(d, c, owner);
     int64_t wake_at = 0;
     int rc = sg_engine_ws_take(d->w, c->sid, owner, take_frame, c, &wake_at);
-    take_rings(d); /* the engine's own ring, if any: keep the queue short */
     if (rc == SG_OK) {
         if (schedule(d, c, deadline_for(wake_at)) < 0) {
             sg_error("session %s: out of memory for a timer", c->sid);
@@ -671,18 +669,16 @@ static bool deliver(struct wsd *d, struct conn *c)
 {
     if (c->state != ST_OPEN || !c->rx.n)
         return true;
-    /* Anything the engine queues for this session rings this process's
-     * own doorbell before sg_engine_receive returns; the ring is drained
-     * right away (so that a busy turn never fills the datagram queue, whose
-     * overflow would drop rings from other processes). A take is due anyway
-     * unless every packet was a pong, which queues nothing. */
+    /* The engine rings only other processes (sg_bell_ring_others), so
+     * nothing is drained here; what it queued for this session is taken
+     * in this turn (mark_dirty). A take is due unless every packet was a
+     * pong, which queues nothing. */
     bool only_pongs = true;
     for (size_t i = 0; i < c->rx.n; i++)
         if (c->rx.v[i].type != SG_EIO_PONG)
             only_pongs = false;
     int rc = sg_engine_receive(d->w, c->sid, &c->rx);
     sg_eio_packets_free(&c->rx);
-    take_rings(d);
     if (rc == SG_OK) {
         if (!only_pongs)
             mark_dirty(d, c);
