@@ -177,6 +177,8 @@ out:
     return rc;
 }
 
+sg_store *sg_admin_store(sg_admin *a) { return sg_store_borrow(a->db, a->path); }
+
 void sg_admin_close(sg_admin *a)
 {
     if (!a)

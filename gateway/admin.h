@@ -45,6 +45,13 @@ typedef struct sg_admin sg_admin;
 int sg_admin_open(const char *path, sg_admin **out, int *version, char *err, size_t errcap);
 void sg_admin_close(sg_admin *a);
 
+typedef struct sg_store sg_store;
+/* A store (store.h) on a's connection, for the engine calls of the same
+ * process: one connection and one schema read instead of two. The caller
+ * owns it and closes it (sg_store_close) before sg_admin_close(a); a and
+ * the store are used one call at a time. NULL on failure (logged). */
+sg_store *sg_admin_store(sg_admin *a);
+
 /* The message of the last failure (borrowed; "" when none). */
 const char *sg_admin_error(const sg_admin *a);
 

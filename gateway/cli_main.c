@@ -484,18 +484,21 @@ static int admin_failed(struct cli *c, int rc, const char *what)
     return EXIT_FAIL;
 }
 
-/* The engine (plugins loaded) and a worker. The store is checked first by
- * need_admin, so that a missing store is not silently created. */
-static int need_engine(struct cli *c)
+/* The engine and a worker: with the plugins loaded when their handlers may
+ * run (disconnect, gc), without them for emit (handlers never run on an
+ * emit, and loading them is most of a short emit's start-up). The store is
+ * checked first by need_admin, so that a missing store is not silently
+ * created. */
+static int need_engine(struct cli *c, bool plugins)
 {
     int rc = need_admin(c);
     if (rc || c->worker)
         return rc;
     off_t mark = cap_size();
-    if (!(c->engine = sg_engine_new(&c->cfg)))
+    if (!(c->engine = plugins ? sg_engine_new(&c->cfg) : sg_engine_new_emitter(&c->cfg)))
         return engine_failed(c, mark, "cannot start the engine",
                              "run 'siogate check' to see every problem");
-    if (!(c->worker = sg_worker_new(c->engine)))
+    if (!(c->worker = sg_worker_new_on(c->engine, sg_admin_store(c->admin))))
         return engine_failed(c, mark, "cannot open the store",
                              "check the db setting and the file's permissions");
     return 0;
@@ -785,7 +788,7 @@ static int cmd_emit(struct cli *c, int argc, char **argv)
         strv_push(&rooms, sockets.v[i]); /* every socket is in its own room */
     /* no --to and no --socket: rooms NULL, the whole namespace */
     sg_target t = {nsp, rooms.v, except.v, is_volatile ? SG_EMIT_VOLATILE : 0};
-    if ((rc = need_engine(c))) {
+    if ((rc = need_engine(c, false))) {
         strv_free(&rooms);
         goto out;
     }
@@ -1190,7 +1193,7 @@ static int cmd_disconnect(struct cli *c, int argc, char **argv)
         json_array_foreach(list, k, s) json_array_append(targets, json_object_get(s, "id"));
         json_decref(list);
     }
-    if ((rc = need_engine(c)))
+    if ((rc = need_engine(c, true)))
         goto out;
     int done = 0;
     size_t i;
@@ -1265,7 +1268,7 @@ static int cmd_gc(struct cli *c, int argc, char **argv)
     int rc = plain_options(c, argc, argv);
     if (rc >= 0)
         return rc;
-    if ((rc = need_engine(c)))
+    if ((rc = need_engine(c, true)))
         return rc;
     /* each sweep closes up to a batch of expired sessions, each in its own
      * transaction, with its disconnect handlers run once (a session a
@@ -1683,6 +1686,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct cli c = {0};
+    sg_store_lean_process();
     c.conf_path = getenv("SIOGATE_CONF");
     if (c.conf_path && !*c.conf_path)
         c.conf_path = NULL;

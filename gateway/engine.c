@@ -582,26 +582,34 @@ static int end_session(sg_worker *w, sg_session *ss, int result)
 
 /* ---- public: engine and workers ------------------------------------------------------ */
 
-sg_engine *sg_engine_new(const sg_config *cfg)
+/* full: migrate the store and load the plugins (servers); otherwise
+ * neither (an emitter: the CLI's emit, whose caller checked the schema). */
+static sg_engine *engine_new(const sg_config *cfg, bool full)
 {
     sg_engine *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
     e->cfg = cfg;
     eng_host_init(&e->host, e);
-    sg_store *s = sg_store_open(cfg->db);
-    if (!s)
-        goto fail;
-    sg_store_close(s);
+    if (full) {
+        sg_store *s = sg_store_open(cfg->db);
+        if (!s)
+            goto fail;
+        sg_store_close(s);
+    }
     if (!(e->bell_dir = sg_bell_dir_for(cfg->db)))
         goto fail;
-    if (!(e->reg = sg_plugins_load(cfg->plugins, cfg->nplugins, &e->host)))
+    if (!(e->reg = sg_plugins_load(cfg->plugins, full ? cfg->nplugins : 0, &e->host)))
         goto fail;
     return e;
 fail:
     sg_engine_free(e);
     return NULL;
 }
+
+sg_engine *sg_engine_new(const sg_config *cfg) { return engine_new(cfg, true); }
+
+sg_engine *sg_engine_new_emitter(const sg_config *cfg) { return engine_new(cfg, false); }
 
 void sg_engine_free(sg_engine *e)
 {
@@ -635,19 +643,25 @@ int sg_engine_batch_end(sg_worker *w)
     return rc;
 }
 
-sg_worker *sg_worker_new(sg_engine *e)
+sg_worker *sg_worker_new_on(sg_engine *e, sg_store *s)
 {
     sg_worker *w = calloc(1, sizeof *w);
-    if (!w)
+    if (!s || !w) {
+        sg_store_close(s);
+        free(w);
         return NULL;
+    }
     w->e = e;
+    w->store = s;
     sg_buf_init(&w->dirty);
-    if (!(w->store = sg_store_open(e->cfg->db)) || !(w->bell = sg_bell_ringer(e->bell_dir))) {
+    if (!(w->bell = sg_bell_ringer(e->bell_dir))) {
         sg_worker_free(w);
         return NULL;
     }
     return w;
 }
+
+sg_worker *sg_worker_new(sg_engine *e) { return sg_worker_new_on(e, sg_store_open(e->cfg->db)); }
 
 void sg_worker_free(sg_worker *w)
 {

@@ -56,11 +56,20 @@ typedef struct sg_handshake {
  * store once to apply migrations and loads every plugin. Returns NULL on
  * failure, every problem logged (file names included). */
 sg_engine *sg_engine_new(const sg_config *cfg);
+/* The same for a process that only emits (the CLI's emit): no plugin is
+ * loaded and the store is neither opened nor migrated here, so the caller
+ * must have checked its schema. Handlers never run in it; sg_engine_emit,
+ * sg_engine_ack_replies and sg_engine_ack_forget work as usual. */
+sg_engine *sg_engine_new_emitter(const sg_config *cfg);
 void sg_engine_free(sg_engine *e);
 const sg_config *sg_engine_config(const sg_engine *e);
 
 /* A per-thread worker (new; free with sg_worker_free). NULL on failure. */
 sg_worker *sg_worker_new(sg_engine *e);
+typedef struct sg_store sg_store;
+/* The same on store s (taken: closed by sg_worker_free, or here on
+ * failure), e.g. a store on the CLI's admin connection (sg_admin_store). */
+sg_worker *sg_worker_new_on(sg_engine *e, sg_store *s);
 void sg_worker_free(sg_worker *w);
 
 /* Group commit: every call between these two runs in one transaction (each

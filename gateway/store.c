@@ -118,6 +118,7 @@ struct sg_store {
     int64_t busy_since;    /* when the current wait for a lock began */
     bool batch;            /* a batch transaction is open: begin/commit are savepoints */
     bool sp_open;          /* a savepoint of the batch is open */
+    bool borrowed;         /* db is the caller's (sg_store_borrow) */
 };
 
 static int busy_handler(void *ud, int count)
@@ -404,13 +405,35 @@ fail:
     return NULL;
 }
 
+void sg_store_lean_process(void)
+{
+    /* both fail harmlessly (SQLITE_MISUSE) once SQLite is initialised */
+    sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+    sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0);
+}
+
+sg_store *sg_store_borrow(sqlite3 *db, const char *path)
+{
+    sg_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        sg_error("store %s: out of memory", path);
+        return NULL;
+    }
+    s->db = db;
+    s->borrowed = true;
+    s->version = sg_store_latest_version();
+    return s;
+}
+
 void sg_store_close(sg_store *s)
 {
     if (!s)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
-    sqlite3_close(s->db);
+    if (!s->borrowed)
+        sqlite3_close(s->db);
     free(s->path);
     free(s);
 }

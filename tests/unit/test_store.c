@@ -251,6 +251,27 @@ TEST("store: a batch commits its parts once; a rolled-back part is undone alone"
     sg_store_close(s);
 }
 
+TEST("store: a borrowed connection serves the store and stays open after it")
+{
+    sg_store *s = fresh();
+    sg_store_close(s);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sg_store *b = sg_store_borrow(db, path);
+    CHECK(b != NULL);
+    CHECK_INT(sg_store_version(b), sg_store_latest_version());
+    CHECK(sg_store_begin(b) == 0 && sg_store_queue_push(b, SID1, false, "x", 1) > 0 &&
+          sg_store_commit(b) == 0);
+    sg_store_close(b);
+    /* the connection is still the caller's, and open */
+    sqlite3_stmt *st = NULL;
+    CHECK_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM queue", -1, &st, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+    CHECK_INT(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    CHECK_INT(sqlite3_close(db), SQLITE_OK);
+}
+
 TEST("store: concurrent writer processes never fail with 'locked'")
 {
     sg_store *s = fresh();
