@@ -1686,7 +1686,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct cli c = {0};
-    sg_store_lean_process();
+    sg_store_process_init(true);
     c.conf_path = getenv("SIOGATE_CONF");
     if (c.conf_path && !*c.conf_path)
         c.conf_path = NULL;

@@ -110,6 +110,19 @@ int sg_engine_changed_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, co
 
 static int push_frame(sg_worker *w, const char *sid, bool binary, const void *frame, size_t len)
 {
+    if (w->direct_sid && strcmp(sid, w->direct_sid) == 0) {
+        uint8_t head[5] = {binary};
+        uint32_t n = (uint32_t)len;
+        if (len > UINT32_MAX)
+            return -1;
+        memcpy(head + 1, &n, sizeof n);
+        if (sg_buf_append(&w->direct, head, sizeof head) < 0 ||
+            sg_buf_append(&w->direct, frame, len) < 0)
+            return -1;
+        return 0;
+    }
+    if (w->ss && strcmp(sid, w->ss->sid) == 0)
+        w->queued_own = true;
     if (sg_store_queue_push(w->store, sid, binary, frame, len) < 0)
         return -1;
     eng_mark_dirty(w, sid);
@@ -654,6 +667,7 @@ sg_worker *sg_worker_new_on(sg_engine *e, sg_store *s)
     w->e = e;
     w->store = s;
     sg_buf_init(&w->dirty);
+    sg_buf_init(&w->direct);
     if (!(w->bell = sg_bell_ringer(e->bell_dir))) {
         sg_worker_free(w);
         return NULL;
@@ -670,6 +684,7 @@ void sg_worker_free(sg_worker *w)
     sg_store_close(w->store);
     sg_bell_close(w->bell);
     sg_buf_free(&w->dirty);
+    sg_buf_free(&w->direct);
     free(w);
 }
 
@@ -765,6 +780,56 @@ int sg_engine_receive(sg_worker *w, const char *sid, const sg_eio_packets *pkts)
     rc = apply_packets(w, &ss, pkts, &bad) < 0 ? SG_E_INTERNAL : SG_OK;
     rc = end_session(w, &ss, rc);
     return rc == SG_OK && bad ? SG_E_BADREQ : rc;
+}
+
+int sg_engine_ws_receive(sg_worker *w, const char *sid, const char *owner,
+                        const sg_eio_packets *pkts,
+                        int (*fn)(void *ud, bool binary, const void *frame, size_t len),
+                        void *ud, bool *take_due)
+{
+    *take_due = true;
+    sg_session ss;
+    int rc = begin_session(w, sid, &ss, false);
+    if (rc != SG_OK)
+        return rc;
+    /* the fast path only while this connection holds the session and
+     * nothing queued before would be overtaken; only messages, whose
+     * handlers leave the session open (a close or an upgrade packet takes
+     * the queued path, and a take then sees the change) */
+    bool direct = strcmp(ss.transport, "websocket") == 0 && strcmp(ss.poller, owner) == 0;
+    for (size_t i = 0; i < pkts->n && direct; i++)
+        direct = pkts->v[i].type == SG_EIO_MESSAGE || pkts->v[i].type == SG_EIO_PONG;
+    if (direct) {
+        int pending = sg_store_queue_pending(w->store, sid, ss.sent_upto);
+        if (pending < 0)
+            return end_session(w, &ss, SG_E_INTERNAL);
+        direct = pending == 0;
+    }
+    sg_buf_reset(&w->direct);
+    w->direct_sid = direct ? ss.sid : NULL;
+    w->queued_own = false;
+    bool bad = false;
+    rc = apply_packets(w, &ss, pkts, &bad) < 0 ? SG_E_INTERNAL : SG_OK;
+    w->direct_sid = NULL;
+    bool open = ss.state == SG_SESSION_OPEN;
+    rc = end_session(w, &ss, rc);
+    if (rc == SG_OK && bad)
+        rc = SG_E_BADREQ;
+    if (rc == SG_OK) {
+        *take_due = w->queued_own || !open;
+        for (size_t at = 0; at + 5 <= w->direct.len;) {
+            const char *p = w->direct.data + at;
+            uint32_t n;
+            memcpy(&n, p + 1, sizeof n);
+            if (fn(ud, p[0] != 0, p + 5, n) != 0) {
+                rc = SG_E_INTERNAL;
+                break;
+            }
+            at += 5 + (size_t)n;
+        }
+    }
+    sg_buf_reset(&w->direct);
+    return rc;
 }
 
 int sg_engine_close(sg_worker *w, const char *sid, const char *reason)

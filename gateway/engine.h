@@ -119,6 +119,21 @@ int sg_engine_open(sg_worker *w, const sg_handshake *hs, const char *transport,
  * SG_E_INTERNAL. */
 int sg_engine_receive(sg_worker *w, const char *sid, const sg_eio_packets *pkts);
 
+/* sg_engine_receive for the packets read from the WebSocket that owner
+ * holds for sid, with the local fast path (DESIGN §5): while nothing
+ * queued for sid in the store would be overtaken, the frames the handlers
+ * produce for sid itself (acks, a reply to the sender) are not queued but
+ * handed to fn(ud, binary, frame, len), in order, after the receive
+ * succeeded; in a batch they are not committed yet, so write them after
+ * sg_engine_batch_end. A non-zero fn result stops it with SG_E_INTERNAL
+ * (the rest is lost: close the connection). *take_due: something for sid
+ * was queued in the store, or the session closed; take it (as after
+ * sg_engine_receive, which is this with *take_due always true). */
+int sg_engine_ws_receive(sg_worker *w, const char *sid, const char *owner,
+                         const sg_eio_packets *pkts,
+                         int (*fn)(void *ud, bool binary, const void *frame, size_t len),
+                         void *ud, bool *take_due);
+
 /* Close a session from the transport side (e.g. WebSocket gone) with a
  * disconnect reason such as "transport close" / "transport error".
  * Disconnect handlers fire exactly once across all processes. */

@@ -30,6 +30,11 @@ struct sg_worker {
     bool in_tx;       /* a transaction is open (handlers run inside it) */
     sg_session *ss;   /* the session being processed in it, or NULL */
     bool batch;       /* in sg_engine_batch_begin/end: rings wait for the end */
+    /* sg_engine_ws_receive's local fast path: frames for direct_sid (when
+     * set) collect in direct as [binary 1 byte][length 4 bytes][frame] */
+    const char *direct_sid;
+    sg_buf direct;
+    bool queued_own;  /* a frame for the receiving session went to the store */
 };
 
 /* The context of one handler call (plugin.h's sg_ctx). Strings borrowed. */

@@ -282,6 +282,7 @@ int main(int argc, char **argv)
 
     /* ---- engine (migrations, plugins), then the socket: once the socket
      * exists the program is ready */
+    sg_store_process_init(false);
     engine = sg_engine_new(&cfg);
     if (!engine)
         goto out;

@@ -405,11 +405,14 @@ fail:
     return NULL;
 }
 
-void sg_store_lean_process(void)
+void sg_store_process_init(bool short_lived)
 {
-    /* both fail harmlessly (SQLITE_MISUSE) once SQLite is initialised */
-    sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
-    sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0);
+    /* each fails harmlessly (SQLITE_MISUSE) once SQLite is initialised */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    if (short_lived) {
+        sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+        sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0);
+    }
 }
 
 sg_store *sg_store_borrow(sqlite3 *db, const char *path)

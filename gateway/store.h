@@ -36,12 +36,15 @@ sg_store *sg_store_open(const char *path);
  * owners, for a short-lived process that opens the store once (the CLI).
  * NULL on failure (logged). */
 sg_store *sg_store_borrow(sqlite3 *db, const char *path);
-/* For a short-lived process (the CLI), before its first connection: no
- * bulk page-cache or lookaside allocation at open, memory as it is needed.
- * Each page first touched costs a page fault, and a process's first
- * faults are most of a short command's time (measured on the 2-core
- * VM: 15-40 us a fault; 20 of an emit's 175 were these allocations). */
-void sg_store_lean_process(void);
+/* SQLite's process-wide settings; call before the process's first
+ * connection (later calls change nothing). Every process: no memory
+ * statistics, whose global mutex SQLite takes on every allocation.
+ * short_lived (the CLI): no bulk page-cache or lookaside allocation at
+ * open either, memory as it is needed: each page first touched costs a
+ * page fault, and a process's first faults are most of a short command's
+ * time (measured on the 2-core VM: 15-40 us a fault; 20 of an emit's 175
+ * were these allocations). */
+void sg_store_process_init(bool short_lived);
 void sg_store_close(sg_store *s);
 /* Move checkpoints off the request path, for a daemon: store connections
  * opened from now on in this process leave them to a background thread

@@ -429,6 +429,60 @@ TEST("engine: a WebSocket-only session, pinged by ws_take")
     sg_buf_free(&open);
 }
 
+/* One WebSocket message (text) through sg_engine_ws_receive. */
+static int ws_recv(const char *sid, const char *owner, const char *msg, struct frames *fr,
+                   bool *take_due)
+{
+    sg_eio_packets ps;
+    sg_eio_packets_init(&ps);
+    sg_eio_packets_push(&ps, (enum sg_eio_type)(msg[0] - '0'), false, msg + 1, strlen(msg + 1));
+    int rc = sg_engine_ws_receive(w, sid, owner, &ps, collect_frame, fr, take_due);
+    sg_eio_packets_free(&ps);
+    return rc;
+}
+
+TEST("engine: ws_receive hands the answers to its own WebSocket unless queued frames come first")
+{
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1];
+    sg_buf open = SG_BUF_INIT;
+    sg_handshake hs = {0};
+    CHECK_INT(sg_engine_open(w, &hs, "websocket", sid, &open), SG_OK);
+    CHECK_INT(sg_engine_ws_attach(w, sid, "1.2"), SG_OK);
+    struct frames fr = {SG_BUF_INIT, 0};
+    bool take_due = false;
+    /* the CONNECT reply and the plugin's "auth" come straight back */
+    CHECK_INT(ws_recv(sid, "1.2", "40", &fr, &take_due), SG_OK);
+    CHECK(!take_due);
+    CHECK(strncmp(sg_buf_str(&fr.all), "40{\"sid\":\"", 10) == 0);
+    CHECK(strstr(sg_buf_str(&fr.all), "\"}|42[\"auth\",{}]") != NULL);
+    sg_buf_reset(&fr.all);
+    /* an event and its ack: both direct, nothing in the store */
+    CHECK_INT(ws_recv(sid, "1.2", "4212[\"message-with-ack\",\"x\"]", &fr, &take_due), SG_OK);
+    CHECK(!take_due);
+    CHECK_STR(sg_buf_str(&fr.all), "4312[\"x\"]");
+    sg_buf_reset(&fr.all);
+    int64_t wake = 0; /* nothing was queued: a take finds nothing */
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_OK);
+    CHECK_INT(sg_buf_str(&fr.all)[0], '\0');
+    /* something queued first (an emit from elsewhere): the ack queues
+     * behind it and a take is due, which sends both in order */
+    sg_target all = {"/", NULL, NULL, 0};
+    CHECK_INT(sg_engine_emit(w, &all, "news", NULL), 1);
+    CHECK_INT(ws_recv(sid, "1.2", "4213[\"message-with-ack\",\"y\"]", &fr, &take_due), SG_OK);
+    CHECK(take_due);
+    CHECK_INT(sg_buf_str(&fr.all)[0], '\0');
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&fr.all), "42[\"news\"]|4313[\"y\"]");
+    sg_buf_reset(&fr.all);
+    /* another owner does not hold the session: nothing direct */
+    CHECK_INT(ws_recv(sid, "1.9", "4214[\"message-with-ack\",\"z\"]", &fr, &take_due), SG_OK);
+    CHECK(take_due);
+    CHECK_INT(sg_buf_str(&fr.all)[0], '\0');
+    sg_buf_free(&fr.all);
+    sg_buf_free(&open);
+}
+
 TEST("engine: what was queued before a close still goes out, then the close")
 {
     setup(25000, 20000);
