@@ -553,6 +553,9 @@ static int begin_session(sg_worker *w, const char *sid, sg_session *ss, bool all
     if (rc == 0 && (allow_closed || ss->state == SG_SESSION_OPEN)) {
         eng_tx_enter(w);
         w->ss = ss;
+        w->ss_read = *ss;
+        sg_buf_init(&w->ss_read.partial); /* the copy does not own it */
+        w->ss_read_partial = ss->partial.len;
         return SG_OK;
     }
     if (rc == 0)
@@ -573,12 +576,28 @@ static int abort_session(sg_worker *w, sg_session *ss, int rc)
     return rc;
 }
 
-/* Write ss back, commit, ring; or roll back when result is internal. */
+/* Did the request change ss since begin_session read it? A session with a
+ * partial binary packet, before or after, counts as changed (the buffers
+ * are not compared). */
+static bool session_changed(const sg_worker *w, const sg_session *ss)
+{
+    const sg_session *r = &w->ss_read;
+    return ss->partial.len > 0 || w->ss_read_partial > 0 || ss->state != r->state ||
+           strcmp(ss->transport, r->transport) != 0 || ss->next_ping_at != r->next_ping_at ||
+           ss->ping_sent != r->ping_sent || ss->expires_at != r->expires_at ||
+           ss->connect_by != r->connect_by || ss->sent_upto != r->sent_upto ||
+           strcmp(ss->poller, r->poller) != 0 || ss->upgrading != r->upgrading;
+}
+
+/* Write ss back (unless unchanged: a POST of messages, a re-check that
+ * leaves a GET waiting write nothing), commit, ring; or roll back when
+ * result is internal. */
 static int end_session(sg_worker *w, sg_session *ss, int result)
 {
     eng_tx_leave(w);
     w->ss = NULL;
-    if (result != SG_E_INTERNAL && sg_store_session_update(w->store, ss) != 0)
+    if (result != SG_E_INTERNAL && session_changed(w, ss) &&
+        sg_store_session_update(w->store, ss) != 0)
         result = SG_E_INTERNAL;
     if (result != SG_E_INTERNAL && sg_store_commit(w->store) != 0)
         result = SG_E_INTERNAL;
