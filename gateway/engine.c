@@ -235,11 +235,21 @@ static void close_socket_cb(void *ud, const char *id, const char *nsp)
         cw->rc = -1;
 }
 
-/* Close ss (inside a transaction): mark it closed if it is open, then the
- * disconnect handlers of its sockets. ss->state is updated. */
 static bool is_client_close(const char *reason)
 {
     return strcmp(reason, "transport close") == 0;
+}
+
+/* 1 when the process named in a poller token ("<pid>.<n>") is alive. */
+static bool poller_alive(const char *token)
+{
+    char *end;
+    long pid = strtol(token, &end, 10);
+    if (pid <= 0 || *end != '.')
+        return false;
+    if (pid == (long)getpid())
+        return true;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
 /* The close marker frame queued by eng_close_session. Socket.IO frames all
@@ -251,6 +261,8 @@ static bool is_close_marker(bool binary, const void *frame, size_t len)
     return !binary && len == 1 && (*f == '0' + SG_EIO_CLOSE || *f == '0' + SG_EIO_NOOP);
 }
 
+/* Close ss (inside a transaction): mark it closed if it is open, then the
+ * disconnect handlers of its sockets. ss->state is updated. */
 int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
 {
     int rc = sg_store_session_close(w->store, ss->sid, reason, sg_now_ms());
@@ -259,20 +271,44 @@ int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
     if (rc != 0)
         return -1;
     sg_debug("session %s closed: %s", ss->sid, reason);
+    bool polling = strcmp(ss->transport, "polling") == 0;
+    bool held = ss->poller[0] && poller_alive(ss->poller);
     ss->state = SG_SESSION_CLOSED;
     ss->poller[0] = '\0';
     snprintf(ss->close_reason, sizeof ss->close_reason, "%s", reason);
     struct close_walk cw = {w, ss->sid, reason, 0};
     if (sg_store_sockets_of(w->store, ss->sid, close_socket_cb, &cw) < 0)
         return -1;
+    if (!polling) /* a WebSocket session ends with the WebSocket's own close */
+        return cw.rc;
+    if (strcmp(reason, "ping timeout") == 0 && !held) {
+        /* The client stopped polling: the reference server forgets the
+         * session at once (its buffer with it), so the next request gets
+         * 400 "Session ID unknown", not a close packet. */
+        return sg_store_queue_drop(w->store, ss->sid) != 0 ? -1 : cw.rc;
+    }
     /* The last word on polling, after whatever the handlers queued: the
      * close packet, or noop for the client's own close. It is queued, not
      * written into whatever GET is held now, so that a GET arriving later
-     * still gets it, as from the reference server's buffered close. */
+     * still gets it, as from the reference server's buffered close (the
+     * session is "closing" there until a GET took it). */
     if (eng_queue_eio(w, ss->sid, is_client_close(reason) ? SG_EIO_NOOP : SG_EIO_CLOSE,
                       NULL) < 0)
         return -1;
     return cw.rc;
+}
+
+/* A session whose heartbeat deadline passed before a request came (no
+ * process held it then, or none noticed yet): close it now, as the
+ * reference server's timer would have. ss open, inside its transaction.
+ * true when it was expired (then closed: answer SG_E_SID, after the
+ * commit; *rc is SG_E_INTERNAL on a store failure). */
+static bool expired_now(sg_worker *w, sg_session *ss, int *rc)
+{
+    if (ss->state != SG_SESSION_OPEN || ss->expires_at >= sg_now_ms())
+        return false;
+    *rc = eng_close_session(w, ss, "ping timeout") < 0 ? SG_E_INTERNAL : SG_E_SID;
+    return true;
 }
 
 int eng_close_sid(sg_worker *w, const char *sid, const char *reason)
@@ -900,7 +936,9 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
     int rc = begin_session(w, sid, &ss, false);
     if (rc != SG_OK)
         return rc;
-    if (strcmp(ss.transport, "polling") != 0) {
+    if (expired_now(w, &ss, &rc)) {
+        /* the pong came too late: the session is gone (rc: SG_E_SID) */
+    } else if (strcmp(ss.transport, "polling") != 0) {
         rc = SG_E_BADREQ; /* upgraded: polling requests are refused */
     } else {
         int drc = sg_eio_decode_payload(body, len, &pkts);
@@ -920,18 +958,6 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
     }
     sg_eio_packets_free(&pkts);
     return end_session(w, &ss, rc);
-}
-
-/* 1 when the process named in a poller token ("<pid>.<n>") is alive. */
-static bool poller_alive(const char *token)
-{
-    char *end;
-    long pid = strtol(token, &end, 10);
-    if (pid <= 0 || *end != '.')
-        return false;
-    if (pid == (long)getpid())
-        return true;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
 struct take {
@@ -1028,7 +1054,9 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
         if (pending <= 0)
             return abort_session(w, &ss, pending < 0 ? SG_E_INTERNAL : SG_E_SID);
     } else if (first) {
-        if (strcmp(ss.transport, "polling") != 0) {
+        if (expired_now(w, &ss, &rc)) {
+            /* gone before this GET came (rc: SG_E_SID) */
+        } else if (strcmp(ss.transport, "polling") != 0) {
             rc = SG_E_BADREQ;
         } else if (ss.poller[0] && strcmp(ss.poller, token) != 0 && poller_alive(ss.poller)) {
             sg_warn("session %s: overlapping GET requests: closing", sid);

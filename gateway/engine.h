@@ -184,7 +184,8 @@ json_t *sg_engine_fetch_sockets(sg_worker *w, const char *nsp, const char *const
 /* A POST body for sid: decode the payload and receive its packets. Returns
  * SG_OK (answer 200 "ok"; also when the payload or a packet in it was
  * malformed: the session is then closed with "parse error" and its GET
- * gets the close packet, as from the reference server), SG_E_SID,
+ * gets the close packet, as from the reference server), SG_E_SID (also
+ * when its heartbeat deadline passed: it is closed now, "ping timeout"),
  * SG_E_BADREQ (the session was upgraded: polling is refused), SG_E_TOOLARGE
  * (len > max_payload: closed with "transport error"), SG_E_INTERNAL. */
 int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
@@ -194,9 +195,13 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
  * GET slot. SG_OK: payload holds the response body (packets, a ping, or
  * the close/noop packet); the slot is released. SG_WAIT: nothing to send;
  * hold the request until a ring for sid or until *wake_at (CLOCK_REALTIME
- * ms), then call sg_engine_poll_again(). SG_E_SID, SG_E_BADREQ (a GET is
- * already in flight for sid: the session is closed with "transport error"
- * and the held GET will return the close packet), SG_E_INTERNAL. */
+ * ms), then call sg_engine_poll_again(). SG_E_SID (unknown or closed; or
+ * its heartbeat deadline passed before this GET: it is closed now with
+ * "ping timeout", and only a GET held at the close gets the close packet,
+ * as from the reference server), SG_E_BADREQ (upgraded: polling is
+ * refused; or a GET is already in flight for sid: the session is closed
+ * with "transport error" and the held GET will return the close packet),
+ * SG_E_INTERNAL. */
 int sg_engine_poll(sg_worker *w, const char *sid, const char *token,
                    sg_buf *payload, int64_t *wake_at);
 /* A held GET, after a ring or its wake_at: same results as sg_engine_poll. */

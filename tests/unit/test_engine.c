@@ -320,9 +320,57 @@ TEST("engine: the server pings on the GET; without a pong the session dies")
     p = poll1(sid);
     CHECK_STR(p, "2");
     free(p);
-    sleep_ms(80); /* no pong within ping_timeout */
+    sleep_ms(80); /* no pong within ping_timeout, and no GET held */
     CHECK_INT(sg_engine_sweep(w), 1);
-    closed_by_server(sid, tap_failed);
+    /* the client had stopped polling: the session is unknown at once, no
+     * close packet (the reference server forgets it) */
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+    CHECK_INT(post(sid, "3"), SG_E_SID);
+}
+
+TEST("engine: past its heartbeat deadline, the next GET or POST closes the session and gets SG_E_SID")
+{
+    setup(50, 60);
+    char a[SG_ID_LEN + 1], b[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    open_session(a);
+    open_session(b);
+    connect_root(a, id, tap_failed);
+    connect_root(b, id, tap_failed);
+    sleep_ms(130); /* nobody polls, no sweep runs */
+    char *p = NULL;
+    CHECK_INT(poll_tok(a, token(), &p), SG_E_SID);
+    CHECK_INT(post(b, "3"), SG_E_SID); /* a pong too late */
+    CHECK_INT(sg_engine_sweep(w), 0);  /* closed already, and once */
+    CHECK_INT(poll_tok(a, token(), &p), SG_E_SID);
+    CHECK_INT(poll_tok(b, token(), &p), SG_E_SID);
+}
+
+TEST("engine: a GET held at the heartbeat deadline gets the close packet, then SG_E_SID")
+{
+    setup(50, 60);
+    char sid[SG_ID_LEN + 1], sid2[SG_ID_LEN + 1];
+    open_session(sid);
+    open_session(sid2);
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    char t1[32], t2[32];
+    snprintf(t1, sizeof t1, "%s", token());
+    snprintf(t2, sizeof t2, "%s", token());
+    CHECK_INT(sg_engine_poll(w, sid, t1, &b, &wake), SG_WAIT);
+    CHECK_INT(sg_engine_poll(w, sid2, t2, &b, &wake), SG_WAIT);
+    sleep_ms(130); /* the ping was due, then the deadline passed: both held */
+    /* the held GET's own wake-up closes it */
+    CHECK_INT(sg_engine_poll_again(w, sid, t1, &b, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&b), "1");
+    /* the sweep closes the other one; its held GET gets the close packet */
+    CHECK_INT(sg_engine_sweep(w), 1);
+    sg_buf_reset(&b);
+    CHECK_INT(sg_engine_poll_again(w, sid2, t2, &b, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&b), "1");
+    char *p = NULL;
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+    CHECK_INT(poll_tok(sid2, token(), &p), SG_E_SID);
+    sg_buf_free(&b);
 }
 
 TEST("engine: a session that joins no namespace is closed after connect_timeout")
