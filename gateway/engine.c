@@ -1170,6 +1170,28 @@ int sg_engine_session_exists(sg_worker *w, const char *sid)
     return rc;
 }
 
+int sg_engine_ws_can_upgrade(sg_worker *w, const char *sid)
+{
+    if (!sg_id_valid(sid))
+        return SG_E_SID;
+    sg_session ss;
+    int rc = sg_store_session_get(w->store, sid, &ss);
+    if (rc == SG_STORE_NOTFOUND)
+        return SG_E_SID;
+    if (rc != 0)
+        return SG_E_INTERNAL;
+    int64_t now = sg_now_ms();
+    if (ss.state != SG_SESSION_OPEN || ss.expires_at < now)
+        rc = SG_E_SID;
+    else if (strcmp(ss.transport, "polling") != 0 ||
+             (ss.upgrading && now - ss.upgrading <= UPGRADE_LIMIT_MS))
+        rc = SG_E_BADREQ;
+    else
+        rc = SG_OK;
+    sg_session_clear(&ss);
+    return rc;
+}
+
 int sg_engine_ws_attach(sg_worker *w, const char *sid, const char *owner)
 {
     sg_session ss;

@@ -242,6 +242,14 @@ int sg_engine_ws_abort(sg_worker *w, const char *sid);
 /* SG_OK if sid names an open session, else SG_E_SID (read only). */
 int sg_engine_session_exists(sg_worker *w, const char *sid);
 
+/* May a new WebSocket upgrade sid? (read only; before its 101). SG_OK: the
+ * session is open on polling and no WebSocket is upgrading it; SG_E_BADREQ:
+ * it is open but upgraded, born on a WebSocket, or another WebSocket is
+ * upgrading it (the reference server then completes the WebSocket
+ * handshake and closes it at once); SG_E_SID: unknown, closed, or past its
+ * heartbeat deadline; SG_E_INTERNAL. */
+int sg_engine_ws_can_upgrade(sg_worker *w, const char *sid);
+
 /* Claim a session opened on the WebSocket by this connection (after
  * sg_engine_open(…, "websocket", …)). SG_OK or an error. */
 int sg_engine_ws_attach(sg_worker *w, const char *sid, const char *owner);

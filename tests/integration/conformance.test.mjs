@@ -196,3 +196,61 @@ test("1. the disconnect handler sees \"ping timeout\", exactly once", { ...T, sk
     await fstack.stop();
   }
 });
+
+// ---------------------------------------------------------------- 2. a second WebSocket
+
+// Reference (engine.io's onWebSocket): the upgrade completes (101), then a
+// client already upgraded, or upgrading, has the new WebSocket closed at
+// once (ws's close() without a status code: 1005 at the client; siogate
+// sends 1000, its code for a refused upgrade).
+test("2. after the upgrade, a second WebSocket with the sid is closed at once", T, async () => {
+  const { sid } = await handshake(stack);
+  const w = await upgraded(sid);
+  const t0 = Date.now();
+  const w2 = rawWs(stack, sid);
+  const code = await withTimeout(w2.closed, 1000, "the second WebSocket's close");
+  assert.ok([1000, 1005].includes(code), `close code ${code}`);
+  assert.deepEqual(w2.messages, []);
+  assert.ok(Date.now() - t0 < 1000);
+  // the first one still carries the session
+  await echoesOver(w, "still here");
+  w.close();
+});
+
+test("2. while a WebSocket upgrades (after 3probe), a second one with the sid is closed at once", T, async () => {
+  const { sid } = await handshake(stack);
+  const w = rawWs(stack, sid);
+  await w.opened;
+  w.send("2probe");
+  assert.equal(await w.next(), "3probe");
+  const w2 = rawWs(stack, sid);
+  const code = await withTimeout(w2.closed, 1000, "the second WebSocket's close");
+  assert.ok([1000, 1005].includes(code), `close code ${code}`);
+  assert.deepEqual(w2.messages, []);
+  // the first one completes its upgrade
+  w.send("5");
+  w.pong = true;
+  w.send("40");
+  assert.match(await w.next(), /^40\{"sid":/);
+  assert.equal(await w.next(), '42["auth",{}]');
+  await echoesOver(w, "upgraded");
+  w.close();
+});
+
+// The protocol test suite's own case: "2probe" and "5" sent without waiting,
+// then the second WebSocket.
+test("2. 2probe and 5 sent at once, then a second WebSocket: it is closed", T, async () => {
+  const { sid } = await handshake(stack);
+  const w = rawWs(stack, sid);
+  await w.opened;
+  w.send("2probe");
+  w.send("5");
+  w.pong = true;
+  const w2 = rawWs(stack, sid);
+  const code = await withTimeout(w2.closed, 2000, "the second WebSocket's close");
+  assert.ok([1000, 1005].includes(code), `close code ${code}`);
+  assert.equal(await w.next(), "3probe");
+  w.send("40");
+  assert.match(await w.next(), /^40\{"sid":/);
+  w.close();
+});

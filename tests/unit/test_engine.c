@@ -343,6 +343,7 @@ TEST("engine: past its heartbeat deadline, the next GET or POST closes the sessi
     CHECK_INT(sg_engine_sweep(w), 0);  /* closed already, and once */
     CHECK_INT(poll_tok(a, token(), &p), SG_E_SID);
     CHECK_INT(poll_tok(b, token(), &p), SG_E_SID);
+    CHECK_INT(sg_engine_ws_can_upgrade(w, a), SG_E_SID);
 }
 
 TEST("engine: a GET held at the heartbeat deadline gets the close packet, then SG_E_SID")
@@ -417,13 +418,16 @@ TEST("engine: upgrade: probe, the held GET answers noop, frames move to the WebS
     snprintf(a_tok, sizeof a_tok, "%s", token());
     CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_WAIT);
     CHECK_INT(sg_engine_ws_upgrade(w, sid, "1.1"), SG_E_BADREQ); /* no probe yet */
+    CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_OK);
     CHECK_INT(sg_engine_ws_probe(w, sid), SG_OK);
     CHECK_INT(sg_engine_ws_probe(w, sid), SG_E_BADREQ); /* a second WebSocket */
+    CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_E_BADREQ);
     CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_OK);
     CHECK_STR(sg_buf_str(&b), "6");
     /* an event during the upgrade: its reply waits in the store */
     CHECK_INT(post(sid, "42[\"message\",\"during\"]"), SG_OK);
     CHECK_INT(sg_engine_ws_upgrade(w, sid, "1.1"), SG_OK);
+    CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_E_BADREQ); /* upgraded */
     sg_buf_reset(&b);
     CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ); /* polling refused */
     CHECK_INT(post(sid, "42[\"x\"]"), SG_E_BADREQ);
@@ -463,6 +467,8 @@ TEST("engine: a WebSocket-only session, pinged by ws_take")
     CHECK_INT(sg_engine_open(w, &hs, "websocket", sid, &open), SG_OK);
     CHECK(strstr(sg_buf_str(&open), "\"upgrades\":[],") != NULL);
     CHECK_INT(sg_engine_ws_probe(w, sid), SG_E_BADREQ);
+    CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_E_BADREQ);
+    CHECK_INT(sg_engine_ws_can_upgrade(w, "AAAAAAAAAAAAAAAAAAAA"), SG_E_SID);
     CHECK_INT(sg_engine_ws_attach(w, sid, "1.2"), SG_OK);
     CHECK_INT(sg_engine_ws_attach(w, sid, "1.3"), SG_E_BADREQ);
     sg_buf b = SG_BUF_INIT;
