@@ -985,10 +985,17 @@ static int take_frame(void *ud, bool binary, const void *frame, size_t len)
 /* An upgrade whose "5" does not come within this time is given up (the
  * WebSocket daemon also aborts it when the connection ends first). */
 #define UPGRADE_LIMIT_MS 10000
+/* During an upgrade a GET with nothing to carry is held and answered noop
+ * at the next tick of this period since the "2probe", as the reference
+ * server's upgrade timer does, so that the client can pause polling and
+ * send "5"; a "5" committed meanwhile turns the held GET into a 400 (see
+ * poll_common), however the GET and the "5" raced to the two daemons. */
+#define UPGRADE_NOOP_MS 100
 
-/* What a GET answers for session ss now (inside the transaction). */
+/* What a GET answers for session ss now (inside the transaction); first:
+ * the GET's first call (else it is held, and called again). */
 static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *payload,
-                     int64_t *wake_at)
+                     int64_t *wake_at, bool first)
 {
     const sg_config *cfg = w->e->cfg;
     int64_t now = sg_now_ms();
@@ -1025,8 +1032,14 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
                 UPGRADE_LIMIT_MS);
         ss->upgrading = 0;
     }
-    if (n == 0 && ss->upgrading)
-        n = sg_eio_append_polling(payload, false, "6", 1) < 0 ? -1 : 1; /* let it pause */
+    int64_t tick = 0; /* upgrading: when a held GET is answered noop */
+    if (n == 0 && ss->upgrading) {
+        int64_t since = now - ss->upgrading;
+        if (since >= UPGRADE_NOOP_MS && !first)
+            n = sg_eio_append_polling(payload, false, "6", 1) < 0 ? -1 : 1; /* let it pause */
+        else
+            tick = ss->upgrading + (since < 0 ? 1 : since / UPGRADE_NOOP_MS + 1) * UPGRADE_NOOP_MS;
+    }
     if (n < 0)
         return SG_E_INTERNAL;
     if (n > 0) {
@@ -1037,6 +1050,8 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
     *wake_at = ss->ping_sent ? ss->expires_at : ss->next_ping_at;
     if (ss->connect_by && ss->connect_by < *wake_at)
         *wake_at = ss->connect_by;
+    if (tick && tick < *wake_at)
+        *wake_at = tick;
     return SG_WAIT;
 }
 
@@ -1065,14 +1080,22 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
             /* the client polls again: what the previous response carried arrived */
             rc = SG_E_INTERNAL;
         }
-    } else if (ss.state == SG_SESSION_OPEN &&
-               (strcmp(ss.poller, token) != 0 || strcmp(ss.transport, "polling") != 0)) {
-        /* the slot was taken from this GET (an upgrade); answer it noop */
+    } else if (ss.state == SG_SESSION_OPEN && strcmp(ss.transport, "polling") != 0) {
+        /* The "5" came while this GET was held. The reference server answers
+         * a GET it held then with the close packet, and one that comes after
+         * the "5" with 400: siogate cannot tell this GET from one sent after
+         * the "5" that reached this process before the WebSocket daemon
+         * committed it, so it answers as if the "5" had been first (the
+         * client does not poll after its "5" anyway: either answer ends the
+         * polling transport, and the session goes on over the WebSocket). */
+        return abort_session(w, &ss, SG_E_BADREQ);
+    } else if (ss.state == SG_SESSION_OPEN && strcmp(ss.poller, token) != 0) {
+        /* the slot was taken from this GET; answer it noop */
         rc = sg_buf_putc(payload, '0' + SG_EIO_NOOP) < 0 ? SG_E_INTERNAL : SG_OK;
         return abort_session(w, &ss, rc);
     }
     if (rc == SG_OK)
-        rc = poll_take(w, &ss, token, payload, wake_at);
+        rc = poll_take(w, &ss, token, payload, wake_at, first);
     if (rc == SG_E_BADREQ && ss.state == SG_SESSION_OPEN) {
         /* refused without a close (e.g. upgraded session): change nothing */
         return abort_session(w, &ss, rc);
@@ -1120,7 +1143,7 @@ int sg_engine_ws_probe(sg_worker *w, const char *sid)
         (ss.upgrading && sg_now_ms() - ss.upgrading <= UPGRADE_LIMIT_MS))
         return abort_session(w, &ss, SG_E_BADREQ);
     ss.upgrading = sg_now_ms();
-    eng_mark_dirty(w, sid); /* a held GET answers noop now */
+    eng_mark_dirty(w, sid); /* a held GET is answered noop at the upgrade's tick */
     return end_session(w, &ss, SG_OK);
 }
 

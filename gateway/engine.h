@@ -201,10 +201,14 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
  * as from the reference server), SG_E_BADREQ (upgraded: polling is
  * refused; or a GET is already in flight for sid: the session is closed
  * with "transport error" and the held GET will return the close packet),
- * SG_E_INTERNAL. */
+ * SG_E_INTERNAL. During an upgrade (after "2probe") a GET with nothing to
+ * carry is held and answered noop at the next 100 ms tick since the probe
+ * (the reference's upgrade timer); when the "5" is committed first, a held
+ * GET gets SG_E_BADREQ. */
 int sg_engine_poll(sg_worker *w, const char *sid, const char *token,
                    sg_buf *payload, int64_t *wake_at);
-/* A held GET, after a ring or its wake_at: same results as sg_engine_poll. */
+/* A held GET, after a ring or its wake_at: same results as sg_engine_poll
+ * (SG_E_BADREQ when the session upgraded meanwhile). */
 int sg_engine_poll_again(sg_worker *w, const char *sid, const char *token,
                          sg_buf *payload, int64_t *wake_at);
 /* The held GET goes away without an answer carrying packets (the web
@@ -224,14 +228,14 @@ void sg_engine_poll_release(sg_worker *w, const char *sid, const char *token);
 
 /* An upgrade from polling begins: "2probe" arrived on a WebSocket for sid.
  * SG_OK: answer "3probe"; from now on a GET for sid is answered noop at
- * once, so the client can pause polling. SG_E_SID (unknown or closed),
- * SG_E_BADREQ (not a polling session: already upgraded, or another
- * WebSocket holds it). */
+ * the upgrade's next 100 ms tick, so the client can pause polling.
+ * SG_E_SID (unknown or closed), SG_E_BADREQ (not a polling session:
+ * already upgraded, or another WebSocket holds it). */
 int sg_engine_ws_probe(sg_worker *w, const char *sid);
 
 /* The upgrade completes: "5" arrived. The session's transport becomes
- * "websocket", held by owner; a held GET is answered noop; polling requests
- * are refused from now on. SG_OK, SG_E_SID, SG_E_BADREQ (no probe, or
+ * "websocket", held by owner; polling requests are refused from now on
+ * (400, a held GET too). SG_OK, SG_E_SID, SG_E_BADREQ (no probe, or
  * already upgraded). */
 int sg_engine_ws_upgrade(sg_worker *w, const char *sid, const char *owner);
 

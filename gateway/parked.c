@@ -226,6 +226,10 @@ static int64_t deadline_for(const sg_parked *p, int64_t wake_at)
     }
     if (d < now + MIN_DELAY_MS)
         d = now + MIN_DELAY_MS;
+    /* A deadline within a second is kept as it is: rounding it would delay
+     * it by a large part of itself (the noop tick of an upgrade, 100 ms). */
+    if (d - now < 1000)
+        return d;
     /* Rounded up to a multiple of TIMER_GRAIN_MS, so that the pings of many
      * sessions fall due together and are answered in one batch (and their
      * pongs and the next GETs arrive together too): with 5,000 sessions and

@@ -254,3 +254,90 @@ test("2. 2probe and 5 sent at once, then a second WebSocket: it is closed", T, a
   assert.match(await w.next(), /^40\{"sid":/);
   w.close();
 });
+
+// ---------------------------------------------------------------- 3. polling after the upgrade
+
+// The protocol test suite's case: "2probe" and "5" without waiting for
+// "3probe", then a GET. Reference: the GET is checked against the socket's
+// transport, websocket by then: 400 {"code":3,"message":"Bad request"}
+// (TRANSPORT_MISMATCH). siogate: whichever of siogate-fcgi and siogate-wsd
+// gets there first, the GET is refused.
+test("3. 2probe and 5 over the WebSocket, then a polling GET: 400 Bad request", T, async () => {
+  for (let i = 0; i < 5; i++) {
+    const { sid } = await handshake(stack);
+    const w = rawWs(stack, sid);
+    await w.opened;
+    w.send("2probe");
+    w.send("5");
+    w.pong = true;
+    assertBadRequest(await poll(stack, sid, { timeoutMs: 3000 }));
+    assert.equal(await w.next(), "3probe");
+    w.send("40");
+    assert.match(await w.next(), /^40\{"sid":/);
+    assertBadRequest(await send(stack, sid, "40/custom,"));
+    w.close();
+  }
+});
+
+test("3. after 3probe, 5 and a GET at once: 400 Bad request", T, async () => {
+  for (let i = 0; i < 5; i++) {
+    const { sid } = await handshake(stack);
+    const w = rawWs(stack, sid);
+    await w.opened;
+    w.send("2probe");
+    assert.equal(await w.next(), "3probe");
+    w.send("5");
+    w.pong = true;
+    assertBadRequest(await poll(stack, sid, { timeoutMs: 3000 }));
+    w.close();
+  }
+});
+
+// Reference: while the WebSocket upgrades, a GET is the transport writable:
+// a timer started at "2probe" writes a noop into it every 100 ms, so that
+// the client can pause polling and send "5".
+test("3. a GET during the upgrade is held, then answered noop; after 5 GETs get 400", T, async () => {
+  const { sid } = await handshake(stack);
+  const w = rawWs(stack, sid);
+  await w.opened;
+  w.send("2probe");
+  assert.equal(await w.next(), "3probe");
+  const t0 = Date.now();
+  const res = await poll(stack, sid, { timeoutMs: 3000 });
+  assert.equal(res.status, 200);
+  assert.equal(res.body, "6");
+  assert.ok(Date.now() - t0 < PING_INTERVAL, `noop after ${Date.now() - t0} ms`);
+  w.send("5");
+  w.pong = true;
+  w.send("40");
+  assert.match(await w.next(), /^40\{"sid":/);
+  assertBadRequest(await poll(stack, sid));
+  w.close();
+});
+
+// A GET held during the upgrade when the "5" comes. Reference: the polling
+// transport is closed while writable, so the held GET gets the close
+// packet "1" (and a GET that comes after the "5" gets 400). siogate cannot
+// tell a GET held before the "5" from one sent after it that reached
+// siogate-fcgi before siogate-wsd committed the "5": it answers both 400.
+// Either way polling ends there and the session goes on over the WebSocket.
+test("3. a GET held during the upgrade when 5 comes: polling ends there; the next GET gets 400", T, async () => {
+  const { sid } = await handshake(stack);
+  const w = rawWs(stack, sid);
+  await w.opened;
+  w.send("2probe");
+  assert.equal(await w.next(), "3probe");
+  const held = poll(stack, sid, { timeoutMs: 3000 });
+  await sleep(30); // the GET is held by now (the noop would come 100 ms after the probe)
+  w.send("5");
+  w.pong = true;
+  const res = await held;
+  if (IS_REFERENCE && res.status === 200) assert.equal(res.body, "1");
+  else assertBadRequest(res);
+  assertBadRequest(await poll(stack, sid));
+  w.send("40");
+  assert.match(await w.next(), /^40\{"sid":/);
+  assert.equal(await w.next(), '42["auth",{}]');
+  await echoesOver(w, "after the upgrade");
+  w.close();
+});

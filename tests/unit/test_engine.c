@@ -422,11 +422,26 @@ TEST("engine: upgrade: probe, the held GET answers noop, frames move to the WebS
     CHECK_INT(sg_engine_ws_probe(w, sid), SG_OK);
     CHECK_INT(sg_engine_ws_probe(w, sid), SG_E_BADREQ); /* a second WebSocket */
     CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_E_BADREQ);
+    /* the held GET is answered noop at the upgrade's first tick, 100 ms
+     * after the probe (the reference server's upgrade timer) */
+    int64_t t0 = sg_now_ms();
+    CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_WAIT);
+    CHECK(wake > t0 && wake <= t0 + 100);
+    sleep_ms(110);
     CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_OK);
     CHECK_STR(sg_buf_str(&b), "6");
+    /* a GET during the upgrade is held till the next tick... */
+    char d_tok[32];
+    snprintf(d_tok, sizeof d_tok, "%s", token());
+    sg_buf_reset(&b);
+    t0 = sg_now_ms();
+    CHECK_INT(sg_engine_poll(w, sid, d_tok, &b, &wake), SG_WAIT);
+    CHECK(wake > t0 && wake <= t0 + 100);
     /* an event during the upgrade: its reply waits in the store */
     CHECK_INT(post(sid, "42[\"message\",\"during\"]"), SG_OK);
     CHECK_INT(sg_engine_ws_upgrade(w, sid, "1.1"), SG_OK);
+    /* ...and the "5" committed meanwhile turns it into a 400 */
+    CHECK_INT(sg_engine_poll_again(w, sid, d_tok, &b, &wake), SG_E_BADREQ);
     CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_E_BADREQ); /* upgraded */
     sg_buf_reset(&b);
     CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ); /* polling refused */
