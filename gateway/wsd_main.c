@@ -299,10 +299,15 @@ static int64_t deadline_for(int64_t wake_at)
 
 /* ---------------------------------------------------------------- lifecycle */
 
-/* The next check of a connection waiting for "2probe". */
+/* The next check of a connection waiting for "2probe": PROBE_RECHECK_MS
+ * after the 101, then each after twice the time before it (200, 400,
+ * 800 ms...), so that a WebSocket that never sends its probe costs a few
+ * store reads, not one every PROBE_RECHECK_MS until UPGRADE_TIMEOUT_MS. */
 static int64_t probe_recheck_at(const struct conn *c)
 {
-    int64_t t = sg_mono_ms() + PROBE_RECHECK_MS;
+    int64_t now = sg_mono_ms();
+    int64_t since = now - (c->upgrade_by - UPGRADE_TIMEOUT_MS);
+    int64_t t = now + (since < PROBE_RECHECK_MS ? PROBE_RECHECK_MS : since);
     return t < c->upgrade_by ? t : c->upgrade_by;
 }
 

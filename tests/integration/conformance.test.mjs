@@ -255,6 +255,31 @@ test("2. 2probe and 5 sent at once, then a second WebSocket: it is closed", T, a
   w.close();
 });
 
+// Two WebSockets for one polling session, the second before the first sent
+// "2probe". Reference: the first is "upgrading" from its connection on, so
+// the second is closed right after its 101. siogate marks the upgrade at
+// "2probe": the second is closed once the first's probe is committed (a
+// WebSocket that waits for its own probe re-checks the session).
+test("2. a WebSocket opened before another one probed is closed once that one upgrades", T, async () => {
+  const { sid } = await handshake(stack);
+  const w = rawWs(stack, sid);
+  await w.opened;
+  const w2 = rawWs(stack, sid);
+  await w2.opened;
+  w.send("2probe");
+  assert.equal(await w.next(), "3probe");
+  w.send("5");
+  w.pong = true;
+  const code = await withTimeout(w2.closed, 1000, "the second WebSocket's close");
+  assert.ok([1000, 1005].includes(code), `close code ${code}`);
+  assert.deepEqual(w2.messages, []);
+  w.send("40");
+  assert.match(await w.next(), /^40\{"sid":/);
+  assert.equal(await w.next(), '42["auth",{}]');
+  await echoesOver(w, "the first one");
+  w.close();
+});
+
 // ---------------------------------------------------------------- 3. polling after the upgrade
 
 // The protocol test suite's case: "2probe" and "5" without waiting for
