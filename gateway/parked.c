@@ -25,7 +25,8 @@
  * CLOCK_MONOTONIC ms (the engine's CLOCK_REALTIME wake_at is converted on
  * arrival, so that clock steps do not stall or fire timers). A held GET has
  * a timer only for the engine's wake_at (its next ping or heartbeat
- * deadline, once per ping interval); the safety net for a dropped ring is
+ * deadline, once per ping interval; during an upgrade, the 100 ms tick
+ * of its noop); the safety net for a dropped ring is
  * one query every SG_PARKED_RECHECK_MS for the sessions that got frames
  * since the last one (sg_engine_changed_since), not a re-check per held
  * GET: an idle loop costs the same whatever the number of held polls.

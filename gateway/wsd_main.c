@@ -17,7 +17,10 @@
  *           error); then the RFC 6455 checks (400, or 426 for a version
  *           other than 13), then 101.
  *   PROBE   upgrade from polling (the URL has a sid): waiting for "2probe";
- *           sg_engine_ws_probe, answer "3probe";
+ *           sg_engine_ws_probe, answer "3probe". A session upgraded or
+ *           being upgraded by another WebSocket already gets its 101 and
+ *           the close at once, as from the reference server (checked before
+ *           the 101, then again while no probe came: 100, 200, 400 ms...);
  *   PROBED  waiting for "5": sg_engine_ws_upgrade. Before the upgrade only
  *           those two packets are accepted; anything else, or no upgrade
  *           within UPGRADE_TIMEOUT_MS, closes the WebSocket and leaves the
