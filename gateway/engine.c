@@ -985,17 +985,19 @@ static int take_frame(void *ud, bool binary, const void *frame, size_t len)
 /* An upgrade whose "5" does not come within this time is given up (the
  * WebSocket daemon also aborts it when the connection ends first). */
 #define UPGRADE_LIMIT_MS 10000
-/* During an upgrade a GET with nothing to carry is held and answered noop
- * at the next tick of this period since the "2probe", as the reference
- * server's upgrade timer does, so that the client can pause polling and
- * send "5"; a "5" committed meanwhile turns the held GET into a 400 (see
- * poll_common), however the GET and the "5" raced to the two daemons. */
+/* During an upgrade a GET with nothing to carry is answered noop, so that
+ * the client can pause polling and send "5": the reference server's upgrade
+ * timer writes it into a held GET every this many ms from the "2probe" on.
+ * Until that first tick a GET is held (one held before the probe too: the
+ * probe's ring re-arms it), so that a "5" committed meanwhile turns it into
+ * a 400 (see poll_common) however the GET and the "5" raced to the two
+ * daemons; after it, the noop comes at once (the reference: at the next
+ * tick). */
 #define UPGRADE_NOOP_MS 100
 
-/* What a GET answers for session ss now (inside the transaction); first:
- * the GET's first call (else it is held, and called again). */
+/* What a GET answers for session ss now (inside the transaction). */
 static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *payload,
-                     int64_t *wake_at, bool first)
+                     int64_t *wake_at)
 {
     const sg_config *cfg = w->e->cfg;
     int64_t now = sg_now_ms();
@@ -1034,11 +1036,10 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
     }
     int64_t tick = 0; /* upgrading: when a held GET is answered noop */
     if (n == 0 && ss->upgrading) {
-        int64_t since = now - ss->upgrading;
-        if (since >= UPGRADE_NOOP_MS && !first)
+        if (now - ss->upgrading >= UPGRADE_NOOP_MS)
             n = sg_eio_append_polling(payload, false, "6", 1) < 0 ? -1 : 1; /* let it pause */
         else
-            tick = ss->upgrading + (since < 0 ? 1 : since / UPGRADE_NOOP_MS + 1) * UPGRADE_NOOP_MS;
+            tick = ss->upgrading + UPGRADE_NOOP_MS;
     }
     if (n < 0)
         return SG_E_INTERNAL;
@@ -1095,7 +1096,7 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
         return abort_session(w, &ss, rc);
     }
     if (rc == SG_OK)
-        rc = poll_take(w, &ss, token, payload, wake_at, first);
+        rc = poll_take(w, &ss, token, payload, wake_at);
     if (rc == SG_E_BADREQ && ss.state == SG_SESSION_OPEN) {
         /* refused without a close (e.g. upgraded session): change nothing */
         return abort_session(w, &ss, rc);
@@ -1143,7 +1144,7 @@ int sg_engine_ws_probe(sg_worker *w, const char *sid)
         (ss.upgrading && sg_now_ms() - ss.upgrading <= UPGRADE_LIMIT_MS))
         return abort_session(w, &ss, SG_E_BADREQ);
     ss.upgrading = sg_now_ms();
-    eng_mark_dirty(w, sid); /* a held GET is answered noop at the upgrade's tick */
+    eng_mark_dirty(w, sid); /* a held GET is answered noop at the upgrade's first tick */
     return end_session(w, &ss, SG_OK);
 }
 

@@ -202,9 +202,9 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
  * refused; or a GET is already in flight for sid: the session is closed
  * with "transport error" and the held GET will return the close packet),
  * SG_E_INTERNAL. During an upgrade (after "2probe") a GET with nothing to
- * carry is held and answered noop at the next 100 ms tick since the probe
- * (the reference's upgrade timer); when the "5" is committed first, a held
- * GET gets SG_E_BADREQ. */
+ * carry is answered noop, but not before 100 ms after the probe (the first
+ * tick of the reference's upgrade timer): until then it is held, and gets
+ * SG_E_BADREQ if the "5" is committed first. */
 int sg_engine_poll(sg_worker *w, const char *sid, const char *token,
                    sg_buf *payload, int64_t *wake_at);
 /* A held GET, after a ring or its wake_at: same results as sg_engine_poll
@@ -227,8 +227,9 @@ void sg_engine_poll_release(sg_worker *w, const char *sid, const char *token);
  * host, e.g. "<pid>.<counter>" (a dead process's owner is recognised). */
 
 /* An upgrade from polling begins: "2probe" arrived on a WebSocket for sid.
- * SG_OK: answer "3probe"; from now on a GET for sid is answered noop at
- * the upgrade's next 100 ms tick, so the client can pause polling.
+ * SG_OK: answer "3probe"; from now on a GET for sid with nothing to carry
+ * is answered noop (from 100 ms after the probe on), so the client can
+ * pause polling.
  * SG_E_SID (unknown or closed), SG_E_BADREQ (not a polling session:
  * already upgraded, or another WebSocket holds it). */
 int sg_engine_ws_probe(sg_worker *w, const char *sid);
