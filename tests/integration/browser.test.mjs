@@ -285,7 +285,7 @@ test("two pages: nicknames, the lobby, each sees the other join and speak, membe
   for (const [p, who] of [[a, "ann"], [b, "bob"]]) {
     const got = await waitLines(p, "lobby", (l) => l.filter((x) => /^msg/.test(x.cls)).length === 2, `${who} sees both`);
     const msgs = got.filter((x) => /^msg/.test(x.cls));
-    assert.match(msgs[0].text, /^ann.*hi bob, ça va ?$/);
+    assert.ok(/^ann/.test(msgs[0].text) && msgs[0].text.endsWith("hi bob, ça va ?"), msgs[0].text);
     assert.match(msgs[1].text, /^bob.*hello ann <b>not bold<\/b>$/);
     assert.equal(msgs[0].cls, who === "ann" ? "msg mine" : "msg");
     assert.equal(msgs[1].cls, who === "bob" ? "msg mine" : "msg");
@@ -379,7 +379,7 @@ test("network cut and restored: the badge says reconnecting, then connected; mes
   await bctx.setOffline(false);
   await waitBadge(b, ["polling", "websocket"], "bob back");
   await waitLines(b, "lobby", (l) => l.some((x) => x.text === "back in #lobby"), "bob rejoined the lobby");
-  await waitLines(a, "lobby", (l) => l.filter((x) => x.text === "bob joined").length === 2, "ann sees bob join again");
+  await waitLines(a, "lobby", (l) => l.filter((x) => x.text === "bob joined").length >= 2, "ann sees bob join again");
   await waitMembers(a, ["ann", "bob"], "ann's lobby after");
   await waitMembers(b, ["ann", "bob"], "bob's lobby after");
   assert.ok(!(await lines(b, "lobby")).some((x) => /while bob is away/.test(x.text)), "no message while away");
