@@ -542,10 +542,18 @@ static void conn_readable(sg_parked *p, struct conn *c)
 {
     for (;;) {
         if (c->in.len >= MAX_INPUT) {
-            /* the parser keeps what it needs; this much unparsed is abuse */
-            sg_warn("fastcgi: a record beyond every limit: closing the connection");
-            conn_gone(p, c);
-            return;
+            /* a long STDIN stream (a big POST) arrives faster than one
+             * turn: parse what came so far, the parser keeps the body */
+            if (conn_parse(p, c) < 0) {
+                conn_gone(p, c);
+                return;
+            }
+            if (c->in.len >= MAX_INPUT) {
+                /* the parser keeps what it needs; this much unparsed is abuse */
+                sg_warn("fastcgi: a record beyond every limit: closing the connection");
+                conn_gone(p, c);
+                return;
+            }
         }
         if (sg_buf_reserve(&c->in, READ_CHUNK) < 0) {
             sg_error("fastcgi: out of memory reading a request");

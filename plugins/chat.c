@@ -14,6 +14,14 @@
  *                          "said" {nick, room, text, time} -> {ok}; only a
  *                          member may speak
  *   "members" room         -> {ok, room, members:[nick...]}
+ *   "image" {room, type, data}
+ *                          an image: type "image/png", "image/jpeg",
+ *                          "image/gif" or "image/webp", data its bytes as
+ *                          a binary value (1 byte to 512 KB) that begin as
+ *                          that type's files do; everyone in the room,
+ *                          sender included, gets "image" {nick, room, type,
+ *                          data, time} (data binary) -> {ok}; only a member
+ *                          may send one
  *
  * When a socket goes away every room it was in gets "left" {nick, room,
  * reason}.
@@ -45,6 +53,7 @@ SG_PLUGIN_DECLARE;
 #define MAX_NICK 32
 #define MAX_ROOM 64
 #define MAX_TEXT 4096
+#define MAX_IMAGE (512 * 1024)
 
 static const sg_host *host;
 
@@ -197,6 +206,72 @@ static int on_say(sg_ctx *ctx, const char *event, json_t *args, void *ud)
     return 0;
 }
 
+/* Image types a browser shows in an <img> without running anything (no
+ * SVG), each with the bytes its files begin with. */
+static const struct image_type {
+    const char *type;
+    const char *magic;
+    size_t magic_len;
+    size_t magic2_off; /* a second mark further in (WebP), 0: none */
+    const char *magic2;
+} image_types[] = {
+    {"image/png", "\x89PNG\r\n\x1a\n", 8, 0, NULL},
+    {"image/jpeg", "\xff\xd8\xff", 3, 0, NULL},
+    {"image/gif", "GIF8", 4, 0, NULL},
+    {"image/webp", "RIFF", 4, 8, "WEBP"},
+};
+
+/* Whether len bytes at data look like an image of type. */
+static int image_ok(const char *type, const unsigned char *data, size_t len)
+{
+    for (size_t i = 0; i < sizeof image_types / sizeof image_types[0]; i++) {
+        const struct image_type *t = &image_types[i];
+        if (strcmp(type, t->type) != 0)
+            continue;
+        if (len < t->magic_len || memcmp(data, t->magic, t->magic_len) != 0)
+            return 0;
+        if (t->magic2 && (len < t->magic2_off + strlen(t->magic2) ||
+                          memcmp(data + t->magic2_off, t->magic2, strlen(t->magic2)) != 0))
+            return 0;
+        return 1;
+    }
+    return 0;
+}
+
+static int on_image(sg_ctx *ctx, const char *event, json_t *args, void *ud)
+{
+    (void)event, (void)ud;
+    json_t *msg = json_array_get(args, 0);
+    char internal[MAX_ROOM + 2];
+    const char *room = room_arg(json_object_get(msg, "room"), internal);
+    json_t *type = json_object_get(msg, "type");
+    json_t *data = json_object_get(msg, "data");
+    size_t len = 0;
+    const unsigned char *bytes = data ? host->binary_data(data, &len) : NULL;
+    if (!room || !json_is_string(type) || !bytes)
+        return fail(ctx, "image {room, type, data}: data binary");
+    if (len == 0 || len > MAX_IMAGE)
+        return fail(ctx, "an image is 1 byte to 512 KB");
+    if (strlen(json_string_value(type)) != json_string_length(type) ||
+        !image_ok(json_string_value(type), bytes, len))
+        return fail(ctx, "not a PNG, JPEG, GIF or WebP image of the type given");
+    if (!in_room(ctx, internal))
+        return fail(ctx, "not in this room");
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    const char *to[] = {internal, NULL};
+    sg_target t = {.rooms = to};
+    /* data is borrowed from args: O adds a reference (the host steals the
+     * array, not the caller's binary value) */
+    if (host->emit_to(ctx, &t, "image",
+                      json_pack("[{s:o,s:s,s:O,s:O,s:I}]", "nick", nick_of(ctx), "room", room,
+                                "type", type, "data", data, "time",
+                                (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000)) < 0)
+        return -1;
+    host->ack(ctx, json_pack("[{s:b}]", "ok", 1));
+    return 0;
+}
+
 static int on_members(sg_ctx *ctx, const char *event, json_t *args, void *ud)
 {
     (void)event, (void)ud;
@@ -242,6 +317,7 @@ int sg_plugin_init(const sg_host *h, sg_plugin *self)
         h->on_event(self, NSP, "leave", on_leave, NULL) < 0 ||
         h->on_event(self, NSP, "say", on_say, NULL) < 0 ||
         h->on_event(self, NSP, "members", on_members, NULL) < 0 ||
+        h->on_event(self, NSP, "image", on_image, NULL) < 0 ||
         h->on_disconnect(self, NSP, on_disconnect, NULL) < 0)
         return -1;
     return 0;

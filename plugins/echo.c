@@ -1,5 +1,5 @@
-/* echo.c - the echo plugin: the behaviour the integration tests and the
- * demo rely on (a contract: keep it stable).
+/* echo.c - the echo plugin: the behaviour the integration tests rely on
+ * (a contract: keep it stable).
  *
  * Namespaces "/" and "/custom":
  *   - on every connection, emit "auth" with the client's CONNECT payload

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { startStack, pluginPath, IS_REFERENCE } from "./lib/stack.mjs";
 import { makeClient, whenConnected, closeClient, closeAllClients, emitAck, nextOn } from "./lib/client.mjs";
 import { deliveries } from "./lib/features.mjs";
+import { toBuffer } from "./lib/util.mjs";
 
 const skip = IS_REFERENCE ? "siogate only (example plugin)" : false;
 const T = { timeout: 60000, skip };
@@ -142,6 +143,100 @@ test("a room named like a socket id is not that socket's private room", T, async
     const { got } = await deliveries([ann], "joined", () => ack(eve, "join", ann.id), [0]);
     assert.equal(got[0].length, 0, "ann is not a member of eve's room");
     assert.deepEqual((await ack(eve, "members", ann.id)).members, ["eve"]);
+  } finally {
+    [ann, eve].forEach(closeClient);
+  }
+});
+
+// The smallest PNG there is (1x1, transparent) and a fake one of any size
+// (the plugin checks the type's first bytes, not the whole file).
+const PNG_1X1 = Buffer.from(
+  "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082",
+  "hex",
+);
+function fakePng(size) {
+  const b = Buffer.alloc(size, 0x5a);
+  PNG_1X1.copy(b, 0, 0, 8);
+  return b;
+}
+
+test("image: everyone in the room gets the bytes as binary, the sender too; outsiders do not", T, async () => {
+  const ann = await member("ann");
+  const bob = await member("bob");
+  const eve = await member("eve");
+  try {
+    await ack(ann, "join", "pics");
+    await ack(bob, "join", "pics");
+    const t0 = Date.now();
+    const { result, got } = await deliveries(
+      [ann, bob, eve],
+      "image",
+      () => ack(ann, "image", { room: "pics", type: "image/png", data: PNG_1X1 }),
+      [1, 1, 0],
+    );
+    assert.deepEqual(result, { ok: true });
+    for (const g of got.slice(0, 2)) {
+      assert.equal(g.length, 1);
+      const [m] = g[0];
+      assert.deepEqual(Object.keys(m).sort(), ["data", "nick", "room", "time", "type"]);
+      assert.equal(m.nick, "ann");
+      assert.equal(m.room, "pics");
+      assert.equal(m.type, "image/png");
+      assert.ok(Buffer.isBuffer(m.data) || m.data instanceof ArrayBuffer, "data arrives as binary");
+      assert.ok(toBuffer(m.data).equals(PNG_1X1), "the same bytes");
+      assert.ok(Math.abs(m.time - t0) < 60000, `time ${m.time}`);
+    }
+    assert.equal(got[2].length, 0);
+  } finally {
+    [ann, bob, eve].forEach(closeClient);
+  }
+});
+
+test("image: 512 KB is accepted, one byte more is refused with an ack error", T, async () => {
+  const ann = await member("ann");
+  try {
+    await ack(ann, "join", "big");
+    const ok = nextOn(ann, "image", 20000);
+    assert.deepEqual(
+      (await emitAck(ann, "image", [{ room: "big", type: "image/png", data: fakePng(512 * 1024) }], 20000))[0],
+      { ok: true },
+    );
+    assert.equal(toBuffer((await ok)[0].data).length, 512 * 1024);
+    const r = (await emitAck(ann, "image", [{ room: "big", type: "image/png", data: fakePng(512 * 1024 + 1) }], 20000))[0];
+    assert.deepEqual(r, { ok: false, error: "an image is 1 byte to 512 KB" });
+  } finally {
+    closeClient(ann);
+  }
+});
+
+test("image: hostile input is refused (type, bytes, shape, membership) and sent to no one", T, async () => {
+  const ann = await member("ann");
+  const eve = await member("eve");
+  try {
+    await ack(ann, "join", "safe");
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>');
+    const bad = [
+      [{ room: "safe", type: "image/svg+xml", data: svg }, "not a PNG, JPEG, GIF or WebP image of the type given"],
+      [{ room: "safe", type: "image/png", data: Buffer.from("<html>not a png</html>") }, "not a PNG, JPEG, GIF or WebP image of the type given"],
+      [{ room: "safe", type: "image/jpeg", data: PNG_1X1 }, "not a PNG, JPEG, GIF or WebP image of the type given"],
+      [{ room: "safe", type: "image/png\u0000x", data: PNG_1X1 }, "not a PNG, JPEG, GIF or WebP image of the type given"],
+      [{ room: "safe", type: "image/png", data: PNG_1X1.toString("base64") }, "image {room, type, data}: data binary"],
+      [{ room: "safe", type: "image/png", data: Buffer.alloc(0) }, "an image is 1 byte to 512 KB"],
+      [{ room: "safe", data: PNG_1X1 }, "image {room, type, data}: data binary"],
+      [{ type: "image/png", data: PNG_1X1 }, "image {room, type, data}: data binary"],
+      ["safe", "image {room, type, data}: data binary"],
+    ];
+    const { got } = await deliveries([ann, eve], "image", async () => {
+      for (const [arg, error] of bad)
+        assert.deepEqual(await ack(ann, "image", arg), { ok: false, error }, JSON.stringify(arg).slice(0, 80));
+      // eve is no member of "safe"
+      assert.deepEqual(await ack(eve, "image", { room: "safe", type: "image/png", data: PNG_1X1 }), {
+        ok: false,
+        error: "not in this room",
+      });
+    }, [0, 0]);
+    assert.equal(got[0].length + got[1].length, 0, "nothing was sent");
   } finally {
     [ann, eve].forEach(closeClient);
   }

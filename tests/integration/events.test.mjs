@@ -185,6 +185,19 @@ test("binary ack: buffers come back in the ack", T, async () => {
   assertBuf(res[2], Buffer.alloc(0), "ack arg 2 (empty)");
 });
 
+// A polling POST of about 670 KB (500 KB base64-encoded): its FastCGI STDIN
+// stream is longer than what siogate-fcgi holds unparsed per connection,
+// so it must be parsed as it arrives (it once closed the connection, and the
+// client never got its ack).
+test("binary ack: 500 KB over polling comes back whole", T, async () => {
+  const big = Buffer.alloc(500 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 131 + 7) & 0xff;
+  const res = await emitAck(socket, "message-with-ack", ["big", big], 20000);
+  assert.equal(res.length, 2);
+  assert.equal(res[0], "big");
+  assertBuf(res[1], big, "ack arg 1 (500 KB)");
+});
+
 test("binary and text events interleaved keep their order", T, async () => {
   const n = 10;
   const all = collectEvents(socket, "message-back", n, 10000);
