@@ -1198,21 +1198,6 @@ int sg_engine_ws_abort(sg_worker *w, const char *sid)
     return end_session(w, &ss, SG_OK);
 }
 
-int sg_engine_session_exists(sg_worker *w, const char *sid)
-{
-    if (!sg_id_valid(sid))
-        return SG_E_SID;
-    sg_session ss;
-    int rc = sg_store_session_get(w->store, sid, &ss);
-    if (rc == SG_STORE_NOTFOUND)
-        return SG_E_SID;
-    if (rc != 0)
-        return SG_E_INTERNAL;
-    rc = ss.state == SG_SESSION_OPEN ? SG_OK : SG_E_SID;
-    sg_session_clear(&ss);
-    return rc;
-}
-
 int sg_engine_ws_can_upgrade(sg_worker *w, const char *sid)
 {
     if (!sg_id_valid(sid))

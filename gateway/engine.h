@@ -244,9 +244,6 @@ int sg_engine_ws_upgrade(sg_worker *w, const char *sid, const char *owner);
  * polling (its GETs are held again). SG_OK, SG_E_SID. */
 int sg_engine_ws_abort(sg_worker *w, const char *sid);
 
-/* SG_OK if sid names an open session, else SG_E_SID (read only). */
-int sg_engine_session_exists(sg_worker *w, const char *sid);
-
 /* May a new WebSocket upgrade sid? (read only; before its 101). SG_OK: the
  * session is open on polling and no WebSocket is upgrading it; SG_E_BADREQ:
  * it is open but upgraded, born on a WebSocket, or another WebSocket is
