@@ -1,6 +1,7 @@
 /* admin.c - the CLI's own store queries. See admin.h.
  *
- * The schema is schema/0001_init.sql: sessions (state 0 open, 1 closed),
+ * The schema is schema/0001_init.sql (and 0002, 0003: handshakes apart):
+ * sessions (state 0 open, 1 closed),
  * sockets (one per namespace connection), rooms (nsp, room, socket_id;
  * every socket is in the room named by its id), queue, acks. */
 #include "admin.h"
@@ -273,7 +274,8 @@ int sg_admin_sockets(sg_admin *a, const char *nsp, const char *room, bool detail
     if (rc < 0)
         goto out;
     if ((rc = prepare(a,
-                      "SELECT s.id, s.nsp, s.sid, ss.transport, s.data, s.created_at, ss.handshake"
+                      "SELECT s.id, s.nsp, s.sid, ss.transport, s.data, s.created_at,"
+                      " (SELECT handshake FROM handshakes h WHERE h.sid = s.sid)"
                       LIVE_SOCKETS " ORDER BY s.nsp, s.created_at, s.id",
                       &st)) < 0 ||
         (rc = prepare(a,

@@ -235,11 +235,21 @@ static void close_socket_cb(void *ud, const char *id, const char *nsp)
         cw->rc = -1;
 }
 
-/* Close ss (inside a transaction): mark it closed if it is open, then the
- * disconnect handlers of its sockets. ss->state is updated. */
 static bool is_client_close(const char *reason)
 {
     return strcmp(reason, "transport close") == 0;
+}
+
+/* 1 when the process named in a poller token ("<pid>.<n>") is alive. */
+static bool poller_alive(const char *token)
+{
+    char *end;
+    long pid = strtol(token, &end, 10);
+    if (pid <= 0 || *end != '.')
+        return false;
+    if (pid == (long)getpid())
+        return true;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
 /* The close marker frame queued by eng_close_session. Socket.IO frames all
@@ -251,6 +261,8 @@ static bool is_close_marker(bool binary, const void *frame, size_t len)
     return !binary && len == 1 && (*f == '0' + SG_EIO_CLOSE || *f == '0' + SG_EIO_NOOP);
 }
 
+/* Close ss (inside a transaction): mark it closed if it is open, then the
+ * disconnect handlers of its sockets. ss->state is updated. */
 int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
 {
     int rc = sg_store_session_close(w->store, ss->sid, reason, sg_now_ms());
@@ -259,20 +271,44 @@ int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
     if (rc != 0)
         return -1;
     sg_debug("session %s closed: %s", ss->sid, reason);
+    bool polling = strcmp(ss->transport, "polling") == 0;
+    bool held = ss->poller[0] && poller_alive(ss->poller);
     ss->state = SG_SESSION_CLOSED;
     ss->poller[0] = '\0';
     snprintf(ss->close_reason, sizeof ss->close_reason, "%s", reason);
     struct close_walk cw = {w, ss->sid, reason, 0};
     if (sg_store_sockets_of(w->store, ss->sid, close_socket_cb, &cw) < 0)
         return -1;
+    if (!polling) /* a WebSocket session ends with the WebSocket's own close */
+        return cw.rc;
+    if (strcmp(reason, "ping timeout") == 0 && !held) {
+        /* The client stopped polling: the reference server forgets the
+         * session at once (its buffer with it), so the next request gets
+         * 400 "Session ID unknown", not a close packet. */
+        return sg_store_queue_drop(w->store, ss->sid) != 0 ? -1 : cw.rc;
+    }
     /* The last word on polling, after whatever the handlers queued: the
      * close packet, or noop for the client's own close. It is queued, not
      * written into whatever GET is held now, so that a GET arriving later
-     * still gets it, as from the reference server's buffered close. */
+     * still gets it, as from the reference server's buffered close (the
+     * session is "closing" there until a GET took it). */
     if (eng_queue_eio(w, ss->sid, is_client_close(reason) ? SG_EIO_NOOP : SG_EIO_CLOSE,
                       NULL) < 0)
         return -1;
     return cw.rc;
+}
+
+/* A session whose heartbeat deadline passed before a request came (no
+ * process held it then, or none noticed yet): close it now, as the
+ * reference server's timer would have. ss open, inside its transaction.
+ * true when it was expired (then closed: answer SG_E_SID, after the
+ * commit; *rc is SG_E_INTERNAL on a store failure). */
+static bool expired_now(sg_worker *w, sg_session *ss, int *rc)
+{
+    if (ss->state != SG_SESSION_OPEN || ss->expires_at >= sg_now_ms())
+        return false;
+    *rc = eng_close_session(w, ss, "ping timeout") < 0 ? SG_E_INTERNAL : SG_E_SID;
+    return true;
 }
 
 int eng_close_sid(sg_worker *w, const char *sid, const char *reason)
@@ -553,6 +589,9 @@ static int begin_session(sg_worker *w, const char *sid, sg_session *ss, bool all
     if (rc == 0 && (allow_closed || ss->state == SG_SESSION_OPEN)) {
         eng_tx_enter(w);
         w->ss = ss;
+        w->ss_read = *ss;
+        sg_buf_init(&w->ss_read.partial); /* the copy does not own it */
+        w->ss_read_partial = ss->partial.len;
         return SG_OK;
     }
     if (rc == 0)
@@ -573,12 +612,28 @@ static int abort_session(sg_worker *w, sg_session *ss, int rc)
     return rc;
 }
 
-/* Write ss back, commit, ring; or roll back when result is internal. */
+/* Did the request change ss since begin_session read it? A session with a
+ * partial binary packet, before or after, counts as changed (the buffers
+ * are not compared). */
+static bool session_changed(const sg_worker *w, const sg_session *ss)
+{
+    const sg_session *r = &w->ss_read;
+    return ss->partial.len > 0 || w->ss_read_partial > 0 || ss->state != r->state ||
+           strcmp(ss->transport, r->transport) != 0 || ss->next_ping_at != r->next_ping_at ||
+           ss->ping_sent != r->ping_sent || ss->expires_at != r->expires_at ||
+           ss->connect_by != r->connect_by || ss->sent_upto != r->sent_upto ||
+           strcmp(ss->poller, r->poller) != 0 || ss->upgrading != r->upgrading;
+}
+
+/* Write ss back (unless unchanged: a POST of messages, a re-check that
+ * leaves a GET waiting write nothing), commit, ring; or roll back when
+ * result is internal. */
 static int end_session(sg_worker *w, sg_session *ss, int result)
 {
     eng_tx_leave(w);
     w->ss = NULL;
-    if (result != SG_E_INTERNAL && sg_store_session_update(w->store, ss) != 0)
+    if (result != SG_E_INTERNAL && session_changed(w, ss) &&
+        sg_store_session_update(w->store, ss) != 0)
         result = SG_E_INTERNAL;
     if (result != SG_E_INTERNAL && sg_store_commit(w->store) != 0)
         result = SG_E_INTERNAL;
@@ -900,7 +955,9 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
     int rc = begin_session(w, sid, &ss, false);
     if (rc != SG_OK)
         return rc;
-    if (strcmp(ss.transport, "polling") != 0) {
+    if (expired_now(w, &ss, &rc)) {
+        /* the pong came too late: the session is gone (rc: SG_E_SID) */
+    } else if (strcmp(ss.transport, "polling") != 0) {
         rc = SG_E_BADREQ; /* upgraded: polling requests are refused */
     } else {
         int drc = sg_eio_decode_payload(body, len, &pkts);
@@ -920,18 +977,6 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
     }
     sg_eio_packets_free(&pkts);
     return end_session(w, &ss, rc);
-}
-
-/* 1 when the process named in a poller token ("<pid>.<n>") is alive. */
-static bool poller_alive(const char *token)
-{
-    char *end;
-    long pid = strtol(token, &end, 10);
-    if (pid <= 0 || *end != '.')
-        return false;
-    if (pid == (long)getpid())
-        return true;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
 struct take {
@@ -959,6 +1004,15 @@ static int take_frame(void *ud, bool binary, const void *frame, size_t len)
 /* An upgrade whose "5" does not come within this time is given up (the
  * WebSocket daemon also aborts it when the connection ends first). */
 #define UPGRADE_LIMIT_MS 10000
+/* During an upgrade a GET with nothing to carry is answered noop, so that
+ * the client can pause polling and send "5": the reference server's upgrade
+ * timer writes it into a held GET every this many ms from the "2probe" on.
+ * Until that first tick a GET is held (one held before the probe too: the
+ * probe's ring re-arms it), so that a "5" committed meanwhile turns it into
+ * a 400 (see poll_common) however the GET and the "5" raced to the two
+ * daemons; after it, the noop comes at once (the reference: at the next
+ * tick). */
+#define UPGRADE_NOOP_MS 100
 
 /* What a GET answers for session ss now (inside the transaction). */
 static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *payload,
@@ -999,8 +1053,13 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
                 UPGRADE_LIMIT_MS);
         ss->upgrading = 0;
     }
-    if (n == 0 && ss->upgrading)
-        n = sg_eio_append_polling(payload, false, "6", 1) < 0 ? -1 : 1; /* let it pause */
+    int64_t tick = 0; /* upgrading: when a held GET is answered noop */
+    if (n == 0 && ss->upgrading) {
+        if (now - ss->upgrading >= UPGRADE_NOOP_MS)
+            n = sg_eio_append_polling(payload, false, "6", 1) < 0 ? -1 : 1; /* let it pause */
+        else
+            tick = ss->upgrading + UPGRADE_NOOP_MS;
+    }
     if (n < 0)
         return SG_E_INTERNAL;
     if (n > 0) {
@@ -1011,6 +1070,8 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
     *wake_at = ss->ping_sent ? ss->expires_at : ss->next_ping_at;
     if (ss->connect_by && ss->connect_by < *wake_at)
         *wake_at = ss->connect_by;
+    if (tick && tick < *wake_at)
+        *wake_at = tick;
     return SG_WAIT;
 }
 
@@ -1028,7 +1089,9 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
         if (pending <= 0)
             return abort_session(w, &ss, pending < 0 ? SG_E_INTERNAL : SG_E_SID);
     } else if (first) {
-        if (strcmp(ss.transport, "polling") != 0) {
+        if (expired_now(w, &ss, &rc)) {
+            /* gone before this GET came (rc: SG_E_SID) */
+        } else if (strcmp(ss.transport, "polling") != 0) {
             rc = SG_E_BADREQ;
         } else if (ss.poller[0] && strcmp(ss.poller, token) != 0 && poller_alive(ss.poller)) {
             sg_warn("session %s: overlapping GET requests: closing", sid);
@@ -1037,9 +1100,17 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
             /* the client polls again: what the previous response carried arrived */
             rc = SG_E_INTERNAL;
         }
-    } else if (ss.state == SG_SESSION_OPEN &&
-               (strcmp(ss.poller, token) != 0 || strcmp(ss.transport, "polling") != 0)) {
-        /* the slot was taken from this GET (an upgrade); answer it noop */
+    } else if (ss.state == SG_SESSION_OPEN && strcmp(ss.transport, "polling") != 0) {
+        /* The "5" came while this GET was held. The reference server answers
+         * a GET it held then with the close packet, and one that comes after
+         * the "5" with 400: siogate cannot tell this GET from one sent after
+         * the "5" that reached this process before the WebSocket daemon
+         * committed it, so it answers as if the "5" had been first (the
+         * client does not poll after its "5" anyway: either answer ends the
+         * polling transport, and the session goes on over the WebSocket). */
+        return abort_session(w, &ss, SG_E_BADREQ);
+    } else if (ss.state == SG_SESSION_OPEN && strcmp(ss.poller, token) != 0) {
+        /* the slot was taken from this GET; answer it noop */
         rc = sg_buf_putc(payload, '0' + SG_EIO_NOOP) < 0 ? SG_E_INTERNAL : SG_OK;
         return abort_session(w, &ss, rc);
     }
@@ -1092,7 +1163,7 @@ int sg_engine_ws_probe(sg_worker *w, const char *sid)
         (ss.upgrading && sg_now_ms() - ss.upgrading <= UPGRADE_LIMIT_MS))
         return abort_session(w, &ss, SG_E_BADREQ);
     ss.upgrading = sg_now_ms();
-    eng_mark_dirty(w, sid); /* a held GET answers noop now */
+    eng_mark_dirty(w, sid); /* a held GET is answered noop at the upgrade's first tick */
     return end_session(w, &ss, SG_OK);
 }
 
@@ -1138,6 +1209,28 @@ int sg_engine_session_exists(sg_worker *w, const char *sid)
     if (rc != 0)
         return SG_E_INTERNAL;
     rc = ss.state == SG_SESSION_OPEN ? SG_OK : SG_E_SID;
+    sg_session_clear(&ss);
+    return rc;
+}
+
+int sg_engine_ws_can_upgrade(sg_worker *w, const char *sid)
+{
+    if (!sg_id_valid(sid))
+        return SG_E_SID;
+    sg_session ss;
+    int rc = sg_store_session_get(w->store, sid, &ss);
+    if (rc == SG_STORE_NOTFOUND)
+        return SG_E_SID;
+    if (rc != 0)
+        return SG_E_INTERNAL;
+    int64_t now = sg_now_ms();
+    if (ss.state != SG_SESSION_OPEN || ss.expires_at < now)
+        rc = SG_E_SID;
+    else if (strcmp(ss.transport, "polling") != 0 ||
+             (ss.upgrading && now - ss.upgrading <= UPGRADE_LIMIT_MS))
+        rc = SG_E_BADREQ;
+    else
+        rc = SG_OK;
     sg_session_clear(&ss);
     return rc;
 }

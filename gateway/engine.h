@@ -184,7 +184,8 @@ json_t *sg_engine_fetch_sockets(sg_worker *w, const char *nsp, const char *const
 /* A POST body for sid: decode the payload and receive its packets. Returns
  * SG_OK (answer 200 "ok"; also when the payload or a packet in it was
  * malformed: the session is then closed with "parse error" and its GET
- * gets the close packet, as from the reference server), SG_E_SID,
+ * gets the close packet, as from the reference server), SG_E_SID (also
+ * when its heartbeat deadline passed: it is closed now, "ping timeout"),
  * SG_E_BADREQ (the session was upgraded: polling is refused), SG_E_TOOLARGE
  * (len > max_payload: closed with "transport error"), SG_E_INTERNAL. */
 int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
@@ -194,12 +195,20 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
  * GET slot. SG_OK: payload holds the response body (packets, a ping, or
  * the close/noop packet); the slot is released. SG_WAIT: nothing to send;
  * hold the request until a ring for sid or until *wake_at (CLOCK_REALTIME
- * ms), then call sg_engine_poll_again(). SG_E_SID, SG_E_BADREQ (a GET is
- * already in flight for sid: the session is closed with "transport error"
- * and the held GET will return the close packet), SG_E_INTERNAL. */
+ * ms), then call sg_engine_poll_again(). SG_E_SID (unknown or closed; or
+ * its heartbeat deadline passed before this GET: it is closed now with
+ * "ping timeout", and only a GET held at the close gets the close packet,
+ * as from the reference server), SG_E_BADREQ (upgraded: polling is
+ * refused; or a GET is already in flight for sid: the session is closed
+ * with "transport error" and the held GET will return the close packet),
+ * SG_E_INTERNAL. During an upgrade (after "2probe") a GET with nothing to
+ * carry is answered noop, but not before 100 ms after the probe (the first
+ * tick of the reference's upgrade timer): until then it is held, and gets
+ * SG_E_BADREQ if the "5" is committed first. */
 int sg_engine_poll(sg_worker *w, const char *sid, const char *token,
                    sg_buf *payload, int64_t *wake_at);
-/* A held GET, after a ring or its wake_at: same results as sg_engine_poll. */
+/* A held GET, after a ring or its wake_at: same results as sg_engine_poll
+ * (SG_E_BADREQ when the session upgraded meanwhile). */
 int sg_engine_poll_again(sg_worker *w, const char *sid, const char *token,
                          sg_buf *payload, int64_t *wake_at);
 /* The held GET goes away without an answer carrying packets (the web
@@ -218,15 +227,16 @@ void sg_engine_poll_release(sg_worker *w, const char *sid, const char *token);
  * host, e.g. "<pid>.<counter>" (a dead process's owner is recognised). */
 
 /* An upgrade from polling begins: "2probe" arrived on a WebSocket for sid.
- * SG_OK: answer "3probe"; from now on a GET for sid is answered noop at
- * once, so the client can pause polling. SG_E_SID (unknown or closed),
- * SG_E_BADREQ (not a polling session: already upgraded, or another
- * WebSocket holds it). */
+ * SG_OK: answer "3probe"; from now on a GET for sid with nothing to carry
+ * is answered noop (from 100 ms after the probe on), so the client can
+ * pause polling.
+ * SG_E_SID (unknown or closed), SG_E_BADREQ (not a polling session:
+ * already upgraded, or another WebSocket holds it). */
 int sg_engine_ws_probe(sg_worker *w, const char *sid);
 
 /* The upgrade completes: "5" arrived. The session's transport becomes
- * "websocket", held by owner; a held GET is answered noop; polling requests
- * are refused from now on. SG_OK, SG_E_SID, SG_E_BADREQ (no probe, or
+ * "websocket", held by owner; polling requests are refused from now on
+ * (400, a held GET too). SG_OK, SG_E_SID, SG_E_BADREQ (no probe, or
  * already upgraded). */
 int sg_engine_ws_upgrade(sg_worker *w, const char *sid, const char *owner);
 
@@ -236,6 +246,14 @@ int sg_engine_ws_abort(sg_worker *w, const char *sid);
 
 /* SG_OK if sid names an open session, else SG_E_SID (read only). */
 int sg_engine_session_exists(sg_worker *w, const char *sid);
+
+/* May a new WebSocket upgrade sid? (read only; before its 101). SG_OK: the
+ * session is open on polling and no WebSocket is upgrading it; SG_E_BADREQ:
+ * it is open but upgraded, born on a WebSocket, or another WebSocket is
+ * upgrading it (the reference server then completes the WebSocket
+ * handshake and closes it at once); SG_E_SID: unknown, closed, or past its
+ * heartbeat deadline; SG_E_INTERNAL. */
+int sg_engine_ws_can_upgrade(sg_worker *w, const char *sid);
 
 /* Claim a session opened on the WebSocket by this connection (after
  * sg_engine_open(…, "websocket", …)). SG_OK or an error. */

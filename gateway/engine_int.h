@@ -29,6 +29,9 @@ struct sg_worker {
     sg_buf dirty;     /* sids queued for in this transaction, '\n'-separated */
     bool in_tx;       /* a transaction is open (handlers run inside it) */
     sg_session *ss;   /* the session being processed in it, or NULL */
+    sg_session ss_read; /* ss as begin_session read it, without its partial
+                           (ss_read.partial stays empty, never owned) */
+    size_t ss_read_partial; /* the length of the partial it read */
     bool batch;       /* in sg_engine_batch_begin/end: rings wait for the end */
     /* sg_engine_ws_receive's local fast path: frames for direct_sid (when
      * set) collect in direct as [binary 1 byte][length 4 bytes][frame] */

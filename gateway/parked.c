@@ -25,7 +25,8 @@
  * CLOCK_MONOTONIC ms (the engine's CLOCK_REALTIME wake_at is converted on
  * arrival, so that clock steps do not stall or fire timers). A held GET has
  * a timer only for the engine's wake_at (its next ping or heartbeat
- * deadline, once per ping interval); the safety net for a dropped ring is
+ * deadline, once per ping interval; during an upgrade, its noop 100 ms
+ * after the probe); the safety net for a dropped ring is
  * one query every SG_PARKED_RECHECK_MS for the sessions that got frames
  * since the last one (sg_engine_changed_since), not a re-check per held
  * GET: an idle loop costs the same whatever the number of held polls.
@@ -226,6 +227,10 @@ static int64_t deadline_for(const sg_parked *p, int64_t wake_at)
     }
     if (d < now + MIN_DELAY_MS)
         d = now + MIN_DELAY_MS;
+    /* A deadline within a second is kept as it is: rounding it would delay
+     * it by a large part of itself (an upgrade's noop, 100 ms away). */
+    if (d - now < 1000)
+        return d;
     /* Rounded up to a multiple of TIMER_GRAIN_MS, so that the pings of many
      * sessions fall due together and are answered in one batch (and their
      * pongs and the next GETs arrive together too): with 5,000 sessions and

@@ -20,8 +20,9 @@ extern const char *const sg_schema_migrations[];
 
 enum stmt_id {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
-    ST_SESSION_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE, ST_SESSION_HANDSHAKE,
+    ST_SESSION_INSERT, ST_HANDSHAKE_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE, ST_SESSION_HANDSHAKE,
     ST_SESSION_CLOSE, ST_SESSION_EXPIRED, ST_SESSION_PURGE, ST_SESSION_PURGE_QUEUE,
+    ST_SESSION_PURGE_HANDSHAKES,
     ST_QUEUE_PUSH, ST_QUEUE_READ, ST_QUEUE_TRIM, ST_QUEUE_PENDING, ST_QUEUE_DROP,
     ST_SOCKET_INSERT, ST_SOCKET_FIND, ST_SOCKET_DELETE, ST_SOCKET_ROOMS_DELETE,
     ST_SOCKETS_OF, ST_ROOM_JOIN, ST_ROOM_LEAVE,
@@ -41,8 +42,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ROLLBACK_TO] = "ROLLBACK TO sg_tx",
     [ST_SESSION_INSERT] =
         "INSERT INTO sessions (sid, state, transport, created_at, next_ping_at, ping_sent,"
-        " expires_at, connect_by, sent_upto, poller, partial, handshake)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        " expires_at, connect_by, sent_upto, poller, partial)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    /* apart from the session's hot columns (schema 0003) */
+    [ST_HANDSHAKE_INSERT] = "INSERT INTO handshakes (sid, handshake) VALUES (?1, ?2)",
     [ST_SESSION_GET] =
         "SELECT state, transport, created_at, next_ping_at, ping_sent, expires_at,"
         " connect_by, sent_upto, poller, partial, close_reason, upgrading"
@@ -51,7 +54,7 @@ static const char *const stmt_sql[ST_COUNT] = {
         "UPDATE sessions SET state = ?2, transport = ?3, next_ping_at = ?4, ping_sent = ?5,"
         " expires_at = ?6, connect_by = ?7, sent_upto = ?8, poller = ?9, partial = ?10,"
         " upgrading = ?11 WHERE sid = ?1",
-    [ST_SESSION_HANDSHAKE] = "SELECT handshake FROM sessions WHERE sid = ?1",
+    [ST_SESSION_HANDSHAKE] = "SELECT handshake FROM handshakes WHERE sid = ?1",
     [ST_SESSION_CLOSE] =
         "UPDATE sessions SET state = 1, closed_at = ?3, close_reason = ?2, poller = NULL,"
         " partial = NULL WHERE sid = ?1 AND state = 0",
@@ -62,6 +65,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SESSION_PURGE] = "DELETE FROM sessions WHERE state = 1 AND closed_at < ?1",
     [ST_SESSION_PURGE_QUEUE] =
         "DELETE FROM queue WHERE sid IN"
+        " (SELECT sid FROM sessions WHERE state = 1 AND closed_at < ?1)",
+    [ST_SESSION_PURGE_HANDSHAKES] =
+        "DELETE FROM handshakes WHERE sid IN"
         " (SELECT sid FROM sessions WHERE state = 1 AND closed_at < ?1)",
     [ST_QUEUE_PUSH] = "INSERT INTO queue (sid, binary, frame) VALUES (?1, ?2, ?3)",
     [ST_QUEUE_READ] = "SELECT seq, binary, frame FROM queue WHERE sid = ?1 AND seq > ?2 ORDER BY seq",
@@ -553,8 +559,12 @@ int sg_store_session_insert(sg_store *s, const sg_session *ss, const char *hands
     sqlite3_bind_int64(st, 9, ss->sent_upto);
     bind_text_or_null(st, 10, ss->poller);
     bind_partial(st, 11, &ss->partial);
-    sqlite3_bind_text(st, 12, handshake, -1, SQLITE_STATIC);
-    return exec_stmt(s, st, "insert session");
+    int rc = exec_stmt(s, st, "insert session");
+    if (rc != 0 || !(st = stmt(s, ST_HANDSHAKE_INSERT)))
+        return rc != 0 ? rc : -1;
+    sqlite3_bind_text(st, 1, ss->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, handshake, -1, SQLITE_STATIC);
+    return exec_stmt(s, st, "insert handshake");
 }
 
 static void copy_text(char *dst, size_t cap, const unsigned char *src)
@@ -744,6 +754,10 @@ int sg_store_sessions_purge(sg_store *s, int64_t before)
     sqlite3_bind_int64(st, 1, before);
     sqlite3_bind_null(st, 2);
     rc = exec_stmt(s, st, "purge ack replies");
+    if (rc != 0 || !(st = stmt(s, ST_SESSION_PURGE_HANDSHAKES)))
+        return -1;
+    sqlite3_bind_int64(st, 1, before);
+    rc = exec_stmt(s, st, "purge handshakes");
     if (rc != 0 || !(st = stmt(s, ST_SESSION_PURGE)))
         return -1;
     sqlite3_bind_int64(st, 1, before);

@@ -17,7 +17,10 @@
  *           error); then the RFC 6455 checks (400, or 426 for a version
  *           other than 13), then 101.
  *   PROBE   upgrade from polling (the URL has a sid): waiting for "2probe";
- *           sg_engine_ws_probe, answer "3probe";
+ *           sg_engine_ws_probe, answer "3probe". A session upgraded or
+ *           being upgraded by another WebSocket already gets its 101 and
+ *           the close at once, as from the reference server (checked before
+ *           the 101, then again while no probe came: 100, 200, 400 ms...);
  *   PROBED  waiting for "5": sg_engine_ws_upgrade. Before the upgrade only
  *           those two packets are accepted; anything else, or no upgrade
  *           within UPGRADE_TIMEOUT_MS, closes the WebSocket and leaves the
@@ -128,6 +131,7 @@ static const char PROG[] = "siogate-wsd";
 #define MIN_DELAY_MS 10             /* a re-check is never armed sooner */
 #define INTERNAL_RETRY_MS 1000      /* after a store failure */
 #define ACCEPT_PAUSE_MS 100         /* after EMFILE and the like */
+#define PROBE_RECHECK_MS 100        /* before "2probe": is the session still upgradable? */
 #define OUT_LIMIT (1u << 20)        /* back-pressure threshold per connection */
 #define READ_BUDGET (256u * 1024)   /* bytes read per connection per turn */
 #define HEAD_INITIAL 1024           /* first allocation for a request head */
@@ -153,6 +157,7 @@ struct conn {
     uint16_t stop_code; /* close the WebSocket with this code after reading */
     uint32_t budget;    /* bytes left to read this turn */
     uint64_t id;        /* owner token "<pid>.<id>" */
+    int64_t upgrade_by; /* PROBE, PROBED: "5" by then (CLOCK_MONOTONIC ms) */
     char sid[SG_ID_LEN + 1];
     char *in;           /* request head; after it, bytes that followed it */
     uint32_t in_len, in_cap, in_off;
@@ -296,6 +301,18 @@ static int64_t deadline_for(int64_t wake_at)
 }
 
 /* ---------------------------------------------------------------- lifecycle */
+
+/* The next check of a connection waiting for "2probe": PROBE_RECHECK_MS
+ * after the 101, then each after twice the time before it (200, 400,
+ * 800 ms...), so that a WebSocket that never sends its probe costs a few
+ * store reads, not one every PROBE_RECHECK_MS until UPGRADE_TIMEOUT_MS. */
+static int64_t probe_recheck_at(const struct conn *c)
+{
+    int64_t now = sg_mono_ms();
+    int64_t since = now - (c->upgrade_by - UPGRADE_TIMEOUT_MS);
+    int64_t t = now + (since < PROBE_RECHECK_MS ? PROBE_RECHECK_MS : since);
+    return t < c->upgrade_by ? t : c->upgrade_by;
+}
 
 static void mark_dirty(struct wsd *d, struct conn *c)
 {
@@ -572,6 +589,7 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
             return;
         }
         c->state = ST_PROBED;
+        schedule(d, c, c->upgrade_by);
         if (out_frame(c, SG_WS_TEXT, "3probe", 6) < 0)
             stop_reading(c, 1011);
     } else if (probe) { /* a repeated probe gets its answer again, as in the reference */
@@ -910,14 +928,19 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         eio_fail(d, c, &ans, SG_E_VERSION, NULL);
         goto out;
     }
+    bool refuse = false; /* an upgrade refused after the 101 */
     if (sid) {
         if (!sg_id_valid(sid)) {
             eio_fail(d, c, &ans, SG_E_SID, "malformed sid");
             goto out;
         }
-        /* does the session exist? (the reference answers 400 before upgrading) */
-        int rc = sg_engine_session_exists(d->w, sid);
-        if (rc != SG_OK) {
+        /* does the session exist? (the reference answers 400 before
+         * upgrading); is it upgraded or upgrading already? (the reference
+         * completes the handshake and closes the WebSocket at once) */
+        int rc = sg_engine_ws_can_upgrade(d->w, sid);
+        if (rc == SG_E_BADREQ) {
+            refuse = true;
+        } else if (rc != SG_OK) {
             eio_fail(d, c, &ans, rc == SG_E_SID ? SG_E_SID : SG_E_INTERNAL, NULL);
             goto out;
         }
@@ -969,11 +992,20 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         free(c->in);
         c->in = NULL;
     }
-    if (sid) {
+    if (sid && refuse) {
         snprintf(c->sid, sizeof c->sid, "%s", sid);
         c->state = ST_PROBE;
+        sg_info("connection from %s: session %s is upgraded or upgrading already: closing this "
+                "WebSocket", c->addr, c->sid);
+        sg_buf_free(&open_packet);
+        close_ws(d, c, 1000);
+        goto out;
+    } else if (sid) {
+        snprintf(c->sid, sizeof c->sid, "%s", sid);
+        c->state = ST_PROBE;
+        c->upgrade_by = sg_mono_ms() + UPGRADE_TIMEOUT_MS;
         sg_debug("connection from %s: upgrade of session %s begins", c->addr, c->sid);
-        schedule(d, c, sg_mono_ms() + UPGRADE_TIMEOUT_MS);
+        schedule(d, c, probe_recheck_at(c));
     } else {
         memcpy(c->sid, open_sid, sizeof c->sid);
         char owner[48];
@@ -1230,6 +1262,20 @@ static void expire(struct wsd *d, struct conn *c)
         destroy(d, c);
         break;
     case ST_PROBE:
+        /* no "2probe" yet: another WebSocket may have upgraded the session
+         * meanwhile (the reference closes this one at once then) */
+        if (sg_mono_ms() < c->upgrade_by) {
+            int rc = sg_engine_ws_can_upgrade(d->w, c->sid);
+            if (rc == SG_OK || rc == SG_E_INTERNAL) {
+                schedule(d, c, probe_recheck_at(c));
+            } else {
+                sg_info("connection from %s: session %s %s meanwhile: closing this WebSocket",
+                        c->addr, c->sid, rc == SG_E_SID ? "closed" : "upgraded");
+                close_ws(d, c, 1000);
+            }
+            break;
+        }
+        /* fall through */
     case ST_PROBED:
         sg_warn("connection from %s: session %s not upgraded within %d ms", c->addr, c->sid,
                 UPGRADE_TIMEOUT_MS);

@@ -320,9 +320,58 @@ TEST("engine: the server pings on the GET; without a pong the session dies")
     p = poll1(sid);
     CHECK_STR(p, "2");
     free(p);
-    sleep_ms(80); /* no pong within ping_timeout */
+    sleep_ms(80); /* no pong within ping_timeout, and no GET held */
     CHECK_INT(sg_engine_sweep(w), 1);
-    closed_by_server(sid, tap_failed);
+    /* the client had stopped polling: the session is unknown at once, no
+     * close packet (the reference server forgets it) */
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+    CHECK_INT(post(sid, "3"), SG_E_SID);
+}
+
+TEST("engine: past its heartbeat deadline, the next GET or POST closes the session and gets SG_E_SID")
+{
+    setup(50, 60);
+    char a[SG_ID_LEN + 1], b[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
+    open_session(a);
+    open_session(b);
+    connect_root(a, id, tap_failed);
+    connect_root(b, id, tap_failed);
+    sleep_ms(130); /* nobody polls, no sweep runs */
+    char *p = NULL;
+    CHECK_INT(poll_tok(a, token(), &p), SG_E_SID);
+    CHECK_INT(post(b, "3"), SG_E_SID); /* a pong too late */
+    CHECK_INT(sg_engine_sweep(w), 0);  /* closed already, and once */
+    CHECK_INT(poll_tok(a, token(), &p), SG_E_SID);
+    CHECK_INT(poll_tok(b, token(), &p), SG_E_SID);
+    CHECK_INT(sg_engine_ws_can_upgrade(w, a), SG_E_SID);
+}
+
+TEST("engine: a GET held at the heartbeat deadline gets the close packet, then SG_E_SID")
+{
+    setup(50, 60);
+    char sid[SG_ID_LEN + 1], sid2[SG_ID_LEN + 1];
+    open_session(sid);
+    open_session(sid2);
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    char t1[32], t2[32];
+    snprintf(t1, sizeof t1, "%s", token());
+    snprintf(t2, sizeof t2, "%s", token());
+    CHECK_INT(sg_engine_poll(w, sid, t1, &b, &wake), SG_WAIT);
+    CHECK_INT(sg_engine_poll(w, sid2, t2, &b, &wake), SG_WAIT);
+    sleep_ms(130); /* the ping was due, then the deadline passed: both held */
+    /* the held GET's own wake-up closes it */
+    CHECK_INT(sg_engine_poll_again(w, sid, t1, &b, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&b), "1");
+    /* the sweep closes the other one; its held GET gets the close packet */
+    CHECK_INT(sg_engine_sweep(w), 1);
+    sg_buf_reset(&b);
+    CHECK_INT(sg_engine_poll_again(w, sid2, t2, &b, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&b), "1");
+    char *p = NULL;
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+    CHECK_INT(poll_tok(sid2, token(), &p), SG_E_SID);
+    sg_buf_free(&b);
 }
 
 TEST("engine: a session that joins no namespace is closed after connect_timeout")
@@ -369,13 +418,26 @@ TEST("engine: upgrade: probe, the held GET answers noop, frames move to the WebS
     snprintf(a_tok, sizeof a_tok, "%s", token());
     CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_WAIT);
     CHECK_INT(sg_engine_ws_upgrade(w, sid, "1.1"), SG_E_BADREQ); /* no probe yet */
+    CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_OK);
     CHECK_INT(sg_engine_ws_probe(w, sid), SG_OK);
     CHECK_INT(sg_engine_ws_probe(w, sid), SG_E_BADREQ); /* a second WebSocket */
+    CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_E_BADREQ);
+    /* the held GET is answered noop at the upgrade's first tick, 100 ms
+     * after the probe (the reference server's upgrade timer) */
+    int64_t t0 = sg_now_ms();
+    CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_WAIT);
+    CHECK(wake > t0 && wake <= t0 + 100);
+    sleep_ms(110);
     CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&b), "6");
+    /* after it, a GET with nothing to carry gets the noop at once */
+    sg_buf_reset(&b);
+    CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_OK);
     CHECK_STR(sg_buf_str(&b), "6");
     /* an event during the upgrade: its reply waits in the store */
     CHECK_INT(post(sid, "42[\"message\",\"during\"]"), SG_OK);
     CHECK_INT(sg_engine_ws_upgrade(w, sid, "1.1"), SG_OK);
+    CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_E_BADREQ); /* upgraded */
     sg_buf_reset(&b);
     CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ); /* polling refused */
     CHECK_INT(post(sid, "42[\"x\"]"), SG_E_BADREQ);
@@ -406,6 +468,35 @@ TEST("engine: upgrade: probe, the held GET answers noop, frames move to the WebS
     sg_buf_free(&b);
 }
 
+TEST("engine: a GET within 100 ms of the probe is held; a 5 committed meanwhile makes it SG_E_BADREQ")
+{
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1], sid2[SG_ID_LEN + 1];
+    open_session(sid);
+    open_session(sid2);
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    char t1[32], t2[32];
+    snprintf(t1, sizeof t1, "%s", token());
+    snprintf(t2, sizeof t2, "%s", token());
+    CHECK_INT(sg_engine_ws_probe(w, sid), SG_OK);
+    CHECK_INT(sg_engine_ws_probe(w, sid2), SG_OK);
+    int64_t t0 = sg_now_ms();
+    CHECK_INT(sg_engine_poll(w, sid, t1, &b, &wake), SG_WAIT);
+    CHECK(wake > t0 - 10 && wake <= t0 + 100);
+    CHECK_INT(sg_engine_poll(w, sid2, t2, &b, &wake), SG_WAIT);
+    /* a re-check before the tick (a ring, the safety net) holds it again */
+    CHECK_INT(sg_engine_poll_again(w, sid, t1, &b, &wake), SG_WAIT);
+    CHECK_INT(sg_engine_ws_upgrade(w, sid, "1.1"), SG_OK);
+    CHECK_INT(sg_engine_poll_again(w, sid, t1, &b, &wake), SG_E_BADREQ);
+    CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ);
+    /* without a "5" the held GET gets the noop at the tick */
+    sleep_ms(110);
+    CHECK_INT(sg_engine_poll_again(w, sid2, t2, &b, &wake), SG_OK);
+    CHECK_STR(sg_buf_str(&b), "6");
+    sg_buf_free(&b);
+}
+
 TEST("engine: a WebSocket-only session, pinged by ws_take")
 {
     setup(50, 1000);
@@ -415,6 +506,8 @@ TEST("engine: a WebSocket-only session, pinged by ws_take")
     CHECK_INT(sg_engine_open(w, &hs, "websocket", sid, &open), SG_OK);
     CHECK(strstr(sg_buf_str(&open), "\"upgrades\":[],") != NULL);
     CHECK_INT(sg_engine_ws_probe(w, sid), SG_E_BADREQ);
+    CHECK_INT(sg_engine_ws_can_upgrade(w, sid), SG_E_BADREQ);
+    CHECK_INT(sg_engine_ws_can_upgrade(w, "AAAAAAAAAAAAAAAAAAAA"), SG_E_SID);
     CHECK_INT(sg_engine_ws_attach(w, sid, "1.2"), SG_OK);
     CHECK_INT(sg_engine_ws_attach(w, sid, "1.3"), SG_E_BADREQ);
     sg_buf b = SG_BUF_INIT;

@@ -4,9 +4,13 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 #include "log.h"
 #include "tap.h"
+
+extern const char *const sg_schema_migrations[];
 
 static char dir[64];
 static char path[128];
@@ -45,6 +49,44 @@ TEST("store: open creates and migrates to the latest version")
     CHECK(s != NULL);
     CHECK_INT(sg_store_version(s), sg_store_latest_version());
     CHECK_INT(sg_store_scalar(s, "PRAGMA journal_mode = WAL") >= 0, 1);
+    sg_store_close(s);
+}
+
+TEST("store: a version 2 store is taken forward with its sessions' handshakes")
+{
+    /* a store as siogate left it before schema 0003: the handshake in the
+     * session row */
+    static int n;
+    snprintf(path, sizeof path, "%s/v2-%d.db", dir, n++);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, sg_schema_migrations[0], NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, sg_schema_migrations[1], NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db,
+                           "PRAGMA user_version = 2;"
+                           "INSERT INTO sessions (sid, transport, created_at, next_ping_at,"
+                           " expires_at, handshake) VALUES ('" SID1 "', 'polling', 1, 2, 3,"
+                           " '{\"address\":\"10.1.2.3\"}')",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+
+    sg_store *s = sg_store_open(path);
+    CHECK(s != NULL);
+    CHECK_INT(sg_store_version(s), sg_store_latest_version());
+    json_t *hs = sg_store_session_handshake(s, SID1);
+    CHECK(hs != NULL);
+    CHECK_STR(json_string_value(json_object_get(hs, "address")), "10.1.2.3");
+    json_decref(hs);
+    /* the session's columns came along; purging it takes its handshake */
+    sg_session got;
+    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
+    CHECK_INT(got.expires_at, 3);
+    sg_session_clear(&got);
+    CHECK_INT(sg_store_session_close(s, SID1, "transport close", 10), 0);
+    CHECK_INT(sg_store_sessions_purge(s, 11), 1);
+    CHECK(sg_store_session_handshake(s, SID1) == NULL);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM handshakes"), 0);
     sg_store_close(s);
 }
 
