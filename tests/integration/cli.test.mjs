@@ -461,8 +461,10 @@ test("disconnect --all --nsp: every socket of that namespace, no other", T, asyn
 // ---- gc --------------------------------------------------------------------------------------------
 
 test("gc with the servers running: dead sessions expire once, racing the servers' own sweep", T, async () => {
-  // a stack of its own, with short heartbeats
-  const st = await startFeaturesStack({ fcgi: 1, conf: { ping_interval: 400, ping_timeout: 400 } });
+  // a stack of its own, with short heartbeats (not shorter: the 12 dead
+  // sessions must all be listed before they expire, also in the sanitizer
+  // build on a busy machine)
+  const st = await startFeaturesStack({ fcgi: 1, conf: { ping_interval: 1000, ping_timeout: 1000 } });
   const c2 = join(st.dir, "siogate.conf");
   try {
     const { socket: watcher } = await connectF(st, "/f");
@@ -481,7 +483,7 @@ test("gc with the servers running: dead sessions expire once, racing the servers
     const deadIds = before.filter((x) => dead.includes(x.sid)).map((x) => x.id);
     assert.equal(deadIds.length, 12);
     // gc from several processes at once, repeatedly, while fcgi sweeps too
-    const end = Date.now() + 2500;
+    const end = Date.now() + 3000;
     const runs = [];
     while (Date.now() < end) {
       runs.push(...[1, 2, 3].map(() => cli(["gc", "-v"], { conf: c2 })));
@@ -504,7 +506,9 @@ test("gc with the servers running: dead sessions expire once, racing the servers
 test("gc and emit with the servers stopped: sessions expire exactly once", T, async () => {
   const dir = mkdtempSync(join(work, "stopped-"));
   const db = join(dir, "s.db");
-  const st = await startStack({ fcgi: 1, conf: { db, ping_interval: 300, ping_timeout: 300 } });
+  // short heartbeats, but long enough for 20 clients to connect in the
+  // sanitizer build on a busy machine
+  const st = await startStack({ fcgi: 1, conf: { db, ping_interval: 1000, ping_timeout: 1000 } });
   const c2 = join(dir, "siogate.conf");
   copyFileSync(join(st.dir, "siogate.conf"), c2);
   let live = [];
@@ -516,7 +520,7 @@ test("gc and emit with the servers stopped: sessions expire exactly once", T, as
     closeAll(live);
   }
   assert.match(await ok(["sockets"], { conf: c2 }), /(\n.*){19}/, "still listed until gc");
-  await sleep(1000); // past ping_interval + ping_timeout
+  await sleep(2200); // past ping_interval + ping_timeout
   const runs = await Promise.all([1, 2, 3, 4].map(() => cli(["gc", "-v"], { conf: c2 })));
   for (const r of runs) assert.deepEqual([r.code, r.err], [0, ""]);
   const closed = runs.reduce((n, r) => n + Number(r.out), 0);
