@@ -51,6 +51,7 @@
 #include "engine.h"
 #include "log.h"
 #include "plugin.h"
+#include "plugins.h"
 #include "socketio.h"
 #include "store.h"
 #include "util.h"
@@ -1459,13 +1460,22 @@ static void check_plugins(struct checker *k)
     sg_config *cfg = &k->c->cfg;
     bool each_ok = true;
     for (size_t i = 0; i < cfg->nplugins; i++) {
-        if (access(cfg->plugins[i], R_OK) < 0) {
-            problem(k, "plugin %s: %s; fix the plugin line (a path relative to the directory "
-                       "the programs run in, or absolute)",
-                    cfg->plugins[i], strerror(errno));
+        char *file = sg_plugin_file(cfg->plugins[i]);
+        if (!file || access(file, R_OK) < 0) {
+            int err = file ? errno : ENOMEM;
+            if (strcmp(file ? file : "", cfg->plugins[i]))
+                problem(k, "plugin %s (%s): %s; fix the plugin line (a name installed in the "
+                           "plugin directory, or a path)",
+                        cfg->plugins[i], file ? file : "?", strerror(err));
+            else
+                problem(k, "plugin %s: %s; fix the plugin line (a path relative to the directory "
+                           "the programs run in, or absolute)",
+                        cfg->plugins[i], strerror(err));
+            free(file);
             each_ok = false;
             continue;
         }
+        free(file);
         if (try_plugins(k, &cfg->plugins[i], 1))
             fine(k, "plugin %s", cfg->plugins[i]);
         else

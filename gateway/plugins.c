@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <fnmatch.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,13 +119,39 @@ void sg_plugins_host_init(sg_host *host)
     host->on_disconnect = reg_disconnect;
 }
 
-static int load_one(sg_registry *r, const char *path, sg_host *host)
+#ifndef SG_PKGLIBDIR
+#define SG_PKGLIBDIR "/usr/local/lib/siogate"
+#endif
+
+/* The file a `plugin =` value names, as a new string (NULL when out of
+ * memory). A value with a '/' is a path, used as it is (a relative one
+ * against the current directory). A bare name is a plugin installed with
+ * siogate: NAME or NAME.so in $SIOGATE_PLUGIN_DIR if set and not empty,
+ * else in the pkglibdir of the build ($(libdir)/siogate). */
+char *sg_plugin_file(const char *name)
+{
+    if (strchr(name, '/'))
+        return strdup(name);
+    const char *dir = getenv("SIOGATE_PLUGIN_DIR");
+    if (!dir || !*dir)
+        dir = SG_PKGLIBDIR;
+    size_t n = strlen(name);
+    const char *ext = n >= 3 && !strcmp(name + n - 3, ".so") ? "" : ".so";
+    size_t cap = strlen(dir) + 1 + n + strlen(ext) + 1;
+    char *p = malloc(cap);
+    if (p)
+        snprintf(p, cap, "%s/%s%s", dir, name, ext);
+    return p;
+}
+
+static int load_one(sg_registry *r, const char *name, sg_host *host)
 {
     struct loaded *l = &r->plugins[r->nplugins];
-    l->path = strdup(path);
+    l->path = sg_plugin_file(name);
     if (!l->path)
         return -1;
     r->nplugins++;
+    const char *path = l->path;
     /* RTLD_LOCAL: plugins never see each other's symbols; RTLD_NOW: an
      * undefined symbol is reported here, naming the file, not at first use. */
     l->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);

@@ -23,7 +23,14 @@ typedef struct sg_handler {
 
 typedef struct sg_registry sg_registry;
 
-/* Load every plugin in paths (borrowed), in order, handing each the host
+/* The file that the `plugin =` value `name` (borrowed) names, as a new
+ * string, or NULL when out of memory: a value with a '/' as it is, a bare
+ * name (`echo`, `echo.so`) in $SIOGATE_PLUGIN_DIR if set, else in the
+ * directory `make install` puts the plugins in (SG_PKGLIBDIR). */
+char *sg_plugin_file(const char *name);
+
+/* Load every plugin in paths (borrowed; each as sg_plugin_file resolves
+ * it), in order, handing each the host
  * table (borrowed; must outlive the registry; its registration members are
  * overwritten by sg_plugins_host_init). Returns NULL if any plugin fails,
  * every problem logged with the file name; nothing stays loaded then. */

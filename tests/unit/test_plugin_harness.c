@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "plugin.h"
+#include "plugins.h"
 #include "socketio.h"
 #include "tap.h"
 
@@ -157,6 +158,45 @@ TEST("harness: handlers called directly: connection, message, message-with-ack")
     ctx.ack_id = -1; /* no ack asked: the plugin's ack fails, the handler reports it */
     CHECK(ef(&ctx, "message-with-ack", args, NULL) != 0);
     json_decref(args);
+}
+
+TEST("plugin names: a path is kept, a bare name is looked up in the plugin dir")
+{
+    char *saved = getenv("SIOGATE_PLUGIN_DIR") ? strdup(getenv("SIOGATE_PLUGIN_DIR")) : NULL;
+    char *p;
+    unsetenv("SIOGATE_PLUGIN_DIR");
+    p = sg_plugin_file("echo");
+    CHECK_STR(p, SG_PKGLIBDIR "/echo.so");
+    free(p);
+    p = sg_plugin_file("echo.so");
+    CHECK_STR(p, SG_PKGLIBDIR "/echo.so");
+    free(p);
+    setenv("SIOGATE_PLUGIN_DIR", "", 1); /* empty: as if unset */
+    p = sg_plugin_file("auth");
+    CHECK_STR(p, SG_PKGLIBDIR "/auth.so");
+    free(p);
+    setenv("SIOGATE_PLUGIN_DIR", "/opt/sg/plugins", 1);
+    p = sg_plugin_file("chat");
+    CHECK_STR(p, "/opt/sg/plugins/chat.so");
+    free(p);
+    p = sg_plugin_file("my.plugin.so");
+    CHECK_STR(p, "/opt/sg/plugins/my.plugin.so");
+    free(p);
+    /* anything with a slash is a path, absolute or relative */
+    p = sg_plugin_file("./echo.so");
+    CHECK_STR(p, "./echo.so");
+    free(p);
+    p = sg_plugin_file("plugins/echo");
+    CHECK_STR(p, "plugins/echo");
+    free(p);
+    p = sg_plugin_file("/usr/lib/x.so");
+    CHECK_STR(p, "/usr/lib/x.so");
+    free(p);
+    if (saved)
+        setenv("SIOGATE_PLUGIN_DIR", saved, 1);
+    else
+        unsetenv("SIOGATE_PLUGIN_DIR");
+    free(saved);
 }
 
 int main(void)
