@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startStack } from "./lib/stack.mjs";
 import { assertServesFreshClient, closeAllClients } from "./lib/client.mjs";
-import { request, eioUrl, errorBody, handshake, send, poll, collect, packets, waitSessionGone } from "./lib/eio.mjs";
+import { request, eioUrl, errorBody, handshake, send, poll, collect, packets, waitSessionGone, connectedSession } from "./lib/eio.mjs";
 import { sleep } from "./lib/util.mjs";
 
 // every test is bounded even if an await inside were not
@@ -39,14 +39,6 @@ async function assertPostEndsSession(body) {
   const r = await send(stack, sid, body);
   assert.ok(r.status === 200 || r.status === 400, `POST ${JSON.stringify(body)}: status ${r.status} ${r.body}`);
   await waitSessionGone(stack, sid, 2000);
-}
-
-async function connectedSession() {
-  const { sid } = await handshake(stack);
-  assert.equal((await send(stack, sid, "40")).status, 200);
-  const { packets: p } = await collect(stack, sid, 2, 3000);
-  assert.match(p[0], /^40\{"sid":/);
-  return sid;
 }
 
 test("EIO=3 (and no EIO at all): 400 code 5 Unsupported protocol version", T, async () => {
@@ -100,7 +92,7 @@ test('invalid Socket.IO packet ("4{garbage"): the session ends', T, async () => 
 });
 
 test('invalid JSON in an event ("42[garbage") on a connected socket: the session ends', T, async () => {
-  const sid = await connectedSession();
+  const sid = await connectedSession(stack);
   const r = await send(stack, sid, "42[garbage");
   assert.ok(r.status === 200 || r.status === 400, `status ${r.status}`);
   await waitSessionGone(stack, sid, 2000);
@@ -108,7 +100,7 @@ test('invalid JSON in an event ("42[garbage") on a connected socket: the session
 });
 
 test("invalid Socket.IO packet while a GET is held: the held GET closes", T, async () => {
-  const sid = await connectedSession();
+  const sid = await connectedSession(stack);
   const held = poll(stack, sid, { timeoutMs: 2500 });
   await sleep(300); // let the GET arrive and be held
   const r = await send(stack, sid, "4{garbage");
@@ -121,7 +113,7 @@ test("invalid Socket.IO packet while a GET is held: the held GET closes", T, asy
 });
 
 test(`POST body of exactly max_payload (${MAX_PAYLOAD} bytes) is accepted`, T, async () => {
-  const sid = await connectedSession();
+  const sid = await connectedSession(stack);
   const head = '42["message","';
   const tail = '"]';
   const body = head + "x".repeat(MAX_PAYLOAD - head.length - tail.length) + tail;
@@ -135,7 +127,7 @@ test(`POST body of exactly max_payload (${MAX_PAYLOAD} bytes) is accepted`, T, a
 });
 
 test(`POST body beyond max_payload (2000 > ${MAX_PAYLOAD} bytes): HTTP 413`, T, async () => {
-  const sid = await connectedSession();
+  const sid = await connectedSession(stack);
   const body = '42["message","' + "x".repeat(2000 - 16) + '"]';
   assert.equal(Buffer.byteLength(body), 2000);
   const r = await send(stack, sid, body);
@@ -144,7 +136,7 @@ test(`POST body beyond max_payload (2000 > ${MAX_PAYLOAD} bytes): HTTP 413`, T, 
 });
 
 test("two concurrent GETs for one session: the second gets 400 and the session ends", T, async () => {
-  const sid = await connectedSession();
+  const sid = await connectedSession(stack);
   const first = poll(stack, sid, { timeoutMs: 2500 });
   await sleep(300); // the first GET is now held
   const second = await poll(stack, sid, { timeoutMs: 2500 });

@@ -17,7 +17,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startStack } from "./lib/stack.mjs";
 import { assertServesFreshClient, closeAllClients, connectClient, emitAck } from "./lib/client.mjs";
-import { handshake, send, collect, waitSessionGone, RS } from "./lib/eio.mjs";
+import { send, waitSessionGone, RS, connectedSession } from "./lib/eio.mjs";
 
 const T = { timeout: 60000 };
 
@@ -31,19 +31,10 @@ after(async () => {
   if (stack) await stack.stop();
 });
 
-// A raw session connected to "/" (its CONNECT reply and "auth" event read).
-async function connectedSession() {
-  const { sid } = await handshake(stack);
-  assert.equal((await send(stack, sid, "40")).status, 200);
-  const { packets: p } = await collect(stack, sid, 2, 3000);
-  assert.match(p[0], /^40\{"sid":/);
-  return sid;
-}
-
 // body (a string or bytes) ends the session; the bystander and a fresh
 // client are served.
 async function assertEndsSession(body) {
-  const sid = await connectedSession();
+  const sid = await connectedSession(stack);
   const r = await send(stack, sid, body);
   assert.ok(r.status === 200 || r.status === 400, `status ${r.status} ${r.body}`);
   await waitSessionGone(stack, sid, 3000);

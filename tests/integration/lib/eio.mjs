@@ -2,6 +2,7 @@
 // well-behaved client library would never make. Every request is bounded
 // by an AbortController.
 
+import assert from "node:assert/strict";
 import { sleep } from "./util.mjs";
 
 export const RS = "\x1e"; // record separator between packets of a payload
@@ -120,4 +121,13 @@ export async function collect(stack, sid, n, deadlineMs = 5000) {
     got.push(...packets(res.body).filter((p) => p !== "6"));
   }
   return { packets: got, bodies };
+}
+
+/** A raw session connected to "/" (its CONNECT reply and first event read): its sid. */
+export async function connectedSession(stack) {
+  const { sid } = await handshake(stack);
+  assert.equal((await send(stack, sid, "40")).status, 200);
+  const { packets: p } = await collect(stack, sid, 2, 3000);
+  assert.match(p[0], /^40\{"sid":/);
+  return sid;
 }
