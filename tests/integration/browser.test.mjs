@@ -8,7 +8,8 @@
 // $SG_BUILDDIR/tests/integration/.artifacts/browser/.
 //
 // Runs once (tests/run does not rerun it behind nginx and Apache: the demo
-// always runs behind lighttpd). SG_CHROMIUM names another browser binary.
+// always runs behind lighttpd). SG_CHROMIUM names another browser binary;
+// SG_BROWSER=0 skips it (tests/run's make distcheck: it ran in the main pass).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -21,7 +22,11 @@ import { chromium } from "playwright-core";
 import { SRCDIR, BUILDDIR, IS_REFERENCE, freePort, pluginPath } from "./lib/stack.mjs";
 import { withTimeout, sleep } from "./lib/util.mjs";
 
-const skip = IS_REFERENCE ? "siogate only (the demo)" : false;
+const skip = IS_REFERENCE
+  ? "siogate only (the demo)"
+  : process.env.SG_BROWSER === "0"
+    ? "SG_BROWSER=0"
+    : false;
 const T = { timeout: 120000, skip };
 const CHROMIUM = process.env.SG_CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = join(BUILDDIR, "tests", "integration", ".artifacts", "browser");
