@@ -106,7 +106,7 @@ function confText(conf) {
   );
 }
 
-function spawnTarget({ port, confFile, fcgi, wsd, env }) {
+function spawnTarget({ port, confFile, fcgi, wsd, restart, env }) {
   if (IS_REFERENCE) {
     return spawn(
       process.execPath,
@@ -119,6 +119,7 @@ function spawnTarget({ port, confFile, fcgi, wsd, env }) {
   const args = ["--server", process.env.SG_SERVER || "lighttpd", "--port", String(port), "--conf", confFile];
   if (fcgi) args.push("--fcgi", String(fcgi));
   if (wsd !== undefined) args.push("--wsd", String(wsd));
+  if (restart) args.push("--restart");
   return spawn(launcher, args, {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true, // own process group: a last-resort kill reaches its children
@@ -132,7 +133,7 @@ function exited(child) {
   return new Promise((r) => child.once("exit", () => r()));
 }
 
-async function startOnce({ fcgi, wsd, conf, env }) {
+async function startOnce({ fcgi, wsd, restart, conf, env }) {
   const dir = mkdtempSync(join(tmpBase(), "st-"));
   const db = join(dir, "siogate.db");
   const full = {
@@ -144,7 +145,7 @@ async function startOnce({ fcgi, wsd, conf, env }) {
   const confFile = join(dir, "siogate.conf");
   writeFileSync(confFile, confText(full));
   const port = await freePort();
-  const child = spawnTarget({ port, confFile, fcgi, wsd, env });
+  const child = spawnTarget({ port, confFile, fcgi, wsd, restart, env });
   live.set(child.pid, true);
 
   let stderr = "";
@@ -257,11 +258,11 @@ async function startOnce({ fcgi, wsd, conf, env }) {
  * URL. If it exits early, retries (twice) with a new port, since a port
  * picked by freePort() may be taken in between.
  */
-export async function startStack({ fcgi = 1, wsd, conf = {}, env = {} } = {}) {
+export async function startStack({ fcgi = 1, wsd, restart = false, conf = {}, env = {} } = {}) {
   let last;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce({ fcgi, wsd, conf, env });
+      return await startOnce({ fcgi, wsd, restart, conf, env });
     } catch (e) {
       last = e;
       // only an early exit may be a lost port race; a hang is not retried
