@@ -1656,9 +1656,12 @@ static void usage(FILE *f)
             "  -V, --version    print the version\n"
             "  -h, --help       this text; 'siogate COMMAND --help' for a command\n"
             "\n"
+            "A 'plugin = NAME' without a '/' is NAME.so in $SIOGATE_PLUGIN_DIR, else\n"
+            "in %s.\n"
+            "\n"
             "Exit status: 0 success, 1 failure, 2 bad usage or configuration,\n"
             "3 the store stayed locked, 4 emit --ack: some acknowledgements missing.\n",
-            SG_DEFAULT_CONF);
+            SG_DEFAULT_CONF, SG_PKGLIBDIR);
 }
 
 static int cmd_help(struct cli *c, int argc, char **argv)
