@@ -261,9 +261,21 @@ static bool is_close_marker(bool binary, const void *frame, size_t len)
     return !binary && len == 1 && (*f == '0' + SG_EIO_CLOSE || *f == '0' + SG_EIO_NOOP);
 }
 
+/* Reasons for which the reference server forgets a polling session at once
+ * (its socket's onClose, not close()): the client stopped polling, closed
+ * the transport itself or broke the heartbeat. A payload that is not
+ * Engine.IO at all is one too (close_session's caller says so). */
+static bool client_gone(const char *reason)
+{
+    return strcmp(reason, "ping timeout") == 0 || strcmp(reason, "transport close") == 0 ||
+           strcmp(reason, "transport error") == 0;
+}
+
 /* Close ss (inside a transaction): mark it closed if it is open, then the
- * disconnect handlers of its sockets. ss->state is updated. */
-int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
+ * disconnect handlers of its sockets. ss->state is updated. forget: drop
+ * what is queued when no GET is held, so that the next request gets 400
+ * "Session ID unknown" (see client_gone). */
+static int close_session(sg_worker *w, sg_session *ss, const char *reason, bool forget)
 {
     int rc = sg_store_session_close(w->store, ss->sid, reason, sg_now_ms());
     if (rc == SG_STORE_NOTFOUND)
@@ -281,10 +293,10 @@ int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
         return -1;
     if (!polling) /* a WebSocket session ends with the WebSocket's own close */
         return cw.rc;
-    if (strcmp(reason, "ping timeout") == 0 && !held) {
-        /* The client stopped polling: the reference server forgets the
-         * session at once (its buffer with it), so the next request gets
-         * 400 "Session ID unknown", not a close packet. */
+    if (forget && !held) {
+        /* The reference server forgets the session at once (its buffer
+         * with it), so the next request gets 400 "Session ID unknown", not
+         * a close packet. */
         return sg_store_queue_drop(w->store, ss->sid) != 0 ? -1 : cw.rc;
     }
     /* The last word on polling, after whatever the handlers queued: the
@@ -296,6 +308,11 @@ int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
                       NULL) < 0)
         return -1;
     return cw.rc;
+}
+
+int eng_close_session(sg_worker *w, sg_session *ss, const char *reason)
+{
+    return close_session(w, ss, reason, client_gone(reason));
 }
 
 /* A session whose heartbeat deadline passed before a request came (no
@@ -965,7 +982,8 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
             rc = SG_E_INTERNAL;
         } else if (drc != 0) {
             sg_warn("session %s: bad polling payload: %s", sid, sg_eio_strerror(drc));
-            rc = eng_close_session(w, &ss, CLOSE_PARSE) < 0 ? SG_E_INTERNAL : SG_OK;
+            /* not Engine.IO at all: the reference forgets the session */
+            rc = close_session(w, &ss, CLOSE_PARSE, true) < 0 ? SG_E_INTERNAL : SG_OK;
         } else {
             /* a packet the protocol forbids closes the session ("parse
              * error"); the POST itself was received: "ok", as from the

@@ -165,6 +165,40 @@ test("1. a GET held when the pong is overdue gets the close packet, then the sid
   assertUnknownSid(await poll(stack, sid));
 });
 
+// Reference: a client that closes the transport itself ("1"), pings the
+// server ("2", the wrong direction) or sends a payload that is not
+// Engine.IO is forgotten at once (socket.onClose, not close()): the POST
+// that carried it gets "ok", the next request 400, with no close packet in
+// between (nobody polls to take one). A GET held meanwhile gets its answer
+// instead (the tests above and "held" below).
+for (const [what, body] of [
+  ["a close packet from the client", "1"],
+  ["a ping from the client", "2"],
+  ["a connect, then a close packet", "40\x1e1"],
+  ["an unknown Engine.IO packet type", "9"],
+  ["a payload that is not Engine.IO", "x"],
+  ["a good packet, then garbage", "40\x1eZZ"],
+]) {
+  test(`1. ${what} with no GET held: POST ok, then 400 Session ID unknown`, T, async () => {
+    const { sid } = await handshake(stack);
+    const res = await send(stack, sid, body);
+    assert.equal(res.status, 200);
+    assert.equal(res.body, "ok");
+    assertUnknownSid(await poll(stack, sid));
+  });
+}
+
+test("1. a payload that is not Engine.IO while a GET is held: the held GET gets the close packet, then 400", T, async () => {
+  const { sid } = await handshake(stack);
+  const held = poll(stack, sid, { timeoutMs: 3000 });
+  await sleep(50); // held by now (the ping is PING_INTERVAL away)
+  assert.equal((await send(stack, sid, "x")).status, 200);
+  const res = await held;
+  assert.equal(res.status, 200);
+  assert.equal(res.body, "1");
+  assertUnknownSid(await poll(stack, sid));
+});
+
 // siogate: the plugin's disconnect handler runs once, with "ping timeout",
 // whether the sweep or the next request found the session expired.
 let fstack;
