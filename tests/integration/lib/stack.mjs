@@ -24,7 +24,7 @@
 
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -249,8 +249,28 @@ async function startOnce({ fcgi, wsd, restart, conf, env }) {
             `\n--- stderr (last part) ---\n${stderr.slice(-4000)}`,
         );
     },
+    /** Its siogate-fcgi and siogate-wsd processes now: [{pid, name}]. */
+    daemons: () => daemonsOf(child.pid),
     stop,
   };
+}
+
+/** The siogate-fcgi and siogate-wsd processes in process group pgid. */
+function daemonsOf(pgid) {
+  const out = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${d}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+    if (pgrp === pgid && /^siogate-(fcgi|wsd)$/.test(name)) out.push({ pid: Number(d), name });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name) || a.pid - b.pid);
 }
 
 /**
