@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include "buf.h"
+#include "socketio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +34,8 @@
 
 enum cfg_kind { CFG_STR, CFG_LIST, CFG_PATH, CFG_INT };
 enum cfg_id { K_DB, K_PLUGIN, K_PATH, K_PING_INTERVAL, K_PING_TIMEOUT, K_CONNECT_TIMEOUT,
-              K_MAX_PAYLOAD, K_CORS_ORIGIN };
+              K_MAX_PAYLOAD, K_CORS_ORIGIN, K_MAX_SESSIONS, K_MAX_SOCKETS, K_HANDSHAKE_RATE,
+              K_MAX_ATTACHMENTS, K_MAX_JSON_DEPTH };
 
 struct cfg_key {
     const char *name;
@@ -51,6 +53,11 @@ static const struct cfg_key cfg_keys[] = {
     {"connect_timeout", K_CONNECT_TIMEOUT, CFG_INT, 1, CFG_MAX_MS},
     {"max_payload", K_MAX_PAYLOAD, CFG_INT, 1, 1073741824},
     {"cors_origin", K_CORS_ORIGIN, CFG_STR, 0, 0},
+    {"max_sessions", K_MAX_SESSIONS, CFG_INT, 0, 1000000000},
+    {"max_sockets_per_session", K_MAX_SOCKETS, CFG_INT, 0, 1000000},
+    {"handshakes_per_second", K_HANDSHAKE_RATE, CFG_INT, 0, 1000000},
+    {"max_attachments", K_MAX_ATTACHMENTS, CFG_INT, 1, 100000},
+    {"max_json_depth", K_MAX_JSON_DEPTH, CFG_INT, 1, SG_SIO_DEPTH_CAP},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -73,6 +80,11 @@ static int64_t *field_int(sg_config *c, enum cfg_id id)
     case K_PING_TIMEOUT: return &c->ping_timeout;
     case K_CONNECT_TIMEOUT: return &c->connect_timeout;
     case K_MAX_PAYLOAD: return &c->max_payload;
+    case K_MAX_SESSIONS: return &c->max_sessions;
+    case K_MAX_SOCKETS: return &c->max_sockets_per_session;
+    case K_HANDSHAKE_RATE: return &c->handshakes_per_second;
+    case K_MAX_ATTACHMENTS: return &c->max_attachments;
+    case K_MAX_JSON_DEPTH: return &c->max_json_depth;
     default: return NULL;
     }
 }
@@ -102,6 +114,11 @@ int sg_config_defaults(sg_config *c)
     c->ping_timeout = 20000;
     c->connect_timeout = 45000;
     c->max_payload = 1000000;
+    c->max_sessions = 100000;
+    c->max_sockets_per_session = 100;
+    c->handshakes_per_second = 0;
+    c->max_attachments = SG_SIO_MAX_ATTACHMENTS;
+    c->max_json_depth = SG_SIO_MAX_DEPTH;
     if (!c->db || !c->path) {
         sg_config_free(c);
         errno = ENOMEM;
@@ -126,6 +143,11 @@ static int config_copy(sg_config *dst, const sg_config *src)
     dst->ping_timeout = src->ping_timeout;
     dst->connect_timeout = src->connect_timeout;
     dst->max_payload = src->max_payload;
+    dst->max_sessions = src->max_sessions;
+    dst->max_sockets_per_session = src->max_sockets_per_session;
+    dst->handshakes_per_second = src->handshakes_per_second;
+    dst->max_attachments = src->max_attachments;
+    dst->max_json_depth = src->max_json_depth;
     if (dup_opt(&dst->db, src->db) < 0 || dup_opt(&dst->path, src->path) < 0 ||
         dup_opt(&dst->cors_origin, src->cors_origin) < 0 ||
         dup_opt(&dst->source, src->source) < 0)

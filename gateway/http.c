@@ -128,6 +128,7 @@ const char *sg_http_reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default:  return status < 300 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";

@@ -30,6 +30,7 @@ enum stmt_id {
     ST_ACK_NEXT, ST_ACK_INSERT, ST_ACK_GET, ST_ACK_DELETE, ST_ACKS_EXPIRED,
     ST_REPLY_INSERT, ST_REPLIES_GET, ST_REPLIES_DELETE, ST_ACKS_FORGET, ST_REPLIES_PURGE,
     ST_QUEUE_MAX, ST_CHANGED,
+    ST_OPEN_SESSIONS, ST_SOCKETS_COUNT, ST_RATE_GET, ST_RATE_PUT, ST_RATE_PURGE,
     ST_COUNT
 };
 
@@ -114,6 +115,12 @@ static const char *const stmt_sql[ST_COUNT] = {
         "SELECT sid FROM queue WHERE seq > ?1"
         " UNION SELECT sid FROM sessions INDEXED BY sessions_upgrading"
         " WHERE upgrading <> 0 AND state = 0",
+    /* the limits (schema 0004) */
+    [ST_OPEN_SESSIONS] = "SELECT n FROM counters WHERE name = 'open_sessions'",
+    [ST_SOCKETS_COUNT] = "SELECT count(*) FROM sockets WHERE sid = ?1",
+    [ST_RATE_GET] = "SELECT tokens, at FROM handshake_rate WHERE address = ?1",
+    [ST_RATE_PUT] = "INSERT OR REPLACE INTO handshake_rate (address, tokens, at) VALUES (?1, ?2, ?3)",
+    [ST_RATE_PURGE] = "DELETE FROM handshake_rate WHERE at <= ?1",
 };
 
 struct sg_store {
@@ -1158,4 +1165,75 @@ int sg_store_acks_forget(sg_store *s, const char *name)
     sqlite3_bind_int64(st, 1, 0);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     return exec_stmt(s, st, "forget ack replies");
+}
+
+/* ---- limits (schema 0004) ---------------------------------------------------- */
+
+/* The one integer that st (bound) returns; -1 on error. */
+static int64_t step_int(sg_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        store_rc(s, rc, what);
+        return -1;
+    }
+    return n;
+}
+
+int64_t sg_store_sessions_open(sg_store *s)
+{
+    sqlite3_stmt *st = stmt(s, ST_OPEN_SESSIONS);
+    return st ? step_int(s, st, "count open sessions") : -1;
+}
+
+int64_t sg_store_sockets_count(sg_store *s, const char *sid)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKETS_COUNT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    return step_int(s, st, "count sockets");
+}
+
+int sg_store_rate_take(sg_store *s, const char *address, int64_t rate, int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, ST_RATE_GET);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    double tokens = (double)rate; /* no row: a full bucket */
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int64_t at = sqlite3_column_int64(st, 1);
+        tokens = sqlite3_column_double(st, 0);
+        if (now > at) /* a clock stepped back refills nothing */
+            tokens += (double)(now - at) * (double)rate / 1000.0;
+        if (tokens > (double)rate)
+            tokens = (double)rate;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        store_rc(s, rc, "read handshake rate");
+        return -1;
+    }
+    if (tokens < 1.0)
+        return 0; /* nothing written: a refused handshake costs no write */
+    if (!(st = stmt(s, ST_RATE_PUT)))
+        return -1;
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, tokens - 1.0);
+    sqlite3_bind_int64(st, 3, now);
+    return exec_stmt(s, st, "write handshake rate") != 0 ? -1 : 1;
+}
+
+int sg_store_rate_purge(sg_store *s, int64_t before)
+{
+    sqlite3_stmt *st = stmt(s, ST_RATE_PURGE);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, before);
+    int rc = exec_stmt(s, st, "purge handshake rates");
+    return rc < 0 ? rc : sqlite3_changes(s->db);
 }

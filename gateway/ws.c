@@ -415,6 +415,7 @@ static const char *reason(int status)
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
     case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";

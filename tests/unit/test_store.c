@@ -147,6 +147,51 @@ TEST("store: session insert, get, update, close")
     sg_store_close(s);
 }
 
+TEST("store: the open-session counter follows inserts, closes and purges")
+{
+    sg_store *s = fresh();
+    sg_session ss;
+    CHECK_INT(sg_store_sessions_open(s), 0);
+    mk_session(&ss, SID1);
+    CHECK_INT(sg_store_session_insert(s, &ss, "{}"), 0);
+    mk_session(&ss, SID2);
+    CHECK_INT(sg_store_session_insert(s, &ss, "{}"), 0);
+    CHECK_INT(sg_store_sessions_open(s), 2);
+    /* an update that keeps the state (every poll) changes nothing */
+    ss.sent_upto = 3;
+    CHECK_INT(sg_store_session_update(s, &ss), 0);
+    CHECK_INT(sg_store_sessions_open(s), 2);
+    CHECK_INT(sg_store_session_close(s, SID1, "transport close", 10), 0);
+    CHECK_INT(sg_store_sessions_open(s), 1);
+    CHECK_INT(sg_store_sessions_purge(s, 11), 1); /* a closed one: no change */
+    CHECK_INT(sg_store_sessions_open(s), 1);
+    sg_store_scalar(s, "DELETE FROM sessions WHERE sid = '" SID2 "'"); /* no row: -1 */
+    CHECK_INT(sg_store_sessions_open(s), 0);
+    sg_store_close(s);
+}
+
+TEST("store: handshake token buckets per address")
+{
+    sg_store *s = fresh();
+    /* rate 3: a full bucket gives 3 at once, then one per 1000/3 ms */
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1000), 1);
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1000), 0);
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1300), 0);   /* 0.9 token */
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1334), 1);   /* 1.002 */
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1334), 0);
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.2", 3, 1334), 1);   /* another address */
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 500), 0);    /* clock went back */
+    /* refilled, never beyond the rate */
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 100000), 1);
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 100000), 0);
+    /* purge: rows last touched at or before the time given */
+    CHECK_INT(sg_store_rate_purge(s, 99999), 1);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM handshake_rate"), 1);
+    sg_store_close(s);
+}
+
 static int nexp;
 static void count_expired(void *ud, const char *sid) { (void)ud; (void)sid; nexp++; }
 

@@ -1,0 +1,98 @@
+// The security controls: a plugin's allow_request hook (tests/plugins/allow.c)
+// refusing handshakes as the reference server's allowRequest does, on
+// polling and on the WebSocket, and plugins built for ABI 1.0 still loading.
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
+import { eioUrl, errorBody, rawGet, request } from "./lib/eio.mjs";
+import { assertServesFreshClient, closeAllClients, connectClient, makeClient } from "./lib/client.mjs";
+import { withTimeout } from "./lib/util.mjs";
+
+const skip = IS_REFERENCE ? "siogate only (plugins)" : false;
+const T = { timeout: 90000, skip };
+
+const stacks = [];
+after(async () => {
+  closeAllClients();
+  for (const s of stacks) await s.stop();
+});
+async function stackWith(conf) {
+  const s = await startStack({ fcgi: 1, conf });
+  stacks.push(s);
+  return s;
+}
+
+let allowStack;
+async function withAllow() {
+  if (!allowStack)
+    allowStack = await stackWith({ plugin: [pluginPath("echo"), testPluginPath("allow")] });
+  return allowStack;
+}
+
+test("allow_request: a refusal with code 4 is 403 {code:4,message} on polling and WebSocket", T, async () => {
+  const s = await withAllow();
+  const r = await request(eioUrl(s, { deny: "code4" }));
+  assert.equal(r.status, 403);
+  assert.match(r.headers.get("content-type"), /^application\/json/);
+  assert.deepEqual(errorBody(r), { code: 4, message: "Go away" });
+  const ws = await rawGet(eioUrl(s, { transport: "websocket", deny: "code4" }), { upgrade: true });
+  assert.equal(ws.status, 403);
+  assert.deepEqual(JSON.parse(ws.body), { code: 4, message: "Go away" });
+});
+
+test("allow_request: another code is 400; no refuse() is 403 Forbidden; a bad code is code 4", T, async () => {
+  const s = await withAllow();
+  let r = await request(eioUrl(s, { deny: "code3" }));
+  assert.equal(r.status, 400);
+  assert.deepEqual(errorBody(r), { code: 3, message: "Bad client" });
+  r = await request(eioUrl(s, { deny: "plain" }));
+  assert.equal(r.status, 403);
+  assert.deepEqual(errorBody(r), { code: 4, message: "Forbidden" });
+  r = await request(eioUrl(s, { deny: "badcode" }));
+  assert.equal(r.status, 403);
+  assert.deepEqual(errorBody(r), { code: 4, message: "nine" });
+});
+
+test("allow_request: the handler sees transport, origin, address and headers", T, async () => {
+  const s = await withAllow();
+  const r = await request(eioUrl(s, { deny: "show" }), {
+    headers: { Origin: "http://a.example", "User-Agent": "sg-test/1" },
+  });
+  assert.equal(r.status, 403);
+  assert.deepEqual(errorBody(r), { code: 4, message: "polling|http://a.example|127.0.0.1|sg-test/1" });
+  const ws = await rawGet(eioUrl(s, { transport: "websocket", deny: "show" }), {
+    upgrade: true,
+    headers: { "User-Agent": "sg-test/2" },
+  });
+  assert.equal(ws.status, 403);
+  assert.deepEqual(JSON.parse(ws.body), { code: 4, message: "websocket|-|127.0.0.1|sg-test/2" });
+});
+
+test("allow_request: socket.io-client refused gets connect_error; clients let through are served", T, async () => {
+  const s = await withAllow();
+  const refused = makeClient(s, "/", { query: { deny: "code4" } });
+  const err = await withTimeout(new Promise((r) => refused.once("connect_error", r)), 10000, "connect_error");
+  assert.ok(err instanceof Error);
+  assert.equal(refused.connected, false);
+  const wsRefused = makeClient(s, "/", { query: { deny: "code4" }, transports: ["websocket"] });
+  await withTimeout(new Promise((r) => wsRefused.once("connect_error", r)), 10000, "connect_error");
+  await assertServesFreshClient(s, assert);
+  const { socket } = await connectClient(s, "/", { transports: ["websocket"] });
+  assert.equal(socket.connected, true);
+});
+
+test("ABI 1.0: a plugin built before allow_request loads beside a 1.1 one and serves", T, async () => {
+  const s = await stackWith({
+    plugin: [pluginPath("echo"), testPluginPath("abi_1_0"), testPluginPath("allow")],
+  });
+  const { socket } = await connectClient(s, "/old").catch(async () => {
+    // /old sends no "auth" event: connectClient only needs the connect
+    throw new Error("could not connect to /old");
+  });
+  const got = withTimeout(new Promise((r) => socket.once("hello-from-1.0", () => r(true))), 5000, "hello-from-1.0");
+  socket.emit("hello");
+  assert.equal(await got, true);
+  const r = await request(eioUrl(s, { deny: "code4" }));
+  assert.equal(r.status, 403);
+});
