@@ -955,6 +955,24 @@ int sg_engine_open(sg_worker *w, sg_handshake *hs, const char *transport,
     return SG_OK;
 }
 
+int sg_engine_cookie(const sg_config *cfg, const char *sid, sg_buf *out)
+{
+    static const char *const samesite[] = {NULL, "Strict", "Lax", "None"};
+    if (!cfg->cookie)
+        return 0;
+    /* the attributes in the order of the reference's cookie.serialize */
+    int rc = sg_buf_printf(out, "Set-Cookie: %s=%s; Path=%s", cfg->cookie, sid,
+                           cfg->cookie_path ? cfg->cookie_path : "/");
+    if (cfg->cookie_httponly)
+        rc |= sg_buf_puts(out, "; HttpOnly");
+    if (cfg->cookie_secure)
+        rc |= sg_buf_puts(out, "; Secure");
+    if (cfg->cookie_samesite > SG_SAMESITE_OFF && cfg->cookie_samesite <= SG_SAMESITE_NONE)
+        rc |= sg_buf_printf(out, "; SameSite=%s", samesite[cfg->cookie_samesite]);
+    rc |= sg_buf_puts(out, "\r\n");
+    return rc ? -1 : 0;
+}
+
 int sg_engine_receive(sg_worker *w, const char *sid, const sg_eio_packets *pkts)
 {
     sg_session ss;

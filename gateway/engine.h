@@ -138,6 +138,13 @@ int sg_engine_changed_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, co
 int sg_engine_open(sg_worker *w, sg_handshake *hs, const char *transport,
                    char sid[SG_ID_LEN + 1], sg_buf *open_packet);
 
+/* The reference server's cookie option: append the header line
+ * "Set-Cookie: NAME=SID; Path=P[; HttpOnly][; Secure][; SameSite=S]\r\n"
+ * for the session sid just opened to out, or nothing when cfg->cookie is
+ * unset (the default). The transports send it with the handshake's
+ * answer (the polling GET's 200, the WebSocket's 101). 0 or -1 (ENOMEM). */
+int sg_engine_cookie(const sg_config *cfg, const char *sid, sg_buf *out);
+
 /* Packets from the client, in order (borrowed). One transaction for all.
  * SG_OK, SG_E_SID (unknown or closed session), SG_E_BADREQ (a packet the
  * protocol forbids: the session is closed with "parse error"),

@@ -443,8 +443,13 @@ static void respond(sg_parked *p, struct job *j, bool committed)
         /* a POST's "ok" is text/html, as from the reference server, so that
          * old browsers never offer it as a download */
         const char *ctype = j->kind == SG_PARKED_POST ? "text/html" : CT_TEXT;
-        w = sg_http_respond(r, &p->resp, p->cfg, 200, ctype, j->buf.data ? j->buf.data : "",
-                            j->buf.len);
+        sg_buf cookie = SG_BUF_INIT; /* the handshake's Set-Cookie, if configured */
+        w = j->kind == SG_PARKED_OPEN ? sg_engine_cookie(p->cfg, j->sid, &cookie) : 0;
+        if (w == 0)
+            w = sg_http_respond_with(r, &p->resp, p->cfg, 200, ctype,
+                                     j->buf.data ? j->buf.data : "", j->buf.len,
+                                     cookie.len ? cookie.data : NULL);
+        sg_buf_free(&cookie);
     } else {
         int status, code;
         const char *msg;

@@ -978,7 +978,11 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         }
     }
     start_ws(d, c);
-    if (!c->ws || sg_ws_response_101(&ans, accept) < 0 || out_append(c, ans.data, ans.len) < 0) {
+    sg_buf cookie = SG_BUF_INIT; /* a new session's Set-Cookie, if configured */
+    int crc = sid ? 0 : sg_engine_cookie(d->cfg, open_sid, &cookie);
+    int arc = crc < 0 ? -1 : sg_ws_response_101(&ans, accept, cookie.len ? cookie.data : NULL);
+    sg_buf_free(&cookie);
+    if (!c->ws || arc < 0 || out_append(c, ans.data, ans.len) < 0) {
         if (!sid)
             sg_engine_close(d->w, open_sid, "transport error");
         sg_buf_free(&open_packet);

@@ -96,3 +96,59 @@ test("ABI 1.0: a plugin built before allow_request loads beside a 1.1 one and se
   const r = await request(eioUrl(s, { deny: "code4" }));
   assert.equal(r.status, 403);
 });
+
+// ---------------------------------------------------------------- the io cookie
+// Off by default, as engine.io's `cookie` option; these run against the
+// reference server too (reference/options.mjs maps the same keys), except
+// the WebSocket-only handshake: engine.io 6.6 sets no cookie on its 101
+// (its cookie rides on the polling transport's "headers" event), siogate
+// does, so that a session that starts on the WebSocket gets one too.
+
+const TC = { timeout: 60000 };
+
+test("cookie: off by default, no Set-Cookie on the handshake", TC, async () => {
+  const s = await stackWith({});
+  const r = await request(eioUrl(s));
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("set-cookie"), null);
+  const ws = await rawGet(eioUrl(s, { transport: "websocket" }), { upgrade: true });
+  assert.equal(ws.status, 101);
+  assert.equal(ws.headers["set-cookie"], undefined);
+});
+
+test("cookie = io: Set-Cookie io=<sid>; Path=/; HttpOnly; SameSite=Lax on the handshake only", TC, async () => {
+  const s = await stackWith({ cookie: "io" });
+  const r = await request(eioUrl(s));
+  assert.equal(r.status, 200);
+  const sid = JSON.parse(r.body.slice(1)).sid;
+  assert.equal(r.headers.get("set-cookie"), `io=${sid}; Path=/; HttpOnly; SameSite=Lax`);
+  // the session's later requests carry none
+  const next = await request(eioUrl(s, { sid }), { method: "POST", body: "40" });
+  assert.equal(next.status, 200);
+  assert.equal(next.headers.get("set-cookie"), null);
+  if (IS_REFERENCE) return;
+  // a WebSocket-only handshake gets it on the 101
+  const ws = await rawGet(eioUrl(s, { transport: "websocket" }), { upgrade: true });
+  assert.equal(ws.status, 101);
+  assert.match(String(ws.headers["set-cookie"]), /^io=[A-Za-z0-9_-]{20}; Path=\/; HttpOnly; SameSite=Lax$/);
+  // an upgrade of a polling session (it has its cookie) gets none
+  const up = await rawGet(eioUrl(s, { transport: "websocket", sid }), { upgrade: true });
+  assert.equal(up.status, 101);
+  assert.equal(up.headers["set-cookie"], undefined);
+});
+
+test("cookie keys: name, path, SameSite, HttpOnly, Secure", TC, async () => {
+  const s = await stackWith({
+    cookie: "sgid",
+    cookie_path: "/app",
+    cookie_samesite: "Strict",
+    cookie_httponly: "no",
+    cookie_secure: "yes",
+  });
+  const r = await request(eioUrl(s));
+  const sid = JSON.parse(r.body.slice(1)).sid;
+  assert.equal(r.headers.get("set-cookie"), `sgid=${sid}; Path=/app; Secure; SameSite=Strict`);
+  if (IS_REFERENCE) return;
+  const ws = await rawGet(eioUrl(s, { transport: "websocket" }), { upgrade: true });
+  assert.match(String(ws.headers["set-cookie"]), /^sgid=[A-Za-z0-9_-]{20}; Path=\/app; Secure; SameSite=Strict$/);
+});

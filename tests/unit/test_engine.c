@@ -777,6 +777,32 @@ TEST("engine: error results map to HTTP and Engine.IO codes")
     CHECK(st == 400 && code == 1);
 }
 
+TEST("engine: the io cookie header, as engine.io's cookie option writes it")
+{
+    sg_config c;
+    sg_config_defaults(&c);
+    sg_buf b = SG_BUF_INIT;
+    CHECK_INT(sg_engine_cookie(&c, "SID", &b), 0);
+    CHECK_INT(b.len, 0); /* off by default */
+    c.cookie = strdup("io");
+    CHECK_INT(sg_engine_cookie(&c, "SID", &b), 0);
+    CHECK_STR(sg_buf_str(&b), "Set-Cookie: io=SID; Path=/; HttpOnly; SameSite=Lax\r\n");
+    sg_buf_reset(&b);
+    free(c.cookie_path);
+    c.cookie_path = strdup("/app");
+    c.cookie_httponly = 0;
+    c.cookie_secure = 1;
+    c.cookie_samesite = SG_SAMESITE_NONE;
+    CHECK_INT(sg_engine_cookie(&c, "SID", &b), 0);
+    CHECK_STR(sg_buf_str(&b), "Set-Cookie: io=SID; Path=/app; Secure; SameSite=None\r\n");
+    sg_buf_reset(&b);
+    c.cookie_samesite = SG_SAMESITE_OFF;
+    CHECK_INT(sg_engine_cookie(&c, "SID", &b), 0);
+    CHECK_STR(sg_buf_str(&b), "Set-Cookie: io=SID; Path=/app; Secure\r\n");
+    sg_buf_free(&b);
+    sg_config_free(&c);
+}
+
 static void tune_max_sessions(sg_config *c) { c->max_sessions = 2; }
 
 TEST("engine: max_sessions refuses a handshake beyond it until one closes")
