@@ -1,12 +1,16 @@
 /* store.c - the SQLite store. See store.h. */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 
 #include "log.h"
@@ -378,6 +382,23 @@ void sg_store_checkpointer_stop(void)
     atomic_store(&ckpt.on, false);
 }
 
+/* A new store is created mode 0600 whatever the umask: it holds every
+ * client's handshake (headers with cookies and tokens) and what is queued
+ * for it. SQLite creates the -wal and -shm files with the database file's
+ * mode. An existing file, an in-memory or a URI name are left alone; a
+ * failure here is left for sqlite3_open_v2 to report. */
+static void create_private(const char *path)
+{
+    if (!*path || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5))
+        return;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    if (fchmod(fd, 0600) < 0) /* a umask such as 0277 would leave it 0400 */
+        sg_warn("store %s: chmod 0600: %s", path, strerror(errno));
+    close(fd);
+}
+
 sg_store *sg_store_open(const char *path)
 {
     sg_store *s = calloc(1, sizeof *s);
@@ -386,6 +407,7 @@ sg_store *sg_store_open(const char *path)
         sg_error("store %s: out of memory", path);
         return NULL;
     }
+    create_private(path);
     int rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                  SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,

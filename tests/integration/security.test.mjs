@@ -4,6 +4,8 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { eioUrl, errorBody, rawGet, request } from "./lib/eio.mjs";
 import { assertServesFreshClient, closeAllClients, connectClient, makeClient } from "./lib/client.mjs";
@@ -151,4 +153,22 @@ test("cookie keys: name, path, SameSite, HttpOnly, Secure", TC, async () => {
   if (IS_REFERENCE) return;
   const ws = await rawGet(eioUrl(s, { transport: "websocket" }), { upgrade: true });
   assert.match(String(ws.headers["set-cookie"]), /^sgid=[A-Za-z0-9_-]{20}; Path=\/app; Secure; SameSite=Strict$/);
+});
+
+// ---------------------------------------------------------------- file modes
+// The store holds every client's handshake (headers, cookies): it, its WAL
+// and the doorbell's directory and sockets are the siogate user's alone,
+// whatever the umask of whoever started the stack (the tests run with 022).
+
+test("file modes: store and WAL 0600, doorbell directory 0700 and its sockets 0600", T, async () => {
+  const s = await stackWith({});
+  await assertServesFreshClient(s, assert); // the WAL has frames; both daemons wait on bells
+  const mode = (p) => (statSync(p).mode & 0o7777).toString(8);
+  assert.equal(mode(s.db), "600", "store");
+  assert.equal(mode(`${s.db}-wal`), "600", "WAL");
+  const bells = `${s.db}.bells`;
+  assert.equal(mode(bells), "700", "doorbell directory");
+  const socks = readdirSync(bells).filter((f) => statSync(join(bells, f)).isSocket());
+  assert.ok(socks.length >= 2, `bell sockets: ${socks}`); // siogate-fcgi and siogate-wsd
+  for (const f of socks) assert.equal(mode(join(bells, f)), "600", f);
 });

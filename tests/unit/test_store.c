@@ -1,6 +1,7 @@
 /* test_store.c - the SQLite store, on a fresh database in a temp dir. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -88,6 +89,32 @@ TEST("store: a version 2 store is taken forward with its sessions' handshakes")
     CHECK(sg_store_session_handshake(s, SID1) == NULL);
     CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM handshakes"), 0);
     sg_store_close(s);
+}
+
+TEST("store: a new store and its WAL are 0600 whatever the umask; an existing one keeps its mode")
+{
+    mode_t old = umask(0);
+    sg_store *s = fresh();
+    CHECK(s != NULL);
+    sg_session ss;
+    mk_session(&ss, SID1);
+    CHECK_INT(sg_store_session_insert(s, &ss, "{}"), 0); /* the WAL has frames now */
+    struct stat st;
+    CHECK_INT(stat(path, &st), 0);
+    CHECK_INT(st.st_mode & 07777, 0600);
+    char wal[sizeof path + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    CHECK_INT(stat(wal, &st), 0);
+    CHECK_INT(st.st_mode & 07777, 0600);
+    sg_store_close(s);
+    /* the administrator's choice for an existing file stands */
+    CHECK_INT(chmod(path, 0640), 0);
+    s = sg_store_open(path);
+    CHECK(s != NULL);
+    CHECK_INT(stat(path, &st), 0);
+    CHECK_INT(st.st_mode & 07777, 0640);
+    sg_store_close(s);
+    umask(old);
 }
 
 TEST("store: open fails cleanly on an unwritable path")
