@@ -370,7 +370,7 @@ static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *au
             return -1;
         if (n >= max) {
             sg_debug("session %s: CONNECT to %s refused: %lld sockets (max_sockets_per_session)",
-                    ss->sid, nsp, (long long)n);
+                     ss->sid, nsp, (long long)n);
             json_t *err = json_pack("{s:s}", "message", "Too many sockets");
             return eng_queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
         }
@@ -808,10 +808,14 @@ static json_t *handshake_object(const sg_handshake *hs, int64_t now)
     }
     for (const char *const *p = hs->headers; p && p[0] && p[1]; p += 2)
         json_object_set_new(h, p[0], json_string(p[1]));
-    if (json_object_set_new(o, "address", hs->address ? json_string(hs->address) : json_null()) ||
-        json_object_set_new(o, "url", hs->url ? json_string(hs->url) : json_null()) ||
-        json_object_set_new(o, "query", q) || json_object_set_new(o, "headers", h) ||
-        json_object_set_new(o, "time", json_integer(now))) {
+    /* every call made (each steals its value, even when it fails) */
+    int bad = json_object_set_new(o, "address",
+                                  hs->address ? json_string(hs->address) : json_null());
+    bad |= json_object_set_new(o, "url", hs->url ? json_string(hs->url) : json_null());
+    bad |= json_object_set_new(o, "query", q);
+    bad |= json_object_set_new(o, "headers", h);
+    bad |= json_object_set_new(o, "time", json_integer(now));
+    if (bad) {
         json_decref(o);
         return NULL;
     }

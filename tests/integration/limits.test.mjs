@@ -5,7 +5,7 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { IS_REFERENCE, startStack } from "./lib/stack.mjs";
+import { IS_REFERENCE, stacksForFile } from "./lib/stack.mjs";
 import { eioUrl, errorBody, handshake, rawGet, request, send, collect } from "./lib/eio.mjs";
 import {
   assertServesFreshClient,
@@ -21,16 +21,8 @@ import { withTimeout } from "./lib/util.mjs";
 const skip = IS_REFERENCE ? "siogate only (siogate's configuration keys)" : false;
 const T = { timeout: 90000, skip };
 
-const stacks = [];
-after(async () => {
-  closeAllClients();
-  for (const s of stacks) await s.stop();
-});
-async function stackWith(conf) {
-  const s = await startStack({ fcgi: 1, conf });
-  stacks.push(s);
-  return s;
-}
+after(closeAllClients);
+const stackWith = stacksForFile(after);
 
 /** Resolves with the error of the next connect_error on socket. */
 function connectError(socket, ms = 10000) {

@@ -6,7 +6,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
+import { IS_REFERENCE, pluginPath, stacksForFile, testPluginPath } from "./lib/stack.mjs";
 import { eioUrl, errorBody, rawGet, request } from "./lib/eio.mjs";
 import { assertServesFreshClient, closeAllClients, connectClient, makeClient } from "./lib/client.mjs";
 import { withTimeout } from "./lib/util.mjs";
@@ -14,16 +14,8 @@ import { withTimeout } from "./lib/util.mjs";
 const skip = IS_REFERENCE ? "siogate only (plugins)" : false;
 const T = { timeout: 90000, skip };
 
-const stacks = [];
-after(async () => {
-  closeAllClients();
-  for (const s of stacks) await s.stop();
-});
-async function stackWith(conf) {
-  const s = await startStack({ fcgi: 1, conf });
-  stacks.push(s);
-  return s;
-}
+after(closeAllClients);
+const stackWith = stacksForFile(after);
 
 let allowStack;
 async function withAllow() {
