@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include "buf.h"
+#include "socketio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,41 +33,62 @@
 #define CFG_MAX_MS 86400000
 #define CFG_QUOTE_MAX 60                  /* bytes of a value shown in a message */
 
-enum cfg_kind { CFG_STR, CFG_LIST, CFG_PATH, CFG_INT };
+enum cfg_kind { CFG_STR, CFG_LIST, CFG_PATH, CFG_INT, CFG_WORD, CFG_TOKEN };
 enum cfg_id { K_DB, K_PLUGIN, K_PATH, K_PING_INTERVAL, K_PING_TIMEOUT, K_CONNECT_TIMEOUT,
-              K_MAX_PAYLOAD, K_CORS_ORIGIN };
+              K_MAX_PAYLOAD, K_CORS_ORIGIN, K_MAX_SESSIONS, K_MAX_SOCKETS, K_HANDSHAKE_RATE,
+              K_MAX_ATTACHMENTS, K_MAX_JSON_DEPTH, K_COOKIE, K_COOKIE_PATH, K_COOKIE_SAMESITE,
+              K_COOKIE_HTTPONLY, K_COOKIE_SECURE };
 
 struct cfg_key {
     const char *name;
     enum cfg_id id;
     enum cfg_kind kind;
     int64_t min, max;     /* CFG_INT */
+    const char *const *words; /* CFG_WORD: the values (any case), NULL-terminated;
+                                 the field gets the index modulo nwords */
+    int64_t nwords;
 };
 
+/* CFG_WORD value lists */
+static const char *const cfg_bool[] = {"no", "yes", "false", "true", "off", "on", "0", "1", NULL};
+static const char *const cfg_samesite[] = {"off", "Strict", "Lax", "None", NULL};
+
 static const struct cfg_key cfg_keys[] = {
-    {"db", K_DB, CFG_STR, 0, 0},
-    {"plugin", K_PLUGIN, CFG_LIST, 0, 0},
-    {"path", K_PATH, CFG_PATH, 0, 0},
-    {"ping_interval", K_PING_INTERVAL, CFG_INT, 1, CFG_MAX_MS},
-    {"ping_timeout", K_PING_TIMEOUT, CFG_INT, 1, CFG_MAX_MS},
-    {"connect_timeout", K_CONNECT_TIMEOUT, CFG_INT, 1, CFG_MAX_MS},
-    {"max_payload", K_MAX_PAYLOAD, CFG_INT, 1, 1073741824},
-    {"cors_origin", K_CORS_ORIGIN, CFG_STR, 0, 0},
+    {"db", K_DB, CFG_STR, 0, 0, NULL, 0},
+    {"plugin", K_PLUGIN, CFG_LIST, 0, 0, NULL, 0},
+    {"path", K_PATH, CFG_PATH, 0, 0, NULL, 0},
+    {"ping_interval", K_PING_INTERVAL, CFG_INT, 1, CFG_MAX_MS, NULL, 0},
+    {"ping_timeout", K_PING_TIMEOUT, CFG_INT, 1, CFG_MAX_MS, NULL, 0},
+    {"connect_timeout", K_CONNECT_TIMEOUT, CFG_INT, 1, CFG_MAX_MS, NULL, 0},
+    {"max_payload", K_MAX_PAYLOAD, CFG_INT, 1, 1073741824, NULL, 0},
+    {"cors_origin", K_CORS_ORIGIN, CFG_STR, 0, 0, NULL, 0},
+    {"max_sessions", K_MAX_SESSIONS, CFG_INT, 0, 1000000000, NULL, 0},
+    {"max_sockets_per_session", K_MAX_SOCKETS, CFG_INT, 0, 1000000, NULL, 0},
+    {"handshakes_per_second", K_HANDSHAKE_RATE, CFG_INT, 0, 1000000, NULL, 0},
+    {"max_attachments", K_MAX_ATTACHMENTS, CFG_INT, 1, 100000, NULL, 0},
+    {"max_json_depth", K_MAX_JSON_DEPTH, CFG_INT, 1, SG_SIO_DEPTH_CAP, NULL, 0},
+    {"cookie", K_COOKIE, CFG_TOKEN, 0, 0, NULL, 0},
+    {"cookie_path", K_COOKIE_PATH, CFG_TOKEN, 0, 0, NULL, 0},
+    {"cookie_samesite", K_COOKIE_SAMESITE, CFG_WORD, 0, 0, cfg_samesite, 4},
+    {"cookie_httponly", K_COOKIE_HTTPONLY, CFG_WORD, 0, 0, cfg_bool, 2},
+    {"cookie_secure", K_COOKIE_SECURE, CFG_WORD, 0, 0, cfg_bool, 2},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
-/* The field of a CFG_STR or CFG_PATH key. */
+/* The field of a CFG_STR, CFG_PATH or CFG_TOKEN key. */
 static char **field_str(sg_config *c, enum cfg_id id)
 {
     switch (id) {
     case K_DB: return &c->db;
     case K_PATH: return &c->path;
     case K_CORS_ORIGIN: return &c->cors_origin;
+    case K_COOKIE: return &c->cookie;
+    case K_COOKIE_PATH: return &c->cookie_path;
     default: return NULL;
     }
 }
 
-/* The field of a CFG_INT key. */
+/* The field of a CFG_INT or CFG_WORD key. */
 static int64_t *field_int(sg_config *c, enum cfg_id id)
 {
     switch (id) {
@@ -73,6 +96,14 @@ static int64_t *field_int(sg_config *c, enum cfg_id id)
     case K_PING_TIMEOUT: return &c->ping_timeout;
     case K_CONNECT_TIMEOUT: return &c->connect_timeout;
     case K_MAX_PAYLOAD: return &c->max_payload;
+    case K_MAX_SESSIONS: return &c->max_sessions;
+    case K_MAX_SOCKETS: return &c->max_sockets_per_session;
+    case K_HANDSHAKE_RATE: return &c->handshakes_per_second;
+    case K_MAX_ATTACHMENTS: return &c->max_attachments;
+    case K_MAX_JSON_DEPTH: return &c->max_json_depth;
+    case K_COOKIE_SAMESITE: return &c->cookie_samesite;
+    case K_COOKIE_HTTPONLY: return &c->cookie_httponly;
+    case K_COOKIE_SECURE: return &c->cookie_secure;
     default: return NULL;
     }
 }
@@ -89,6 +120,8 @@ void sg_config_free(sg_config *c)
     free(c->plugins);
     free(c->path);
     free(c->cors_origin);
+    free(c->cookie);
+    free(c->cookie_path);
     free(c->source);
     memset(c, 0, sizeof *c);
 }
@@ -102,7 +135,16 @@ int sg_config_defaults(sg_config *c)
     c->ping_timeout = 20000;
     c->connect_timeout = 45000;
     c->max_payload = 1000000;
-    if (!c->db || !c->path) {
+    c->max_sessions = 100000;
+    c->max_sockets_per_session = 100;
+    c->handshakes_per_second = 0;
+    c->max_attachments = SG_SIO_MAX_ATTACHMENTS;
+    c->max_json_depth = SG_SIO_MAX_DEPTH;
+    c->cookie_path = strdup("/");
+    c->cookie_samesite = SG_SAMESITE_LAX;
+    c->cookie_httponly = 1;
+    c->cookie_secure = 0;
+    if (!c->db || !c->path || !c->cookie_path) {
         sg_config_free(c);
         errno = ENOMEM;
         return -1;
@@ -126,8 +168,17 @@ static int config_copy(sg_config *dst, const sg_config *src)
     dst->ping_timeout = src->ping_timeout;
     dst->connect_timeout = src->connect_timeout;
     dst->max_payload = src->max_payload;
+    dst->max_sessions = src->max_sessions;
+    dst->max_sockets_per_session = src->max_sockets_per_session;
+    dst->handshakes_per_second = src->handshakes_per_second;
+    dst->max_attachments = src->max_attachments;
+    dst->max_json_depth = src->max_json_depth;
+    dst->cookie_samesite = src->cookie_samesite;
+    dst->cookie_httponly = src->cookie_httponly;
+    dst->cookie_secure = src->cookie_secure;
     if (dup_opt(&dst->db, src->db) < 0 || dup_opt(&dst->path, src->path) < 0 ||
         dup_opt(&dst->cors_origin, src->cors_origin) < 0 ||
+        dup_opt(&dst->cookie, src->cookie) < 0 || dup_opt(&dst->cookie_path, src->cookie_path) < 0 ||
         dup_opt(&dst->source, src->source) < 0)
         goto nomem;
     if (src->nplugins) {
@@ -291,6 +342,34 @@ static int apply(sg_config *w, const struct cfg_key *k, const char *v, size_t vn
         *f = p;
         return LINE_OK;
     }
+    case CFG_WORD: {
+        for (int64_t i = 0; k->words[i]; i++) {
+            if (strlen(k->words[i]) == vn && !strncasecmp(k->words[i], v, vn)) {
+                *field_int(w, k->id) = i % k->nwords;
+                return LINE_OK;
+            }
+        }
+        quote(q, sizeof q, v, vn);
+        set_err(err, errcap, name, line, "'%s' must be %s, not '%s'", k->name,
+                k->words == cfg_bool ? "yes or no" : "one of off, Strict, Lax, None", q);
+        return LINE_BAD;
+    }
+    case CFG_TOKEN:
+        /* a cookie's name (an RFC 6265 token) or path (no ';', no control
+         * characters, no white space): copied into a header as they are */
+        for (size_t i = 0; i < vn; i++) {
+            unsigned char ch = (unsigned char)v[i];
+            if (ch <= 0x20 || ch >= 0x7f || ch == ';' || ch == ',' ||
+                (k->id == K_COOKIE && strchr("()<>@:\\\"/[]?={}", ch))) {
+                quote(q, sizeof q, v, vn);
+                set_err(err, errcap, name, line, "'%s' must be a cookie %s, not '%s'", k->name,
+                        k->id == K_COOKIE ? "name (letters, digits, !#$%&'*+-.^_`|~)"
+                                          : "path (no white space, ';' or ',')",
+                        q);
+                return LINE_BAD;
+            }
+        }
+        /* fall through */
     case CFG_STR: {
         char *p = dup_n(v, vn);
         if (!p)

@@ -13,6 +13,9 @@
 
 #define SG_DEFAULT_CONF SG_SYSCONFDIR "/siogate/siogate.conf"
 
+/* cookie_samesite values: off (no attribute), Strict, Lax, None */
+enum { SG_SAMESITE_OFF, SG_SAMESITE_STRICT, SG_SAMESITE_LAX, SG_SAMESITE_NONE };
+
 typedef struct sg_config {
     char *db;               /* "db": path of the SQLite file (default /var/lib/siogate/siogate.db) */
     char **plugins;         /* "plugin" (repeatable): paths of .so files, in order */
@@ -24,6 +27,22 @@ typedef struct sg_config {
     int64_t max_payload;    /* "max_payload" bytes, default 1000000, 1..1073741824 */
     char *cors_origin;      /* "cors_origin": NULL (same-origin only), "*" (any
                                origin, reflected), or space-separated origins */
+    /* limits (0 = no limit where the range allows it) */
+    int64_t max_sessions;   /* "max_sessions": open sessions in the store, default 100000, 0..1e9 */
+    int64_t max_sockets_per_session; /* "max_sockets_per_session": namespaces one
+                               session may join, default 100, 0..1000000 */
+    int64_t handshakes_per_second; /* "handshakes_per_second": per remote address,
+                               default 0 (no limit), 0..1000000 */
+    int64_t max_attachments;/* "max_attachments": binary attachments of one packet,
+                               default 10, 1..100000 */
+    int64_t max_json_depth; /* "max_json_depth": nesting of a packet's JSON,
+                               default 128, 1..1024 (SG_SIO_DEPTH_CAP) */
+    /* the "io" cookie of the reference server (off unless cookie is set) */
+    char *cookie;           /* "cookie": its name (the reference's is "io"); NULL: no cookie */
+    char *cookie_path;      /* "cookie_path", default "/" */
+    int64_t cookie_samesite;/* "cookie_samesite": SG_SAMESITE_*, default Lax */
+    int64_t cookie_httponly;/* "cookie_httponly": 0/1, default 1 */
+    int64_t cookie_secure;  /* "cookie_secure": 0/1, default 0 */
     char *source;           /* the file it was read from (or NULL for defaults) */
 } sg_config;
 

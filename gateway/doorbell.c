@@ -168,6 +168,15 @@ static sg_bell *bell_open(const char *dir)
         errno = ENOTDIR;
         return NULL;
     }
+    /* only the store's user may ring or listen: 0700 whatever the umask
+     * (which can only have taken bits away from mkdir's mode), also for a
+     * directory an older siogate made with the umask's mode */
+    if ((st.st_mode & 07777) != 0700 && st.st_uid == geteuid()) {
+        if (chmod(dir, 0700) < 0)
+            sg_warn("doorbell: chmod 0700 %s: %s", dir, ERRSTR(errno));
+        else if (st.st_mode & 077)
+            sg_info("doorbell: %s was mode %04o: made 0700", dir, (unsigned)(st.st_mode & 07777));
+    }
 
     b = calloc(1, sizeof *b);
     if (!b)
@@ -231,6 +240,10 @@ sg_bell *sg_bell_waiter(const char *dir)
         sg_error("doorbell: bind %s: %s", sa.sun_path, ERRSTR(errno));
         goto fail;
     }
+    /* owner only (the directory keeps others out as well); a failure
+     * leaves the directory's protection, so it is not fatal */
+    if (chmod(sa.sun_path, 0600) < 0)
+        sg_warn("doorbell: chmod 0600 %s: %s", sa.sun_path, ERRSTR(errno));
     b->owner = pid;
     b->path = strdup(sa.sun_path);
     if (!b->path) {

@@ -8,6 +8,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,13 +37,34 @@ void sg_engine_error(int result, int *status, int *code, const char **message)
         {400, 5, "Unsupported protocol version"},
         {413, -1, "Payload too large"},
         {500, -1, "Internal server error"},
+        {429, 4, "Too many handshakes"},
+        {503, 4, "Too many sessions"},
+        {403, 4, "Forbidden"},
     };
     int i = -result - 1;
     if (i < 0 || i >= (int)(sizeof map / sizeof map[0]))
-        i = (int)(sizeof map / sizeof map[0]) - 1;
+        i = -SG_E_INTERNAL - 1;
     *status = map[i].status;
     *code = map[i].code;
     *message = map[i].message;
+}
+
+void sg_engine_handshake_error(const sg_handshake *hs, int result, int *status, int *code,
+                               const char **message)
+{
+    if (result == SG_E_REFUSED && hs) {
+        *status = hs->refused_status;
+        *code = hs->refused_code;
+        *message = hs->refused_message;
+        return;
+    }
+    sg_engine_error(result, status, code, message);
+}
+
+bool sg_engine_result_logged(int result)
+{
+    return result == SG_E_INTERNAL || result == SG_E_RATE || result == SG_E_FULL ||
+           result == SG_E_REFUSED;
 }
 
 /* ---- queueing frames ---------------------------------------------------- */
@@ -358,6 +380,18 @@ static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *au
         json_t *err = json_pack("{s:s}", "message", "Invalid namespace");
         return eng_queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
     }
+    int64_t max = w->e->cfg->max_sockets_per_session;
+    if (max > 0) {
+        int64_t n = sg_store_sockets_count(w->store, ss->sid);
+        if (n < 0)
+            return -1;
+        if (n >= max) {
+            sg_debug("session %s: CONNECT to %s refused: %lld sockets (max_sockets_per_session)",
+                     ss->sid, nsp, (long long)n);
+            json_t *err = json_pack("{s:s}", "message", "Too many sockets");
+            return eng_queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
+        }
+    }
     json_t *empty = NULL;
     if (!auth && !(auth = empty = json_object()))
         return -1;
@@ -527,7 +561,9 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
         return 0;
     }
     sg_sio_packet p;
-    int rc = sg_sio_decode(pk->data, pk->len, &p);
+    const sg_config *cfg = w->e->cfg;
+    sg_sio_limits lim = {(size_t)cfg->max_attachments, (int)cfg->max_json_depth};
+    int rc = sg_sio_decode_limited(pk->data, pk->len, &lim, &p);
     if (rc == SG_SIO_ENOMEM)
         return -1;
     if (rc != 0) {
@@ -536,7 +572,7 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
         return 0;
     }
     if (p.type == SG_SIO_BINARY_EVENT || p.type == SG_SIO_BINARY_ACK) {
-        /* the decoder guarantees 1..SG_SIO_MAX_ATTACHMENTS attachments */
+        /* the decoder guarantees 1..max_attachments attachments */
         rx->pending = p;
         rx->has_pending = true;
         return sg_eio_encode_polling(&rx->pending_raw, pk);
@@ -762,13 +798,13 @@ void sg_worker_free(sg_worker *w)
 
 /* ---- public: sessions ------------------------------------------------------------------ */
 
-/* {"address":…,"url":…,"query":{…},"headers":{…},"time":ms} as text (new). */
-static char *handshake_json(const sg_handshake *hs, int64_t now)
+/* {"address":…,"url":…,"query":{…},"headers":{…},"time":ms} (new), or
+ * NULL when memory ran out. */
+static json_t *handshake_object(const sg_handshake *hs, int64_t now)
 {
     json_t *o = json_object(), *q = json_object(), *h = json_object();
-    char *text = NULL;
     if (!o || !q || !h)
-        goto out;
+        goto fail;
     if (hs->query) {
         for (const char *p = hs->query; *p;) {
             size_t seg = strcspn(p, "&");
@@ -789,20 +825,109 @@ static char *handshake_json(const sg_handshake *hs, int64_t now)
     }
     for (const char *const *p = hs->headers; p && p[0] && p[1]; p += 2)
         json_object_set_new(h, p[0], json_string(p[1]));
-    json_object_set_new(o, "address", hs->address ? json_string(hs->address) : json_null());
-    json_object_set_new(o, "url", hs->url ? json_string(hs->url) : json_null());
-    json_object_set(o, "query", q);
-    json_object_set(o, "headers", h);
-    json_object_set_new(o, "time", json_integer(now));
-    text = json_dumps(o, JSON_COMPACT);
-out:
+    /* every call made (each steals its value, even when it fails) */
+    int bad = json_object_set_new(o, "address",
+                                  hs->address ? json_string(hs->address) : json_null());
+    bad |= json_object_set_new(o, "url", hs->url ? json_string(hs->url) : json_null());
+    bad |= json_object_set_new(o, "query", q);
+    bad |= json_object_set_new(o, "headers", h);
+    bad |= json_object_set_new(o, "time", json_integer(now));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+fail:
     json_decref(o);
     json_decref(q);
     json_decref(h);
-    return text;
+    return NULL;
 }
 
-int sg_engine_open(sg_worker *w, const sg_handshake *hs, const char *transport,
+/* The plugins' allow_request handlers on hs (before the session exists).
+ * SG_OK, SG_E_REFUSED (hs->refused_* set) or SG_E_INTERNAL. */
+static int allow_request(sg_worker *w, sg_handshake *hs, json_t *handshake,
+                         const char *transport)
+{
+    json_t *info = json_copy(handshake); /* shallow: query and headers shared */
+    json_t *origin = json_object_get(json_object_get(handshake, "headers"), "origin");
+    if (!info || json_object_set_new(info, "transport", json_string(transport)) ||
+        json_object_set(info, "origin", origin ? origin : json_null())) {
+        json_decref(info);
+        return SG_E_INTERNAL;
+    }
+    sg_request req = {.w = w, .code = 4};
+    eng_run_allow_request(&req, info);
+    json_decref(info);
+    if (!req.refused)
+        return SG_OK;
+    int status, code;
+    const char *message;
+    /* Engine.IO code N is result -N-1: 403 for 4 (Forbidden), else 400 */
+    sg_engine_error(-req.code - 1, &status, &code, &message);
+    hs->refused_status = status;
+    hs->refused_code = code;
+    snprintf(hs->refused_message, sizeof hs->refused_message, "%s",
+             req.message[0] ? req.message : message);
+    return SG_E_REFUSED;
+}
+
+/* Handshakes refused by a limit are logged at most once per
+ * REFUSAL_LOG_MS per limit and process (a flood must not flood the log). */
+#define REFUSAL_LOG_MS 10000
+
+struct refusals {
+    _Atomic int64_t last_log;   /* sg_mono_ms() of the last message */
+    _Atomic int64_t count;      /* refused since */
+};
+static struct refusals rate_refusals, full_refusals;
+
+/* Count a refusal; true when it is to be logged, with *n refused since the
+ * last message (this one included). */
+static bool refusal_logged(struct refusals *r, int64_t *n)
+{
+    *n = ++r->count;
+    int64_t now = sg_mono_ms(), last = r->last_log;
+    if (now - last < REFUSAL_LOG_MS || !atomic_compare_exchange_strong(&r->last_log, &last, now))
+        return false;
+    r->count = 0;
+    return true;
+}
+
+/* The limits checked in the handshake's transaction: SG_OK, SG_E_RATE,
+ * SG_E_FULL or SG_E_INTERNAL. */
+static int check_limits(sg_worker *w, const sg_handshake *hs, int64_t now)
+{
+    const sg_config *cfg = w->e->cfg;
+    if (cfg->handshakes_per_second > 0 && hs->address) {
+        int t = sg_store_rate_take(w->store, hs->address, cfg->handshakes_per_second, now);
+        if (t < 0)
+            return SG_E_INTERNAL;
+        int64_t n;
+        if (t == 0 && refusal_logged(&rate_refusals, &n))
+            sg_warn("handshake from %s refused: over handshakes_per_second = %lld (%lld "
+                    "refused in this process since the last such message)", hs->address,
+                    (long long)cfg->handshakes_per_second, (long long)n);
+        if (t == 0)
+            return SG_E_RATE;
+    }
+    if (cfg->max_sessions > 0) {
+        int64_t n = sg_store_sessions_open(w->store);
+        if (n < 0)
+            return SG_E_INTERNAL;
+        int64_t k;
+        if (n >= cfg->max_sessions && refusal_logged(&full_refusals, &k))
+            sg_warn("handshake from %s refused: %lld sessions open, max_sessions = %lld (%lld "
+                    "refused in this process since the last such message)",
+                    hs->address ? hs->address : "?", (long long)n,
+                    (long long)cfg->max_sessions, (long long)k);
+        if (n >= cfg->max_sessions)
+            return SG_E_FULL;
+    }
+    return SG_OK;
+}
+
+int sg_engine_open(sg_worker *w, sg_handshake *hs, const char *transport,
                    char sid[SG_ID_LEN + 1], sg_buf *open_packet)
 {
     const sg_config *cfg = w->e->cfg;
@@ -819,12 +944,21 @@ int sg_engine_open(sg_worker *w, const sg_handshake *hs, const char *transport,
     ss.created_at = now;
     schedule_ping(cfg, &ss, now);
     ss.connect_by = now + cfg->connect_timeout;
-    char *hj = handshake_json(hs, now);
-    if (!hj)
+    json_t *handshake = handshake_object(hs, now);
+    char *hj = handshake ? json_dumps(handshake, JSON_COMPACT) : NULL;
+    int rc = hj ? allow_request(w, hs, handshake, transport) : SG_E_INTERNAL;
+    json_decref(handshake);
+    if (rc != SG_OK) {
+        free(hj);
+        return rc;
+    }
+    if (sg_store_begin(w->store) != 0) {
+        free(hj);
         return SG_E_INTERNAL;
-    int rc = sg_store_begin(w->store) == 0 &&
-                     sg_store_session_insert(w->store, &ss, hj) == 0 &&
-                     sg_store_commit(w->store) == 0
+    }
+    rc = check_limits(w, hs, now);
+    if (rc == SG_OK)
+        rc = sg_store_session_insert(w->store, &ss, hj) == 0 && sg_store_commit(w->store) == 0
                  ? SG_OK : SG_E_INTERNAL;
     free(hj);
     if (rc != SG_OK) {
@@ -840,6 +974,24 @@ int sg_engine_open(sg_worker *w, const sg_handshake *hs, const char *transport,
         return SG_E_INTERNAL;
     sg_debug("session %s opened (%s)", ss.sid, transport);
     return SG_OK;
+}
+
+int sg_engine_cookie(const sg_config *cfg, const char *sid, sg_buf *out)
+{
+    static const char *const samesite[] = {NULL, "Strict", "Lax", "None"};
+    if (!cfg->cookie)
+        return 0;
+    /* the attributes in the order of the reference's cookie.serialize */
+    int rc = sg_buf_printf(out, "Set-Cookie: %s=%s; Path=%s", cfg->cookie, sid,
+                           cfg->cookie_path ? cfg->cookie_path : "/");
+    if (cfg->cookie_httponly)
+        rc |= sg_buf_puts(out, "; HttpOnly");
+    if (cfg->cookie_secure)
+        rc |= sg_buf_puts(out, "; Secure");
+    if (cfg->cookie_samesite > SG_SAMESITE_OFF && cfg->cookie_samesite <= SG_SAMESITE_NONE)
+        rc |= sg_buf_printf(out, "; SameSite=%s", samesite[cfg->cookie_samesite]);
+    rc |= sg_buf_puts(out, "\r\n");
+    return rc ? -1 : 0;
 }
 
 int sg_engine_receive(sg_worker *w, const char *sid, const sg_eio_packets *pkts)
@@ -947,7 +1099,9 @@ int sg_engine_sweep(sg_worker *w)
         eng_acks_expire(w, sw.now) < 0)
         return -1;
     if (sg_store_begin(w->store) == 0) {
-        if (sg_store_sessions_purge(w->store, sw.now - PURGE_AFTER_MS) < 0)
+        /* a token bucket untouched for a second is full: its row means nothing */
+        if (sg_store_sessions_purge(w->store, sw.now - PURGE_AFTER_MS) < 0 ||
+            sg_store_rate_purge(w->store, sw.now - 1000) < 0)
             sg_store_rollback(w->store);
         else
             sg_store_commit(w->store);

@@ -36,21 +36,42 @@ enum sg_result {
     SG_E_VERSION = -6,            /* 400 code 5 "Unsupported protocol version" */
     SG_E_TOOLARGE = -7,           /* 413 (body beyond max_payload) */
     SG_E_INTERNAL = -8,           /* 500 (store failure; logged) */
+    SG_E_RATE = -9,               /* 429 code 4 "Too many handshakes" (handshakes_per_second) */
+    SG_E_FULL = -10,              /* 503 code 4 "Too many sessions" (max_sessions) */
+    SG_E_REFUSED = -11,           /* a plugin's allow_request refused: 403 code 4
+                                     "Forbidden" unless sg_handshake says otherwise */
 };
 
 /* HTTP status, Engine.IO error code (-1 when the body is not Engine.IO
  * JSON) and message for a negative result. */
 void sg_engine_error(int result, int *status, int *code, const char **message);
 
+#define SG_REFUSE_MESSAGE_MAX 200 /* bytes of a plugin's refusal message kept */
+
 /* What a transport knows about the request that opened a session
- * (all borrowed for the duration of the call). */
+ * (all borrowed for the duration of the call), and why it was refused. */
 typedef struct sg_handshake {
     const char *address;            /* remote address, or NULL */
     const char *url;                /* request URI with query, or NULL */
     const char *query;              /* raw query string, or NULL */
     const char *const *headers;     /* name, value, name, value, ..., NULL;
                                        names lower-case */
+    /* out, after SG_E_REFUSED: the status, Engine.IO code and message to
+     * answer with (sg_engine_handshake_error fills them in for any result) */
+    int refused_status, refused_code;
+    char refused_message[SG_REFUSE_MESSAGE_MAX + 1];
 } sg_handshake;
+
+/* sg_engine_error for the result of sg_engine_open on hs: the plugin's
+ * refusal for SG_E_REFUSED. *message borrowed from hs or static.
+ * SG_E_RATE, SG_E_FULL and SG_E_REFUSED are logged by the engine (the
+ * first two at most once per 10 s, the last at debug level): a transport
+ * need not log them again. */
+void sg_engine_handshake_error(const sg_handshake *hs, int result, int *status, int *code,
+                               const char **message);
+/* True for the results the engine logged itself (SG_E_INTERNAL and the
+ * handshake refusals above). */
+bool sg_engine_result_logged(int result);
 
 /* Create the engine for cfg (borrowed; must outlive the engine): opens the
  * store once to apply migrations and loads every plugin. Returns NULL on
@@ -109,9 +130,20 @@ int sg_engine_changed_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, co
 /* Open a session (Engine.IO handshake) on transport ("polling" or
  * "websocket"). Writes the sid and appends the open packet
  * ("0{"sid":…,"upgrades":[…],"pingInterval":…,…}") to open_packet.
- * For polling the caller sends open_packet as the GET's body. */
-int sg_engine_open(sg_worker *w, const sg_handshake *hs, const char *transport,
+ * For polling the caller sends open_packet as the GET's body. Before the
+ * session exists: the plugins' allow_request handlers (SG_E_REFUSED, hs's
+ * refused_* fields say how to answer), then in the store transaction the
+ * limits: hs->address over handshakes_per_second (SG_E_RATE; an address
+ * NULL is not limited) and max_sessions open sessions (SG_E_FULL). */
+int sg_engine_open(sg_worker *w, sg_handshake *hs, const char *transport,
                    char sid[SG_ID_LEN + 1], sg_buf *open_packet);
+
+/* The reference server's cookie option: append the header line
+ * "Set-Cookie: NAME=SID; Path=P[; HttpOnly][; Secure][; SameSite=S]\r\n"
+ * for the session sid just opened to out, or nothing when cfg->cookie is
+ * unset (the default). The transports send it with the handshake's
+ * answer (the polling GET's 200, the WebSocket's 101). 0 or -1 (ENOMEM). */
+int sg_engine_cookie(const sg_config *cfg, const char *sid, sg_buf *out);
 
 /* Packets from the client, in order (borrowed). One transaction for all.
  * SG_OK, SG_E_SID (unknown or closed session), SG_E_BADREQ (a packet the

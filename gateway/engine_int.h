@@ -57,6 +57,16 @@ struct sg_ctx {
     int failed;            /* a host call failed in the store */
 };
 
+/* A handshake being decided by allow_request handlers (plugin.h's
+ * sg_request). */
+struct sg_request {
+    sg_worker *w;
+    size_t plugin;         /* index of the plugin whose handler runs */
+    bool refused;
+    int code;              /* Engine.IO error code, when refused */
+    char message[SG_REFUSE_MESSAGE_MAX + 1];
+};
+
 /* ---- engine.c ---- */
 
 /* Note sid for the doorbell rung after the commit. */
@@ -104,6 +114,9 @@ void eng_run_use(sg_ctx *c, json_t *auth);
 void eng_run_connection(sg_ctx *c, json_t *auth);
 void eng_run_event(sg_ctx *c, const char *event, json_t *args);
 void eng_run_disconnect(sg_ctx *c, const char *reason);
+/* Run the allow_request handlers on info (borrowed) until one refuses:
+ * then req->refused, with code and message set. */
+void eng_run_allow_request(sg_request *req, json_t *info);
 /* A reply to ack id of socket c->socket_id arrived (args) or timed out
  * (args NULL): run its handler once. 0, or -1 on a store failure. */
 int eng_ack_reply(sg_worker *w, const char *socket_id, int64_t id, json_t *args);

@@ -532,6 +532,7 @@ struct call {
     json_t *arg;            /* auth or args (borrowed) */
     const char *reason;
     bool dropped;
+    sg_request *req;        /* allow_request handlers: the request */
 };
 
 static void handler_failed(sg_ctx *c, const sg_handler *h, const char *what)
@@ -609,7 +610,7 @@ static int call_disconnect(void *ud, const sg_handler *h)
 
 void eng_run_use(sg_ctx *c, json_t *auth)
 {
-    struct call k = {c, NULL, auth, NULL, false};
+    struct call k = {c, NULL, auth, NULL, false, NULL};
     c->in_use = true;
     sg_plugins_each(c->w->e->reg, SG_H_USE, c->nsp, NULL, call_use, &k);
     c->in_use = false;
@@ -617,13 +618,13 @@ void eng_run_use(sg_ctx *c, json_t *auth)
 
 void eng_run_connection(sg_ctx *c, json_t *auth)
 {
-    struct call k = {c, NULL, auth, NULL, false};
+    struct call k = {c, NULL, auth, NULL, false, NULL};
     sg_plugins_each(c->w->e->reg, SG_H_CONNECTION, c->nsp, NULL, call_connection, &k);
 }
 
 void eng_run_event(sg_ctx *c, const char *event, json_t *args)
 {
-    struct call k = {c, event, args, NULL, false};
+    struct call k = {c, event, args, NULL, false, NULL};
     sg_plugins_each(c->w->e->reg, SG_H_PACKET, c->nsp, NULL, call_packet, &k);
     if (!k.dropped)
         sg_plugins_each(c->w->e->reg, SG_H_EVENT, c->nsp, event, call_event, &k);
@@ -631,8 +632,64 @@ void eng_run_event(sg_ctx *c, const char *event, json_t *args)
 
 void eng_run_disconnect(sg_ctx *c, const char *reason)
 {
-    struct call k = {c, NULL, NULL, reason, false};
+    struct call k = {c, NULL, NULL, reason, false, NULL};
     sg_plugins_each(c->w->e->reg, SG_H_DISCONNECT, c->nsp, NULL, call_disconnect, &k);
+}
+
+/* ---- allow_request ----------------------------------------------------------------------------- */
+
+static int host_refuse(sg_request *req, int code, const char *message)
+{
+    if (!req)
+        return -1;
+    int rc = 0;
+    if (code < 0 || code > 5) {
+        sg_error("plugin %s: refuse with code %d (not an Engine.IO error code 0..5): "
+                 "refused with code 4",
+                 sg_plugins_name(req->w->e->reg, req->plugin), code);
+        code = 4;
+        rc = -1;
+    }
+    req->refused = true;
+    req->code = code;
+    req->message[0] = '\0';
+    if (message) {
+        /* at most SG_REFUSE_MESSAGE_MAX bytes, cut at a UTF-8 boundary */
+        size_t n = strlen(message);
+        if (n > SG_REFUSE_MESSAGE_MAX) {
+            n = SG_REFUSE_MESSAGE_MAX;
+            while (n > 0 && ((unsigned char)message[n] & 0xC0) == 0x80)
+                n--;
+        }
+        memcpy(req->message, message, n);
+        req->message[n] = '\0';
+    }
+    return rc;
+}
+
+static int call_request(void *ud, const sg_handler *h)
+{
+    struct call *k = ud;
+    sg_request *req = k->req;
+    sg_allow_request_fn fn;
+    memcpy(&fn, &h->fn, sizeof fn);
+    req->plugin = h->plugin;
+    if (fn(req, k->arg, h->ud) != 0 && !req->refused) {
+        /* as allowRequest's callback(null, false): Forbidden */
+        req->refused = true;
+        req->code = 4;
+        req->message[0] = '\0';
+    }
+    if (req->refused)
+        sg_debug("plugin %s: allow_request refused a handshake (code %d)",
+                 sg_plugins_name(req->w->e->reg, h->plugin), req->code);
+    return req->refused ? 1 : 0;
+}
+
+void eng_run_allow_request(sg_request *req, json_t *info)
+{
+    struct call k = {NULL, NULL, info, NULL, false, req};
+    sg_plugins_each(req->w->e->reg, SG_H_REQUEST, "", NULL, call_request, &k);
 }
 
 /* ---- server-to-client acks ------------------------------------------------------------------ */
@@ -791,4 +848,6 @@ void eng_host_init(sg_host *h, sg_engine *e)
     h->set_data = host_set_data;
     h->disconnect = host_disconnect;
     h->fetch_sockets = host_fetch_sockets;
+    /* 1.1 */
+    h->refuse = host_refuse;
 }

@@ -128,6 +128,7 @@ const char *sg_http_reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default:  return status < 300 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
@@ -182,13 +183,16 @@ int sg_http_cors_headers(const sg_config *cfg, const char *origin, int preflight
 }
 
 static int respond(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,
-                   const char *content_type, const void *body, size_t len, int preflight)
+                   const char *content_type, const void *body, size_t len, int preflight,
+                   const char *extra)
 {
     size_t mark = out->len; /* on failure out is cut back to it */
     int rc = sg_buf_printf(out, "Status: %d %s\r\n", status, sg_http_reason(status));
     if (content_type)
         rc |= sg_buf_printf(out, "Content-Type: %s\r\n", content_type);
     rc |= sg_buf_printf(out, "Content-Length: %zu\r\nCache-Control: no-store\r\n", len);
+    if (extra)
+        rc |= sg_buf_puts(out, extra);
     /* as the reference server: keep old IE from mangling the answers */
     const char *ua = sg_http_param(r, "HTTP_USER_AGENT");
     if (ua && (strstr(ua, ";MSIE") || strstr(ua, "Trident/")))
@@ -210,19 +214,26 @@ static int respond(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int 
 int sg_http_respond(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,
                     const char *content_type, const void *body, size_t len)
 {
-    return respond(r, out, cfg, status, content_type, body, len, 0);
+    return respond(r, out, cfg, status, content_type, body, len, 0, NULL);
+}
+
+int sg_http_respond_with(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,
+                         const char *content_type, const void *body, size_t len,
+                         const char *extra)
+{
+    return respond(r, out, cfg, status, content_type, body, len, 0, extra);
 }
 
 int sg_http_respond_preflight(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg)
 {
-    return respond(r, out, cfg, 204, NULL, "", 0, 1);
+    return respond(r, out, cfg, 204, NULL, "", 0, 1, NULL);
 }
 
 int sg_http_respond_error(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,
                           int code, const char *message)
 {
     if (code < 0)
-        return respond(r, out, cfg, status, NULL, "", 0, 0);
+        return respond(r, out, cfg, status, NULL, "", 0, 0, NULL);
     sg_buf b = SG_BUF_INIT;
     int rc = sg_buf_printf(&b, "{\"code\":%d,\"message\":\"", code);
     for (const unsigned char *p = (const unsigned char *)(message ? message : ""); *p; p++) {
@@ -238,7 +249,7 @@ int sg_http_respond_error(const sg_fcgi_req *r, sg_buf *out, const sg_config *cf
         sg_buf_free(&b);
         return -1;
     }
-    rc = respond(r, out, cfg, status, "application/json", b.data, b.len, 0);
+    rc = respond(r, out, cfg, status, "application/json", b.data, b.len, 0, NULL);
     sg_buf_free(&b);
     return rc;
 }

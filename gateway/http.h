@@ -66,6 +66,12 @@ int sg_http_cors_headers(const sg_config *cfg, const char *origin, int preflight
 int sg_http_respond(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,
                     const char *content_type, const void *body, size_t len);
 
+/* sg_http_respond with extra header lines ("Name: value\r\n"..., e.g. a
+ * Set-Cookie; NULL for none) after Cache-Control. */
+int sg_http_respond_with(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,
+                         const char *content_type, const void *body, size_t len,
+                         const char *extra);
+
 /* An Engine.IO error answer: status with {"code":code,"message":...}
  * (application/json); a code < 0 gives status with an empty body. */
 int sg_http_respond_error(const sg_fcgi_req *r, sg_buf *out, const sg_config *cfg, int status,

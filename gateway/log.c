@@ -31,6 +31,11 @@ void sg_logv(int level, const char *fmt, va_list ap)
     size_t len = (size_t)n + (size_t)m;
     if (len > sizeof line - 2)
         len = sizeof line - 2;
+    /* one line per message whatever it quotes: a control byte from a
+     * client (a namespace, a path) must not start a forged log line */
+    for (size_t i = (size_t)n; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
     line[len++] = '\n';
     /* one write(2) per line, so lines of concurrent threads never interleave */
     ssize_t w = write(STDERR_FILENO, line, len);

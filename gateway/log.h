@@ -1,4 +1,13 @@
-/* log.h - one line per event on stderr: "siogate-fcgi[pid]: level: text". */
+/* log.h - one line per event on stderr: "siogate-fcgi[pid]: level: text".
+ * Control bytes in the text (a client's namespace or path quoted in it)
+ * are written as '?', so one event is always one line.
+ *
+ * What is logged: at the default level (info) siogate never logs what
+ * clients send (event names and arguments, CONNECT auth, query strings,
+ * headers, cookies); errors name the session id, the client's address and
+ * the request path, and a namespace a client asked for. Payload-free
+ * debug lines come with --verbose. Plugins log through host->log and are
+ * responsible for what they write. */
 #ifndef SG_LOG_H
 #define SG_LOG_H
 

@@ -91,6 +91,7 @@ struct job {
     char token[48];             /* a GET's poller token */
     sg_buf buf;                 /* the answer's body */
     int rc;                     /* the engine's result, to answer */
+    int refused_status, refused_code; /* SG_E_REFUSED: the answer (message in buf) */
     int64_t wake_at;            /* engine's deadline, CLOCK_REALTIME ms (0: none) */
     bool held;                  /* in by_sid and timers */
     bool due;                   /* rung: in p->due, re-checked in the next batch */
@@ -366,6 +367,13 @@ static void run(sg_parked *p, struct job *j)
         free(headers);
         if (j->rc == SG_OK)
             sg_debug("handshake: session %s", j->sid);
+        if (j->rc == SG_E_REFUSED) { /* hs goes away: keep the answer */
+            j->refused_status = hs.refused_status;
+            j->refused_code = hs.refused_code;
+            sg_buf_reset(&j->buf);
+            if (sg_buf_puts(&j->buf, hs.refused_message) < 0)
+                j->rc = SG_E_INTERNAL;
+        }
         break;
     }
     case SG_PARKED_POST:
@@ -435,19 +443,29 @@ static void respond(sg_parked *p, struct job *j, bool committed)
         /* a POST's "ok" is text/html, as from the reference server, so that
          * old browsers never offer it as a download */
         const char *ctype = j->kind == SG_PARKED_POST ? "text/html" : CT_TEXT;
-        w = sg_http_respond(r, &p->resp, p->cfg, 200, ctype, j->buf.data ? j->buf.data : "",
-                            j->buf.len);
+        sg_buf cookie = SG_BUF_INIT; /* the handshake's Set-Cookie, if configured */
+        w = j->kind == SG_PARKED_OPEN ? sg_engine_cookie(p->cfg, j->sid, &cookie) : 0;
+        if (w == 0)
+            w = sg_http_respond_with(r, &p->resp, p->cfg, 200, ctype,
+                                     j->buf.data ? j->buf.data : "", j->buf.len,
+                                     cookie.len ? cookie.data : NULL);
+        sg_buf_free(&cookie);
     } else {
         int status, code;
         const char *msg;
         sg_engine_error(rc, &status, &code, &msg);
-        if (rc != SG_E_INTERNAL) /* the engine logs its internal errors itself */
+        if (rc == SG_E_REFUSED) {
+            status = j->refused_status;
+            code = j->refused_code;
+            msg = j->buf.data ? j->buf.data : "";
+        }
+        if (!sg_engine_result_logged(rc))
             sg_warn("%s from %s: %d %s", method_of(j), addr ? addr : "?", status,
                     msg ? msg : "error");
         else if (!committed)
             sg_error("%s from %s: the store's commit failed: 500", method_of(j),
                      addr ? addr : "?");
-        w = sg_http_respond_result(r, &p->resp, p->cfg, rc);
+        w = sg_http_respond_error(r, &p->resp, p->cfg, status, code, msg);
     }
     c->job = NULL;
     job_free(j);

@@ -45,13 +45,16 @@ extern "C" {
 #endif
 
 #define SG_ABI_MAJOR 1
-#define SG_ABI_MINOR 0
+#define SG_ABI_MINOR 1
 
 /* The context of one handler call: one socket (namespace connection) and,
  * for events, the packet being handled. Valid only during the call. */
 typedef struct sg_ctx sg_ctx;
 /* The plugin being initialised; valid only during sg_plugin_init. */
 typedef struct sg_plugin sg_plugin;
+/* A handshake being decided by allow_request handlers (1.1); valid only
+ * during the call. */
+typedef struct sg_request sg_request;
 
 /* Middleware at connect: look at the CONNECT payload (auth, borrowed; an
  * empty object when the client sent none) and the handshake (host->
@@ -81,6 +84,17 @@ typedef int (*sg_packet_fn)(sg_ctx *ctx, const char *event, json_t *args, void *
  * Runs exactly once per emit_with_ack, in whichever process receives the
  * reply or notices the timeout. */
 typedef void (*sg_ack_fn)(sg_ctx *ctx, const char *name, json_t *args, json_t *data, void *ud);
+/* 1.1: a client asks to open a session (the Engine.IO handshake: a polling
+ * GET or a WebSocket without a sid), before the session exists, as the
+ * reference server's allowRequest. info (borrowed) is
+ * {"address":…,"origin":…,"transport":"polling"|"websocket","url":…,
+ *  "query":{…},"headers":{…},"time":ms} (address and origin may be null;
+ * header names lower-case). Return 0 to let it through; to refuse, call
+ * host->refuse(req, code, message) and return 1. Non-zero without refuse
+ * refuses as well, with 403 {"code":4,"message":"Forbidden"}. Runs in
+ * whichever process took the handshake, before any transaction: no emits
+ * (there is no socket yet); keep it quick, it delays the client's open. */
+typedef int (*sg_allow_request_fn)(sg_request *req, json_t *info, void *ud);
 
 enum sg_log_level_plugin { SG_PLUGIN_LOG_ERROR = 0, SG_PLUGIN_LOG_WARN = 1,
                            SG_PLUGIN_LOG_INFO = 2, SG_PLUGIN_LOG_DEBUG = 3 };
@@ -192,6 +206,19 @@ typedef struct sg_host {
      * {"id":…,"nsp":…,"rooms":[…],"data":…,"handshake":{…}}; NULL on failure.
      * ctx may be NULL (then nsp is required). */
     json_t *(*fetch_sockets)(sg_ctx *ctx, const char *nsp, const char *const *rooms);
+
+    /* ---- 1.1 ---------------------------------------------------------- */
+    /* Register a handler that may refuse a handshake (only inside
+     * sg_plugin_init; see sg_allow_request_fn). Handlers of all plugins run
+     * in load order until one refuses. */
+    int (*allow_request)(sg_plugin *p, sg_allow_request_fn fn, void *ud);
+    /* From an allow_request handler: refuse with the Engine.IO error code
+     * (0..5; 4 "Forbidden" is what the reference's allowRequest sends) and
+     * message (copied, at most 200 bytes kept; NULL: the code's standard
+     * message). The client gets HTTP 403 for code 4, else 400, with
+     * {"code":code,"message":message}. -1 for a code outside 0..5 (the
+     * request is refused all the same, with code 4). */
+    int (*refuse)(sg_request *req, int code, const char *message);
 } sg_host;
 
 /* What a plugin exports (default visibility even under -fvisibility=hidden,

@@ -39,7 +39,7 @@ static int add_handler(sg_plugin *p, enum sg_handler_kind kind, const char *nsp,
     }
     sg_registry *r = p->reg;
     const char *file = r->plugins[p->index].path;
-    if (kind == SG_H_ACK ? !event || !*event : !nsp || nsp[0] != '/') {
+    if (kind == SG_H_ACK ? !event || !*event : kind != SG_H_REQUEST && (!nsp || nsp[0] != '/')) {
         sg_error("plugin %s: registration refused: %s", file,
                  kind == SG_H_ACK ? "an ack handler needs a name"
                                   : "a namespace must start with '/'");
@@ -109,8 +109,14 @@ static int reg_ack(sg_plugin *p, const char *name, sg_ack_fn fn, void *ud)
     return add_handler(p, SG_H_ACK, NULL, name, (void (*)(void))fn, ud);
 }
 
+static int reg_request(sg_plugin *p, sg_allow_request_fn fn, void *ud)
+{
+    return add_handler(p, SG_H_REQUEST, NULL, NULL, (void (*)(void))fn, ud);
+}
+
 void sg_plugins_host_init(sg_host *host)
 {
+    host->allow_request = reg_request;
     host->use_packet = reg_packet;
     host->on_ack = reg_ack;
     host->use = reg_use;
@@ -234,7 +240,8 @@ static bool nsp_match(const char *pattern, const char *nsp)
 bool sg_plugins_serves(const sg_registry *r, const char *nsp)
 {
     for (size_t i = 0; i < r->nh; i++)
-        if (r->h[i].kind != SG_H_ACK && nsp_match(r->h[i].nsp, nsp))
+        if (r->h[i].kind != SG_H_ACK && r->h[i].kind != SG_H_REQUEST &&
+            nsp_match(r->h[i].nsp, nsp))
             return true;
     return false;
 }

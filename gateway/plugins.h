@@ -10,11 +10,12 @@
 #include "plugin.h"
 
 enum sg_handler_kind { SG_H_USE, SG_H_CONNECTION, SG_H_EVENT, SG_H_DISCONNECT, SG_H_PACKET,
-                       SG_H_ACK };
+                       SG_H_ACK, SG_H_REQUEST };
 
 typedef struct sg_handler {
     enum sg_handler_kind kind;
-    char *nsp;           /* owned; a name or an fnmatch(3) pattern; "" for SG_H_ACK */
+    char *nsp;           /* owned; a name or an fnmatch(3) pattern; "" for SG_H_ACK and
+                            SG_H_REQUEST (not tied to a namespace) */
     char *event;         /* owned; NULL = catch-all (SG_H_EVENT); the name for SG_H_ACK */
     void (*fn)(void);    /* cast to the kind's type before calling */
     void *ud;
@@ -38,7 +39,7 @@ sg_registry *sg_plugins_load(char *const *paths, size_t n, sg_host *host);
 void sg_plugins_free(sg_registry *r);
 
 /* Fill host's registration members (use, on_connection, on_event,
- * on_disconnect, use_packet, on_ack) with the registry's implementations. */
+ * on_disconnect, use_packet, on_ack, allow_request) with the registry's implementations. */
 void sg_plugins_host_init(sg_host *host);
 
 /* 1 if some plugin registered anything for nsp (by name or pattern). */
@@ -49,7 +50,7 @@ const sg_handler *sg_plugins_ack(const sg_registry *r, const char *name);
 
 /* Call fn for each handler of kind on nsp, in registration order. For
  * SG_H_EVENT, per plugin: its handlers named event, or when it has none,
- * its catch-alls. Stops when fn returns non-zero and returns that value. */
+ * its catch-alls. SG_H_ACK and SG_H_REQUEST take nsp "". Stops when fn returns non-zero and returns that value. */
 int sg_plugins_each(const sg_registry *r, enum sg_handler_kind kind, const char *nsp,
                     const char *event, int (*fn)(void *ud, const sg_handler *h), void *ud);
 

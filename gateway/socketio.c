@@ -6,9 +6,10 @@
  * writes JSON exactly as JSON.stringify does (see write_json), so that
  * what siogate sends is byte for byte what the reference server sends.
  *
- * Every walk over a JSON tree is recursive and bounded by SIO_MAX_DEPTH
- * nested arrays/objects; the decoder refuses deeper data before jansson
- * even sees it, so hostile input cannot exhaust the stack. */
+ * Every walk over a JSON tree is recursive and bounded by SG_SIO_DEPTH_CAP
+ * nested arrays/objects; the decoder refuses data deeper than its limit
+ * (at most that cap: config max_json_depth) before jansson even sees it,
+ * so hostile input cannot exhaust the stack. */
 #include "socketio.h"
 
 #include <inttypes.h>
@@ -17,9 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Nesting bound of arrays and objects, for decoding and for every walk. */
-#define SIO_MAX_DEPTH 128
 
 /* Largest ack id: Number.MAX_SAFE_INTEGER. */
 #define SIO_MAX_ID ((int64_t)9007199254740991)
@@ -109,10 +107,10 @@ static int utf8_valid(const char *str, size_t n)
     return 1;
 }
 
-/* 1 if the JSON text s[0..n) nests arrays/objects at most SIO_MAX_DEPTH
+/* 1 if the JSON text s[0..n) nests arrays/objects at most max_depth
  * deep (brackets inside strings do not count). Malformed text is left to
  * the parser, which stops at the first error, before any unbalanced part. */
-static int json_depth_ok(const char *s, size_t n)
+static int json_depth_ok(const char *s, size_t n, int max_depth)
 {
     int depth = 0, in_str = 0;
 
@@ -126,7 +124,7 @@ static int json_depth_ok(const char *s, size_t n)
         } else if (c == '"') {
             in_str = 1;
         } else if (c == '[' || c == '{') {
-            if (++depth > SIO_MAX_DEPTH)
+            if (++depth > max_depth)
                 return 0;
         } else if ((c == ']' || c == '}') && depth > 0) {
             depth--;
@@ -174,6 +172,15 @@ static int payload_valid(enum sg_sio_type type, const json_t *data)
 
 int sg_sio_decode(const char *in, size_t n, sg_sio_packet *out)
 {
+    static const sg_sio_limits defaults = {SG_SIO_MAX_ATTACHMENTS, SG_SIO_MAX_DEPTH};
+    return sg_sio_decode_limited(in, n, &defaults, out);
+}
+
+int sg_sio_decode_limited(const char *in, size_t n, const sg_sio_limits *lim,
+                          sg_sio_packet *out)
+{
+    int max_depth = lim->max_depth < 1 ? 1
+                    : lim->max_depth > SG_SIO_DEPTH_CAP ? SG_SIO_DEPTH_CAP : lim->max_depth;
     sg_sio_packet p = {SG_SIO_CONNECT, NULL, -1, 0, NULL};
     size_t i, j;
     int rc;
@@ -195,7 +202,7 @@ int sg_sio_decode(const char *in, size_t n, sg_sio_packet *out)
             return SG_SIO_EATTACHMENTS;
         for (size_t k = i; k < j; k++) {
             count = count * 10 + (size_t)(in[k] - '0');
-            if (count > SG_SIO_MAX_ATTACHMENTS)
+            if (count > lim->max_attachments)
                 return SG_SIO_EATTACHMENTS;
         }
         if (count == 0) /* as socket.io-parser >= 4.2.5 */
@@ -241,7 +248,7 @@ int sg_sio_decode(const char *in, size_t n, sg_sio_packet *out)
     /* <JSON data>: the rest, all of it */
     if (i < n) {
         json_error_t err;
-        if (!json_depth_ok(in + i, n - i)) {
+        if (!json_depth_ok(in + i, n - i, max_depth)) {
             rc = SG_SIO_EJSON;
             goto fail;
         }
@@ -406,7 +413,7 @@ static int write_json(sg_buf *b, const json_t *v, int depth)
     case JSON_STRING:
         return write_string(b, json_string_value(v), json_string_length(v));
     case JSON_ARRAY: {
-        if (depth >= SIO_MAX_DEPTH + 1) /* +1: room for a placeholder */
+        if (depth >= SG_SIO_DEPTH_CAP + 1) /* +1: room for a placeholder */
             return -1;
         if (sg_buf_putc(b, '[') < 0)
             return -1;
@@ -419,7 +426,7 @@ static int write_json(sg_buf *b, const json_t *v, int depth)
     case JSON_OBJECT: {
         json_t *obj = (json_t *)v; /* the iterator API takes no const */
         int first = 1;
-        if (depth >= SIO_MAX_DEPTH + 1 || sg_sio_is_binary(v))
+        if (depth >= SG_SIO_DEPTH_CAP + 1 || sg_sio_is_binary(v))
             return -1;
         if (sg_buf_putc(b, '{') < 0)
             return -1;
@@ -517,7 +524,7 @@ static int has_binary(const json_t *v, int depth)
 {
     if (sg_sio_is_binary(v))
         return 1;
-    if (depth >= SIO_MAX_DEPTH) /* deeper data cannot be encoded anyway */
+    if (depth >= SG_SIO_DEPTH_CAP) /* deeper data cannot be encoded anyway */
         return 0;
     if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v); i++) {
@@ -559,7 +566,7 @@ static int map_tree(struct walk *w, json_t *v, int depth, json_t **res)
         *res = json_incref(v);
         return 0;
     }
-    if (depth >= SIO_MAX_DEPTH)
+    if (depth >= SG_SIO_DEPTH_CAP)
         return w->depth_error;
 
     if (json_is_array(v)) {

@@ -43,6 +43,14 @@ enum sg_sio_err {
 const char *sg_sio_strerror(int err);
 
 #define SG_SIO_MAX_ATTACHMENTS 10 /* as socket.io-parser's default maxAttachments */
+#define SG_SIO_MAX_DEPTH 128      /* default nesting bound of a packet's JSON */
+#define SG_SIO_DEPTH_CAP 1024     /* the largest bound: every JSON walk stops there */
+
+/* What the decoder accepts (config max_attachments, max_json_depth). */
+typedef struct sg_sio_limits {
+    size_t max_attachments;   /* of a BINARY_* packet, >= 1 */
+    int max_depth;            /* nested arrays/objects, 1..SG_SIO_DEPTH_CAP */
+} sg_sio_limits;
 
 typedef struct sg_sio_packet {
     enum sg_sio_type type;
@@ -63,6 +71,11 @@ void sg_sio_packet_clear(sg_sio_packet *p);
  * in 0..2^53-1. Placeholders are left in data as they came; see
  * sg_sio_reconstruct(). On error *out is cleared. */
 int sg_sio_decode(const char *in, size_t n, sg_sio_packet *out);
+/* The same with the limits lim (borrowed) instead of the defaults
+ * (SG_SIO_MAX_ATTACHMENTS, SG_SIO_MAX_DEPTH). Beyond them:
+ * SG_SIO_EATTACHMENTS, SG_SIO_EJSON. */
+int sg_sio_decode_limited(const char *in, size_t n, const sg_sio_limits *lim,
+                          sg_sio_packet *out);
 
 /* Encode the text form (appends to out). data must be JSON without binary
  * values (run sg_sio_deconstruct() first); it is dumped compact, in

@@ -1,12 +1,16 @@
 /* store.c - the SQLite store. See store.h. */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 
 #include "log.h"
@@ -30,6 +34,7 @@ enum stmt_id {
     ST_ACK_NEXT, ST_ACK_INSERT, ST_ACK_GET, ST_ACK_DELETE, ST_ACKS_EXPIRED,
     ST_REPLY_INSERT, ST_REPLIES_GET, ST_REPLIES_DELETE, ST_ACKS_FORGET, ST_REPLIES_PURGE,
     ST_QUEUE_MAX, ST_CHANGED,
+    ST_OPEN_SESSIONS, ST_SOCKETS_COUNT, ST_RATE_GET, ST_RATE_PUT, ST_RATE_PURGE,
     ST_COUNT
 };
 
@@ -114,6 +119,12 @@ static const char *const stmt_sql[ST_COUNT] = {
         "SELECT sid FROM queue WHERE seq > ?1"
         " UNION SELECT sid FROM sessions INDEXED BY sessions_upgrading"
         " WHERE upgrading <> 0 AND state = 0",
+    /* the limits (schema 0004) */
+    [ST_OPEN_SESSIONS] = "SELECT n FROM counters WHERE name = 'open_sessions'",
+    [ST_SOCKETS_COUNT] = "SELECT count(*) FROM sockets WHERE sid = ?1",
+    [ST_RATE_GET] = "SELECT tokens, at FROM handshake_rate WHERE address = ?1",
+    [ST_RATE_PUT] = "INSERT OR REPLACE INTO handshake_rate (address, tokens, at) VALUES (?1, ?2, ?3)",
+    [ST_RATE_PURGE] = "DELETE FROM handshake_rate WHERE at <= ?1",
 };
 
 struct sg_store {
@@ -371,6 +382,23 @@ void sg_store_checkpointer_stop(void)
     atomic_store(&ckpt.on, false);
 }
 
+/* A new store is created mode 0600 whatever the umask: it holds every
+ * client's handshake (headers with cookies and tokens) and what is queued
+ * for it. SQLite creates the -wal and -shm files with the database file's
+ * mode. An existing file, an in-memory or a URI name are left alone; a
+ * failure here is left for sqlite3_open_v2 to report. */
+static void create_private(const char *path)
+{
+    if (!*path || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5))
+        return;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    if (fchmod(fd, 0600) < 0) /* a umask such as 0277 would leave it 0400 */
+        sg_warn("store %s: chmod 0600: %s", path, strerror(errno));
+    close(fd);
+}
+
 sg_store *sg_store_open(const char *path)
 {
     sg_store *s = calloc(1, sizeof *s);
@@ -379,6 +407,7 @@ sg_store *sg_store_open(const char *path)
         sg_error("store %s: out of memory", path);
         return NULL;
     }
+    create_private(path);
     int rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                  SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
@@ -1158,4 +1187,75 @@ int sg_store_acks_forget(sg_store *s, const char *name)
     sqlite3_bind_int64(st, 1, 0);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     return exec_stmt(s, st, "forget ack replies");
+}
+
+/* ---- limits (schema 0004) ---------------------------------------------------- */
+
+/* The one integer that st (bound) returns; -1 on error. */
+static int64_t step_int(sg_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        store_rc(s, rc, what);
+        return -1;
+    }
+    return n;
+}
+
+int64_t sg_store_sessions_open(sg_store *s)
+{
+    sqlite3_stmt *st = stmt(s, ST_OPEN_SESSIONS);
+    return st ? step_int(s, st, "count open sessions") : -1;
+}
+
+int64_t sg_store_sockets_count(sg_store *s, const char *sid)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKETS_COUNT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    return step_int(s, st, "count sockets");
+}
+
+int sg_store_rate_take(sg_store *s, const char *address, int64_t rate, int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, ST_RATE_GET);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    double tokens = (double)rate; /* no row: a full bucket */
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int64_t at = sqlite3_column_int64(st, 1);
+        tokens = sqlite3_column_double(st, 0);
+        if (now > at) /* a clock stepped back refills nothing */
+            tokens += (double)(now - at) * (double)rate / 1000.0;
+        if (tokens > (double)rate)
+            tokens = (double)rate;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        store_rc(s, rc, "read handshake rate");
+        return -1;
+    }
+    if (tokens < 1.0)
+        return 0; /* nothing written: a refused handshake costs no write */
+    if (!(st = stmt(s, ST_RATE_PUT)))
+        return -1;
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, tokens - 1.0);
+    sqlite3_bind_int64(st, 3, now);
+    return exec_stmt(s, st, "write handshake rate") != 0 ? -1 : 1;
+}
+
+int sg_store_rate_purge(sg_store *s, int64_t before)
+{
+    sqlite3_stmt *st = stmt(s, ST_RATE_PURGE);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, before);
+    int rc = exec_stmt(s, st, "purge handshake rates");
+    return rc < 0 ? rc : sqlite3_changes(s->db);
 }

@@ -207,4 +207,20 @@ int sg_store_acks_forget(sg_store *s, const char *name);
  * return its single integer result, or -1. */
 int64_t sg_store_scalar(sg_store *s, const char *sql);
 
+/* ---- limits (schema 0004) ------------------------------------------------ */
+
+/* The number of open sessions (a counter the schema's triggers keep, so
+ * this is one row read). >= 0, or -1 on error. */
+int64_t sg_store_sessions_open(sg_store *s);
+/* The number of sockets (namespaces joined) of session sid, or -1. */
+int64_t sg_store_sockets_count(sg_store *s, const char *sid);
+/* Take one handshake from address's token bucket (borrowed): it holds rate
+ * tokens at most and gains rate per second; now in ms. Inside a
+ * transaction. 1: taken; 0: the bucket is empty (nothing written); -1:
+ * store error. */
+int sg_store_rate_take(sg_store *s, const char *address, int64_t rate, int64_t now);
+/* Forget the buckets last touched at or before `before` (full again when
+ * that is a second ago). The number deleted, or -1. */
+int sg_store_rate_purge(sg_store *s, int64_t before);
+
 #endif

@@ -415,6 +415,7 @@ static const char *reason(int status)
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
     case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -422,15 +423,16 @@ static const char *reason(int status)
     }
 }
 
-int sg_ws_response_101(sg_buf *out, const char *accept)
+int sg_ws_response_101(sg_buf *out, const char *accept, const char *extra)
 {
     return sg_buf_printf(out,
                          "HTTP/1.1 101 Switching Protocols\r\n"
                          "Upgrade: websocket\r\n"
                          "Connection: Upgrade\r\n"
                          "Sec-WebSocket-Accept: %s\r\n"
+                         "%s"
                          "\r\n",
-                         accept);
+                         accept, extra ? extra : "");
 }
 
 static int response(sg_buf *out, int status, const char *extra, const char *content_type,

@@ -99,8 +99,10 @@ int sg_ws_handshake_check(const sg_ws_request *req, char accept[SG_WS_ACCEPT_LEN
  * without its trailing slash, else 0. */
 int sg_ws_path_ok(const char *path, size_t len, const char *cfg_path);
 
-/* Append the 101 answer that completes the handshake. 0 or -1 (ENOMEM). */
-int sg_ws_response_101(sg_buf *out, const char *accept);
+/* Append the 101 answer that completes the handshake, with extra header
+ * lines ("Name: value\r\n"..., e.g. a Set-Cookie; NULL for none). 0 or -1
+ * (ENOMEM). */
+int sg_ws_response_101(sg_buf *out, const char *accept, const char *extra);
 /* Append an error answer with "Connection: close": status and its reason
  * phrase, content_type (omitted when NULL), Content-Length, body. */
 int sg_ws_response_error(sg_buf *out, int status, const char *content_type, const char *body);

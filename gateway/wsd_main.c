@@ -858,13 +858,14 @@ static const char *client_address(const struct conn *c, const sg_ws_request *req
 }
 
 /* An Engine.IO refusal before the upgrade: 400 (or the result's status)
- * with the JSON error. */
-static void eio_fail(struct wsd *d, struct conn *c, sg_buf *ans, int result, const char *why)
+ * with the JSON error; hs: the handshake, when it was one. */
+static void eio_fail(struct wsd *d, struct conn *c, sg_buf *ans, int result, const char *why,
+                     const sg_handshake *hs)
 {
     int status, code;
     const char *msg;
-    sg_engine_error(result, &status, &code, &msg);
-    if (result != SG_E_INTERNAL)
+    sg_engine_handshake_error(hs, result, &status, &code, &msg);
+    if (!sg_engine_result_logged(result))
         sg_warn("connection from %s: %d %s%s%s", c->addr, status, msg, why ? ": " : "",
                 why ? why : "");
     if (code >= 0)
@@ -915,23 +916,24 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
     }
     if (!transport || strcmp(transport, "websocket") != 0) {
         if (transport && strcmp(transport, "polling") == 0)
-            eio_fail(d, c, &ans, SG_E_BADREQ, "polling requests belong to siogate-fcgi");
+            eio_fail(d, c, &ans, SG_E_BADREQ, "polling requests belong to siogate-fcgi", NULL);
         else
-            eio_fail(d, c, &ans, SG_E_TRANSPORT, NULL);
+            eio_fail(d, c, &ans, SG_E_TRANSPORT, NULL, NULL);
         goto out;
     }
     if (!sg_ws_is_upgrade(&req)) {
-        eio_fail(d, c, &ans, SG_E_BADREQ, "transport=websocket without \"Upgrade: websocket\"");
+        eio_fail(d, c, &ans, SG_E_BADREQ, "transport=websocket without \"Upgrade: websocket\"",
+                 NULL);
         goto out;
     }
     if (!eio || strcmp(eio, "4") != 0) {
-        eio_fail(d, c, &ans, SG_E_VERSION, NULL);
+        eio_fail(d, c, &ans, SG_E_VERSION, NULL, NULL);
         goto out;
     }
     bool refuse = false; /* an upgrade refused after the 101 */
     if (sid) {
         if (!sg_id_valid(sid)) {
-            eio_fail(d, c, &ans, SG_E_SID, "malformed sid");
+            eio_fail(d, c, &ans, SG_E_SID, "malformed sid", NULL);
             goto out;
         }
         /* does the session exist? (the reference answers 400 before
@@ -941,7 +943,7 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         if (rc == SG_E_BADREQ) {
             refuse = true;
         } else if (rc != SG_OK) {
-            eio_fail(d, c, &ans, rc == SG_E_SID ? SG_E_SID : SG_E_INTERNAL, NULL);
+            eio_fail(d, c, &ans, rc == SG_E_SID ? SG_E_SID : SG_E_INTERNAL, NULL, NULL);
             goto out;
         }
     }
@@ -971,12 +973,16 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         int rc = sg_engine_open(d->w, &hs, "websocket", open_sid, &open_packet);
         if (rc != SG_OK) {
             sg_buf_free(&open_packet);
-            eio_fail(d, c, &ans, rc < 0 ? rc : SG_E_INTERNAL, "handshake");
+            eio_fail(d, c, &ans, rc < 0 ? rc : SG_E_INTERNAL, "handshake", &hs);
             goto out;
         }
     }
     start_ws(d, c);
-    if (!c->ws || sg_ws_response_101(&ans, accept) < 0 || out_append(c, ans.data, ans.len) < 0) {
+    sg_buf cookie = SG_BUF_INIT; /* a new session's Set-Cookie, if configured */
+    int crc = sid ? 0 : sg_engine_cookie(d->cfg, open_sid, &cookie);
+    int arc = crc < 0 ? -1 : sg_ws_response_101(&ans, accept, cookie.len ? cookie.data : NULL);
+    sg_buf_free(&cookie);
+    if (!c->ws || arc < 0 || out_append(c, ans.data, ans.len) < 0) {
         if (!sid)
             sg_engine_close(d->w, open_sid, "transport error");
         sg_buf_free(&open_packet);

@@ -63,7 +63,7 @@ static void check(const char *buf, size_t len)
         sg_ws_accept_key(key, strlen(key), expect);
         if (strlen(accept) != SG_WS_ACCEPT_LEN || strcmp(accept, expect) != 0)
             abort();
-        (void)sg_ws_response_101(&out, accept);
+        (void)sg_ws_response_101(&out, accept, NULL);
     } else {
         if ((status != 400 && status != 426 && status != 500) || !why || !why[0])
             abort();

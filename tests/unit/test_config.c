@@ -19,7 +19,12 @@ static int is_default(const sg_config *c)
     return c->db && !strcmp(c->db, "/var/lib/siogate/siogate.db") && c->nplugins == 0 &&
            c->path && !strcmp(c->path, "/socket.io/") && c->ping_interval == 25000 &&
            c->ping_timeout == 20000 && c->connect_timeout == 45000 &&
-           c->max_payload == 1000000 && c->cors_origin == NULL;
+           c->max_payload == 1000000 && c->cors_origin == NULL && c->max_sessions == 100000 &&
+           c->max_sockets_per_session == 100 && c->handshakes_per_second == 0 &&
+           c->max_attachments == 10 && c->max_json_depth == 128 && c->cookie == NULL &&
+           c->cookie_path && !strcmp(c->cookie_path, "/") &&
+           c->cookie_samesite == SG_SAMESITE_LAX && c->cookie_httponly == 1 &&
+           c->cookie_secure == 0;
 }
 
 /* Write text[0..len) to a new file in a new temp dir; path[] gets its name. */
@@ -138,6 +143,24 @@ static const struct ok_case ok_cases[] = {
     {"connect_timeout=45001", "connect_timeout", NULL, 45001},
     {"max_payload = 1073741824", "max_payload", NULL, 1073741824},
     {"max_payload = 1", "max_payload", NULL, 1},
+    {"max_sessions = 0", "max_sessions", NULL, 0},
+    {"max_sessions = 1000000000", "max_sessions", NULL, 1000000000},
+    {"max_sockets_per_session = 0", "max_sockets_per_session", NULL, 0},
+    {"max_sockets_per_session = 3", "max_sockets_per_session", NULL, 3},
+    {"handshakes_per_second = 1000000", "handshakes_per_second", NULL, 1000000},
+    {"max_attachments = 100000", "max_attachments", NULL, 100000},
+    {"max_json_depth = 1", "max_json_depth", NULL, 1},
+    {"max_json_depth = 1024", "max_json_depth", NULL, 1024},
+    {"cookie = io", "cookie", "io", 0},
+    {"cookie = my-sess.id_2", "cookie", "my-sess.id_2", 0},
+    {"cookie_path = /app/", "cookie_path", "/app/", 0},
+    {"cookie_samesite = strict", "cookie_samesite", NULL, SG_SAMESITE_STRICT},
+    {"cookie_samesite = None", "cookie_samesite", NULL, SG_SAMESITE_NONE},
+    {"cookie_samesite = OFF", "cookie_samesite", NULL, SG_SAMESITE_OFF},
+    {"cookie_httponly = no", "cookie_httponly", NULL, 0},
+    {"cookie_httponly = On", "cookie_httponly", NULL, 1},
+    {"cookie_secure = true", "cookie_secure", NULL, 1},
+    {"cookie_secure = 0", "cookie_secure", NULL, 0},
     /* path: normalised to end with '/' */
     {"path = /", "path", "/", 0},
     {"path = /socket.io", "path", "/socket.io/", 0},
@@ -162,6 +185,14 @@ static int64_t int_field(const sg_config *c, const char *key)
     if (!strcmp(key, "ping_timeout")) return c->ping_timeout;
     if (!strcmp(key, "connect_timeout")) return c->connect_timeout;
     if (!strcmp(key, "max_payload")) return c->max_payload;
+    if (!strcmp(key, "max_sessions")) return c->max_sessions;
+    if (!strcmp(key, "max_sockets_per_session")) return c->max_sockets_per_session;
+    if (!strcmp(key, "handshakes_per_second")) return c->handshakes_per_second;
+    if (!strcmp(key, "max_attachments")) return c->max_attachments;
+    if (!strcmp(key, "max_json_depth")) return c->max_json_depth;
+    if (!strcmp(key, "cookie_samesite")) return c->cookie_samesite;
+    if (!strcmp(key, "cookie_httponly")) return c->cookie_httponly;
+    if (!strcmp(key, "cookie_secure")) return c->cookie_secure;
     return -1;
 }
 
@@ -170,6 +201,8 @@ static const char *str_field(const sg_config *c, const char *key)
     if (!strcmp(key, "db")) return c->db;
     if (!strcmp(key, "path")) return c->path;
     if (!strcmp(key, "cors_origin")) return c->cors_origin;
+    if (!strcmp(key, "cookie")) return c->cookie;
+    if (!strcmp(key, "cookie_path")) return c->cookie_path;
     return NULL;
 }
 
@@ -226,6 +259,20 @@ static const struct err_case err_cases[] = {
      NAME ":1: 'connect_timeout' must be between 1 and 86400000, not '99999999999999999999999'"},
     {"max_payload = 1073741825",
      NAME ":1: 'max_payload' must be between 1 and 1073741824, not '1073741825'"},
+    {"max_attachments = 0", NAME ":1: 'max_attachments' must be between 1 and 100000, not '0'"},
+    {"max_json_depth = 1025", NAME ":1: 'max_json_depth' must be between 1 and 1024, not '1025'"},
+    {"max_sessions = -1", NAME ":1: 'max_sessions' must be a decimal integer, not '-1'"},
+    {"cookie = a;b", NAME ":1: 'cookie' must be a cookie name (letters, digits, "
+                     "!#$%&'*+-.^_`|~), not 'a;b'"},
+    {"cookie = io=x", NAME ":1: 'cookie' must be a cookie name (letters, digits, "
+                      "!#$%&'*+-.^_`|~), not 'io=x'"},
+    {"cookie_path = /a b", NAME ":1: 'cookie_path' must be a cookie path (no white space, "
+                           "';' or ','), not '/a b'"},
+    {"cookie_path = /a;Domain=evil", NAME ":1: 'cookie_path' must be a cookie path (no white "
+                                     "space, ';' or ','), not '/a;Domain=evil'"},
+    {"cookie_samesite = lax-ish", NAME ":1: 'cookie_samesite' must be one of off, Strict, Lax, "
+                                  "None, not 'lax-ish'"},
+    {"cookie_secure = maybe", NAME ":1: 'cookie_secure' must be yes or no, not 'maybe'"},
     /* repeated single-valued keys */
     {"db = /a\n\ndb = /b\n", NAME ":3: 'db' already set on line 1"},
     {"path = /a/\n#\npath = /a/\n", NAME ":3: 'path' already set on line 1"},

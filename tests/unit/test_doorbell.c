@@ -184,6 +184,54 @@ TEST("doorbell: ringer creates the directory 0700 and has no fd")
     tmp_clean(&t);
 }
 
+/* the first socket file in dir: its mode, or -1 */
+static int sock_mode(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int mode = -1;
+    struct dirent *de;
+    while (d && mode < 0 && (de = readdir(d))) {
+        char p[512];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        if (lstat(p, &st) == 0 && S_ISSOCK(st.st_mode))
+            mode = (int)(st.st_mode & 07777);
+    }
+    if (d)
+        closedir(d);
+    return mode;
+}
+
+TEST("doorbell: directory 0700 and sockets 0600 whatever the umask; a loose directory is tightened")
+{
+    struct tmp t;
+    CHECK(tmp_make(&t) == 0);
+    mode_t old = umask(0); /* the loosest: mkdir and bind would give 0700 and 0777 */
+    sg_bell *w = sg_bell_waiter(t.dir);
+    CHECK(w != NULL);
+    struct stat st;
+    CHECK(stat(t.dir, &st) == 0);
+    CHECK_INT(st.st_mode & 07777, 0700);
+    CHECK_INT(sock_mode(t.dir), 0600);
+    sg_bell_close(w);
+    umask(0277); /* the tightest that still lets the owner read: mkdir would give 0500 */
+    rmdir(t.dir);
+    w = sg_bell_waiter(t.dir);
+    CHECK(w != NULL);
+    CHECK(stat(t.dir, &st) == 0);
+    CHECK_INT(st.st_mode & 07777, 0700);
+    sg_bell_close(w);
+    umask(022);
+    CHECK_INT(chmod(t.dir, 0755), 0); /* as an older siogate may have left it */
+    sg_bell *r = sg_bell_ringer(t.dir);
+    CHECK(r != NULL);
+    CHECK(stat(t.dir, &st) == 0);
+    CHECK_INT(st.st_mode & 07777, 0700);
+    sg_bell_close(r);
+    umask(old);
+    tmp_clean(&t);
+}
+
 TEST("doorbell: waiter fd is non-blocking and close-on-exec; recv 0 when idle")
 {
     struct tmp t;

@@ -16,6 +16,9 @@ static sg_config cfg;
 static sg_engine *eng;
 static sg_worker *w;
 
+/* set by a test before setup(): applied to the next configuration */
+static void (*tune)(sg_config *c);
+
 /* a fresh engine (and store) with the given heartbeat */
 static void setup(int64_t interval, int64_t timeout)
 {
@@ -34,6 +37,9 @@ static void setup(int64_t interval, int64_t timeout)
     cfg.ping_interval = interval;
     cfg.ping_timeout = timeout;
     cfg.max_payload = 1000;
+    if (tune)
+        tune(&cfg);
+    tune = NULL;
     eng = sg_engine_new(&cfg);
     w = eng ? sg_worker_new(eng) : NULL;
 }
@@ -49,7 +55,10 @@ static int open_session(char sid[SG_ID_LEN + 1])
 {
     sg_buf open = SG_BUF_INIT;
     const char *headers[] = {"user-agent", "test", NULL};
-    sg_handshake hs = {"127.0.0.1", "/socket.io/?EIO=4&transport=polling&x=1", "EIO=4&transport=polling&x=1", headers};
+    sg_handshake hs = {.address = "127.0.0.1",
+                       .url = "/socket.io/?EIO=4&transport=polling&x=1",
+                       .query = "EIO=4&transport=polling&x=1",
+                       .headers = headers};
     int rc = sg_engine_open(w, &hs, "polling", sid, &open);
     sg_buf_free(&open);
     return rc;
@@ -763,6 +772,102 @@ TEST("engine: error results map to HTTP and Engine.IO codes")
     CHECK(st == 413);
     sg_engine_error(SG_E_INTERNAL, &st, &code, &msg);
     CHECK(st == 500);
+    sg_engine_error(SG_E_RATE, &st, &code, &msg);
+    CHECK(st == 429 && code == 4 && strcmp(msg, "Too many handshakes") == 0);
+    sg_engine_error(SG_E_FULL, &st, &code, &msg);
+    CHECK(st == 503 && code == 4 && strcmp(msg, "Too many sessions") == 0);
+    sg_engine_error(SG_E_REFUSED, &st, &code, &msg);
+    CHECK(st == 403 && code == 4 && strcmp(msg, "Forbidden") == 0);
+    sg_engine_error(-99, &st, &code, &msg);
+    CHECK(st == 500);
+    sg_handshake hs = {.refused_status = 400, .refused_code = 3, .refused_message = "no"};
+    sg_engine_handshake_error(&hs, SG_E_REFUSED, &st, &code, &msg);
+    CHECK(st == 400 && code == 3 && strcmp(msg, "no") == 0);
+    sg_engine_handshake_error(&hs, SG_E_SID, &st, &code, &msg);
+    CHECK(st == 400 && code == 1);
+}
+
+TEST("engine: the io cookie header, as engine.io's cookie option writes it")
+{
+    sg_config c;
+    sg_config_defaults(&c);
+    sg_buf b = SG_BUF_INIT;
+    CHECK_INT(sg_engine_cookie(&c, "SID", &b), 0);
+    CHECK_INT(b.len, 0); /* off by default */
+    c.cookie = strdup("io");
+    CHECK_INT(sg_engine_cookie(&c, "SID", &b), 0);
+    CHECK_STR(sg_buf_str(&b), "Set-Cookie: io=SID; Path=/; HttpOnly; SameSite=Lax\r\n");
+    sg_buf_reset(&b);
+    free(c.cookie_path);
+    c.cookie_path = strdup("/app");
+    c.cookie_httponly = 0;
+    c.cookie_secure = 1;
+    c.cookie_samesite = SG_SAMESITE_NONE;
+    CHECK_INT(sg_engine_cookie(&c, "SID", &b), 0);
+    CHECK_STR(sg_buf_str(&b), "Set-Cookie: io=SID; Path=/app; Secure; SameSite=None\r\n");
+    sg_buf_reset(&b);
+    c.cookie_samesite = SG_SAMESITE_OFF;
+    CHECK_INT(sg_engine_cookie(&c, "SID", &b), 0);
+    CHECK_STR(sg_buf_str(&b), "Set-Cookie: io=SID; Path=/app; Secure\r\n");
+    sg_buf_free(&b);
+    sg_config_free(&c);
+}
+
+static void tune_max_sessions(sg_config *c) { c->max_sessions = 2; }
+
+TEST("engine: max_sessions refuses a handshake beyond it until one closes")
+{
+    tune = tune_max_sessions;
+    setup(25000, 20000);
+    char a[SG_ID_LEN + 1], b[SG_ID_LEN + 1], c[SG_ID_LEN + 1];
+    CHECK_INT(open_session(a), SG_OK);
+    CHECK_INT(open_session(b), SG_OK);
+    CHECK_INT(open_session(c), SG_E_FULL);
+    CHECK_INT(post(a, "1"), SG_OK); /* the client closes: a place is free */
+    CHECK_INT(open_session(c), SG_OK);
+    CHECK_INT(open_session(a), SG_E_FULL);
+    setup(25000, 20000);
+}
+
+static void tune_rate(sg_config *c) { c->handshakes_per_second = 1; }
+
+TEST("engine: handshakes_per_second limits one address, not the others")
+{
+    tune = tune_rate;
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1];
+    sg_buf open = SG_BUF_INIT;
+    sg_handshake x = {.address = "192.0.2.1"}, y = {.address = "192.0.2.2"}, none = {0};
+    CHECK_INT(sg_engine_open(w, &x, "polling", sid, &open), SG_OK);
+    /* a second within the same second (rate 1, one token in the bucket) */
+    CHECK_INT(sg_engine_open(w, &x, "websocket", sid, &open), SG_E_RATE);
+    CHECK_INT(sg_engine_open(w, &y, "polling", sid, &open), SG_OK);
+    CHECK_INT(sg_engine_open(w, &none, "polling", sid, &open), SG_OK); /* no address: no bucket */
+    CHECK_INT(sg_engine_open(w, &none, "polling", sid, &open), SG_OK);
+    sg_buf_free(&open);
+    setup(25000, 20000);
+}
+
+static void tune_sockets(sg_config *c) { c->max_sockets_per_session = 1; }
+
+TEST("engine: max_sockets_per_session answers CONNECT_ERROR beyond it")
+{
+    tune = tune_sockets;
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1] = "";
+    CHECK_INT(open_session(sid), SG_OK);
+    connect_root(sid, id, tap_failed);
+    CHECK_INT(post(sid, "40/custom,"), SG_OK);
+    char *p = poll1(sid);
+    CHECK_STR(p, "44/custom,{\"message\":\"Too many sockets\"}");
+    free(p);
+    /* the session stays: leaving "/" makes room for /custom */
+    CHECK_INT(post(sid, "41"), SG_OK);
+    CHECK_INT(post(sid, "40/custom,"), SG_OK);
+    p = poll1(sid);
+    CHECK(p && strncmp(p, "40/custom,{\"sid\":\"", 18) == 0);
+    free(p);
+    setup(25000, 20000);
 }
 
 TEST("engine: a plugin that does not exist stops the engine, naming the file")

@@ -199,6 +199,49 @@ TEST("plugin names: a path is kept, a bare name is looked up in the plugin dir")
     free(saved);
 }
 
+/* ---- an allow_request handler (ABI 1.1), on tests/plugins/allow.so ---- */
+
+struct sg_request { int code; char message[64]; };
+static sg_allow_request_fn allow_fn;
+static int f_allow_request(sg_plugin *p, sg_allow_request_fn fn, void *ud)
+{ (void)p; (void)ud; allow_fn = fn; return 0; }
+static int f_refuse(sg_request *req, int code, const char *message)
+{ req->code = code; snprintf(req->message, sizeof req->message, "%s", message ? message : ""); return 0; }
+
+TEST("harness: an allow_request handler called directly with a handshake object")
+{
+    const char *b = getenv("SG_BUILDDIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/plugins/allow.so", b ? b : ".");
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    CHECK(dl != NULL);
+    if (!dl)
+        return;
+    const uint32_t *abi = dlsym(dl, "sg_plugin_abi");
+    CHECK(abi && abi[0] == 1 && abi[1] == 1); /* built against 1.1 */
+    sg_plugin_init_fn init;
+    void *sym = dlsym(dl, "sg_plugin_init");
+    memcpy(&init, &sym, sizeof init);
+    sg_host h = fake_host();
+    h.allow_request = f_allow_request;
+    h.refuse = f_refuse;
+    CHECK_INT(init(&h, NULL), 0);
+    CHECK(allow_fn != NULL);
+    if (allow_fn) {
+        sg_request req = {-1, ""};
+        json_t *info = json_pack("{s:{}}", "query");
+        CHECK_INT(allow_fn(&req, info, NULL), 0); /* let through */
+        CHECK_INT(req.code, -1);
+        json_decref(info);
+        info = json_pack("{s:{s:s}}", "query", "deny", "code3");
+        CHECK_INT(allow_fn(&req, info, NULL), 1);
+        CHECK_INT(req.code, 3);
+        CHECK_STR(req.message, "Bad client");
+        json_decref(info);
+    }
+    dlclose(dl);
+}
+
 int main(void)
 {
     int rc = tap_run();

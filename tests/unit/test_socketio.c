@@ -528,7 +528,7 @@ TEST("socketio: encode refuses what it cannot write, leaving out as it was")
     cases[2] = json_array();
     json_array_append_new(cases[2], json_stringn_nocheck("\xed\xa0\x80", 3)); /* surrogate */
     json_t *deep = json_array(), *cur = deep;
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < SG_SIO_DEPTH_CAP + 72; i++) {
         json_t *c = json_array();
         json_array_append_new(cur, c);
         cur = c;
@@ -607,6 +607,38 @@ TEST("socketio: decode bounds the nesting depth (128 levels)")
     CHECK_INT(sg_sio_decode(b.data, b.len, &p), SG_SIO_OK);
     sg_sio_packet_clear(&p);
     sg_buf_free(&b);
+}
+
+TEST("socketio: decode_limited applies max_json_depth and max_attachments")
+{
+    sg_sio_packet p;
+    sg_sio_limits lim = {2, 3};
+    char *s = nested_event(3, 0);
+    CHECK_INT(sg_sio_decode_limited(s, strlen(s), &lim, &p), SG_SIO_OK);
+    sg_sio_packet_clear(&p);
+    free(s);
+    s = nested_event(4, 0);
+    CHECK_INT(sg_sio_decode_limited(s, strlen(s), &lim, &p), SG_SIO_EJSON);
+    free(s);
+    static const char two[] = "52-[\"a\",{\"_placeholder\":true,\"num\":0},"
+                              "{\"_placeholder\":true,\"num\":1}]";
+    CHECK_INT(sg_sio_decode_limited(two, strlen(two), &lim, &p), SG_SIO_OK);
+    sg_sio_packet_clear(&p);
+    CHECK_INT(sg_sio_decode_limited("53-[\"a\"]", 8, &lim, &p), SG_SIO_EATTACHMENTS);
+    /* up to the cap, which every walk allows */
+    lim = (sg_sio_limits){100000, SG_SIO_DEPTH_CAP};
+    s = nested_event(SG_SIO_DEPTH_CAP, 0);
+    CHECK_INT(sg_sio_decode_limited(s, strlen(s), &lim, &p), SG_SIO_OK);
+    char *again = encode(&p);
+    CHECK_STR(again, s);
+    free(again);
+    sg_sio_packet_clear(&p);
+    free(s);
+    s = nested_event(SG_SIO_DEPTH_CAP + 1, 0);
+    CHECK_INT(sg_sio_decode_limited(s, strlen(s), &lim, &p), SG_SIO_EJSON);
+    free(s);
+    CHECK_INT(sg_sio_decode_limited("511-[\"a\"]", 9, &lim, &p), SG_SIO_OK);
+    sg_sio_packet_clear(&p);
 }
 
 /* ---- binary values ---------------------------------------------------- */
@@ -794,7 +826,7 @@ TEST("socketio: deconstruct without binary returns 0 and the same data")
 TEST("socketio: deconstruct refuses over-deep data and changes nothing")
 {
     json_t *data = json_array(), *cur = data;
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < SG_SIO_DEPTH_CAP + 172; i++) {
         json_t *c = json_array();
         json_array_append_new(cur, c);
         cur = c;
@@ -962,7 +994,7 @@ TEST("socketio: reconstruct rejects bad placeholders, changing nothing")
 TEST("socketio: reconstruct refuses over-deep data")
 {
     json_t *data = json_array(), *cur = data;
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < SG_SIO_DEPTH_CAP + 172; i++) {
         json_t *c = json_array();
         json_array_append_new(cur, c);
         cur = c;

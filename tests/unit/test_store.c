@@ -1,6 +1,7 @@
 /* test_store.c - the SQLite store, on a fresh database in a temp dir. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -90,6 +91,32 @@ TEST("store: a version 2 store is taken forward with its sessions' handshakes")
     sg_store_close(s);
 }
 
+TEST("store: a new store and its WAL are 0600 whatever the umask; an existing one keeps its mode")
+{
+    mode_t old = umask(0);
+    sg_store *s = fresh();
+    CHECK(s != NULL);
+    sg_session ss;
+    mk_session(&ss, SID1);
+    CHECK_INT(sg_store_session_insert(s, &ss, "{}"), 0); /* the WAL has frames now */
+    struct stat st;
+    CHECK_INT(stat(path, &st), 0);
+    CHECK_INT(st.st_mode & 07777, 0600);
+    char wal[sizeof path + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    CHECK_INT(stat(wal, &st), 0);
+    CHECK_INT(st.st_mode & 07777, 0600);
+    sg_store_close(s);
+    /* the administrator's choice for an existing file stands */
+    CHECK_INT(chmod(path, 0640), 0);
+    s = sg_store_open(path);
+    CHECK(s != NULL);
+    CHECK_INT(stat(path, &st), 0);
+    CHECK_INT(st.st_mode & 07777, 0640);
+    sg_store_close(s);
+    umask(old);
+}
+
 TEST("store: open fails cleanly on an unwritable path")
 {
     CHECK(sg_store_open("/nonexistent-dir/x/y.db") == NULL);
@@ -144,6 +171,51 @@ TEST("store: session insert, get, update, close")
     sg_store_queue_push(s, SID2, false, "42", 2);
     CHECK_INT(sg_store_queue_drop(s, SID2), 0);
     CHECK_INT(sg_store_queue_pending(s, SID2, 0), 0);
+    sg_store_close(s);
+}
+
+TEST("store: the open-session counter follows inserts, closes and purges")
+{
+    sg_store *s = fresh();
+    sg_session ss;
+    CHECK_INT(sg_store_sessions_open(s), 0);
+    mk_session(&ss, SID1);
+    CHECK_INT(sg_store_session_insert(s, &ss, "{}"), 0);
+    mk_session(&ss, SID2);
+    CHECK_INT(sg_store_session_insert(s, &ss, "{}"), 0);
+    CHECK_INT(sg_store_sessions_open(s), 2);
+    /* an update that keeps the state (every poll) changes nothing */
+    ss.sent_upto = 3;
+    CHECK_INT(sg_store_session_update(s, &ss), 0);
+    CHECK_INT(sg_store_sessions_open(s), 2);
+    CHECK_INT(sg_store_session_close(s, SID1, "transport close", 10), 0);
+    CHECK_INT(sg_store_sessions_open(s), 1);
+    CHECK_INT(sg_store_sessions_purge(s, 11), 1); /* a closed one: no change */
+    CHECK_INT(sg_store_sessions_open(s), 1);
+    sg_store_scalar(s, "DELETE FROM sessions WHERE sid = '" SID2 "'"); /* no row: -1 */
+    CHECK_INT(sg_store_sessions_open(s), 0);
+    sg_store_close(s);
+}
+
+TEST("store: handshake token buckets per address")
+{
+    sg_store *s = fresh();
+    /* rate 3: a full bucket gives 3 at once, then one per 1000/3 ms */
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1000), 1);
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1000), 0);
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1300), 0);   /* 0.9 token */
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1334), 1);   /* 1.002 */
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 1334), 0);
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.2", 3, 1334), 1);   /* another address */
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 500), 0);    /* clock went back */
+    /* refilled, never beyond the rate */
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 100000), 1);
+    CHECK_INT(sg_store_rate_take(s, "10.0.0.1", 3, 100000), 0);
+    /* purge: rows last touched at or before the time given */
+    CHECK_INT(sg_store_rate_purge(s, 99999), 1);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM handshake_rate"), 1);
     sg_store_close(s);
 }
 

@@ -318,7 +318,7 @@ TEST("path: with and without the trailing slash")
 TEST("answers: 101, Engine.IO error JSON, 426, plain error")
 {
     sg_buf b = SG_BUF_INIT;
-    CHECK_INT(sg_ws_response_101(&b, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), 0);
+    CHECK_INT(sg_ws_response_101(&b, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", NULL), 0);
     CHECK_STR(b.data, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                       "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
     sg_buf_reset(&b);

@@ -3,6 +3,7 @@
 // by an AbortController.
 
 import assert from "node:assert/strict";
+import http from "node:http";
 import { sleep } from "./util.mjs";
 
 export const RS = "\x1e"; // record separator between packets of a payload
@@ -130,4 +131,46 @@ export async function connectedSession(stack) {
   const { packets: p } = await collect(stack, sid, 2, 3000);
   assert.match(p[0], /^40\{"sid":/);
   return sid;
+}
+
+/**
+ * A GET with node:http, for what fetch cannot do: a chosen local address
+ * (`localAddress`, e.g. "127.0.0.2": another client address on loopback)
+ * and a WebSocket upgrade (`upgrade: true` sends the WebSocket handshake
+ * headers). Resolves with {status, body, headers}; a WebSocket accepted
+ * (101) is closed at once. Bounded by `timeoutMs`.
+ */
+export function rawGet(url, { headers = {}, localAddress, upgrade = false, timeoutMs = 5000 } = {}) {
+  const h = { ...headers };
+  if (upgrade)
+    Object.assign(h, {
+      Connection: "Upgrade",
+      Upgrade: "websocket",
+      "Sec-WebSocket-Version": "13",
+      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    });
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers: h, localAddress, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (body += d));
+      res.on("end", () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode, body, headers: res.headers });
+      });
+    });
+    req.on("upgrade", (res, socket) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: res.statusCode, body: "", headers: res.headers });
+    });
+    req.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`timed out after ${timeoutMs} ms: GET ${url}`));
+    }, timeoutMs);
+  });
 }

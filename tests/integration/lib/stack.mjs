@@ -291,3 +291,20 @@ export async function startStack({ fcgi = 1, wsd, restart = false, conf = {}, en
   }
   throw last;
 }
+
+/**
+ * For a test file: a function conf => startStack({fcgi: 1, conf}) whose
+ * stacks are all stopped by an after() hook registered here (pass
+ * node:test's `after`).
+ */
+export function stacksForFile(after) {
+  const stacks = [];
+  after(async () => {
+    for (const s of stacks) await s.stop();
+  });
+  return async (conf) => {
+    const s = await startStack({ fcgi: 1, conf });
+    stacks.push(s);
+    return s;
+  };
+}

@@ -3,8 +3,8 @@
 // their command line (--port PORT [--host 127.0.0.1] [--conf FILE]) and
 // the socket.io Server options read from siogate's conf format ("key =
 // value" lines, '#' comments): ping_interval, ping_timeout,
-// connect_timeout (ms), max_payload (bytes), path and cors_origin; other
-// keys (db, plugin) are accepted and ignored.
+// connect_timeout (ms), max_payload (bytes), path, cors_origin and the
+// cookie keys; other keys (db, plugin, the limits) are accepted and ignored.
 
 import { readFileSync } from "node:fs";
 
@@ -56,5 +56,17 @@ export function referenceOptions(argv) {
       origin: conf.cors_origin === "*" ? true : conf.cors_origin.split(/\s+/),
       credentials: true,
     };
+  // siogate's cookie keys: engine.io's cookie option (off without `cookie`)
+  if (conf.cookie) {
+    const bool = (k, dflt) => (conf[k] === undefined ? dflt : /^(yes|true|on|1)$/i.test(conf[k]));
+    const ss = conf.cookie_samesite;
+    opts.cookie = {
+      name: conf.cookie,
+      path: conf.cookie_path || "/",
+      httpOnly: bool("cookie_httponly", true),
+      secure: bool("cookie_secure", false),
+      sameSite: ss === undefined ? "lax" : /^off$/i.test(ss) ? false : ss.toLowerCase(),
+    };
+  }
   return { args, opts };
 }

@@ -1,0 +1,98 @@
+/* test_util.c - ids from the OS CSPRNG, and the log's one-line rule.
+ *
+ * getrandom(2) is interposed here (the test binary's definition wins over
+ * libc's for the statically linked library): the ids must be made of its
+ * bytes, survive short reads and EINTR, and fail, never fall back to a
+ * weaker source, when it fails. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+#include "tap.h"
+
+static enum { REAL, FIXED, SHORT_EINTR, FAIL } mode = REAL;
+static int calls;
+
+ssize_t getrandom(void *buf, size_t n, unsigned int flags)
+{
+    calls++;
+    switch (mode) {
+    case REAL:
+        return syscall(SYS_getrandom, buf, n, flags);
+    case FAIL:
+        errno = ENOSYS;
+        return -1;
+    case SHORT_EINTR:
+        if (calls == 2) {
+            errno = EINTR;
+            return -1;
+        }
+        if (n > 4)
+            n = 4;
+        /* fall through */
+    case FIXED:
+        break;
+    }
+    static unsigned char next;
+    for (size_t i = 0; i < n; i++)
+        ((unsigned char *)buf)[i] = next++;
+    return (ssize_t)n;
+}
+
+TEST("ids: 120 bits from getrandom, base64url, no fallback when it fails")
+{
+    char id[SG_ID_LEN + 1];
+    mode = FIXED;
+    calls = 0;
+    CHECK_INT(sg_id_new(id), 0);
+    CHECK_STR(id, "AAECAwQFBgcICQoLDA0O"); /* the bytes 0x00..0x0e */
+    CHECK_INT(calls, 1);
+    mode = SHORT_EINTR;
+    calls = 0;
+    CHECK_INT(sg_id_new(id), 0);
+    CHECK_STR(id, "DxAREhMUFRYXGBkaGxwd"); /* 0x0f..0x1d, in reads of 4 */
+    CHECK_INT(calls, 5);
+    mode = FAIL;
+    memset(id, 'x', sizeof id);
+    CHECK_INT(sg_id_new(id), -1);
+    mode = REAL;
+    char seen[200][SG_ID_LEN + 1];
+    int dup = 0;
+    for (int i = 0; i < 200; i++) {
+        CHECK_INT(sg_id_new(seen[i]), 0);
+        CHECK(sg_id_valid(seen[i]));
+        for (int j = 0; j < i; j++)
+            dup += !strcmp(seen[i], seen[j]);
+    }
+    CHECK_INT(dup, 0);
+}
+
+TEST("log: control bytes in a message become '?': one event, one line")
+{
+    int fds[2];
+    CHECK_INT(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    sg_log_init("t", SG_LOG_INFO);
+    sg_log(SG_LOG_WARN, "namespace %s not joined", "/a\nt[1]: error: forged\r\x1b[2J\x7f");
+    sg_log(SG_LOG_DEBUG, "not printed at info");
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    char buf[512] = "";
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    close(fds[0]);
+    buf[n > 0 ? n : 0] = '\0';
+    char want[256];
+    snprintf(want, sizeof want, "t[%ld]: warning: namespace /a?t[1]: error: forged??[2J? not joined\n",
+             (long)getpid());
+    CHECK_STR(buf, want);
+}
+
+int main(void) { return tap_run(); }
