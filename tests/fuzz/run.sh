@@ -52,6 +52,10 @@ if ! command -v "$cc" >/dev/null 2>&1; then
     say "(libclang-rt-NN-dev for the clang-NN that 'clang' is; NN=14 on Debian 12)"
     exit 2
 fi
+if ! "$cc" --version 2>/dev/null | grep -q clang; then
+    say "$cc is not clang: libFuzzer (-fsanitize=fuzzer) comes with clang"
+    exit 2
+fi
 major=$("$cc" -dumpversion 2>/dev/null | cut -d. -f1)
 printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' \
     >"$dir/probe.c"
