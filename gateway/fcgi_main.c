@@ -43,7 +43,6 @@
 #include "config.h"
 #include "daemon.h"
 #include "engine.h"
-#include "http.h"
 #include "log.h"
 #include "store.h"
 #include "parked.h"

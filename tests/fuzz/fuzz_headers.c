@@ -5,7 +5,8 @@
  * (sg_http_cors_headers), and siogate-fcgi's router (route.h) on all of
  * them.
  *
- * The first byte of the input picks the configuration (cgi.h); the rest
+ * The first byte of the input picks the configuration (cgi.h) and, in its
+ * top bit, whether the body was too large; the rest
  * is cut at each LF or NUL into parameters ("NAME=value"; a line without
  * '=' is dropped, as fcgi.c never makes one). After them come defaults
  * for a handshake (REQUEST_METHOD=GET, the query, REQUEST_URI), which a
@@ -138,7 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         envp[n++] = defaults[i];
     envp[n] = NULL;
 
-    sg_fcgi_req r = {.id = 1, .envp = envp, .body = SG_BUF_INIT};
+    /* the top bit: the body went beyond max_payload (a 413 for a POST) */
+    sg_fcgi_req r = {.id = 1, .envp = envp, .body = SG_BUF_INIT, .too_large = data[0] & 0x80};
     check_headers(envp, scratch);
     check_path(&r);
     check_cors(&cfg, &r);
