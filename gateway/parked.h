@@ -51,7 +51,7 @@ enum sg_parked_kind {
     SG_PARKED_TOOLARGE,      /* POST beyond max_payload: the session is closed, 413 */
 };
 
-/* The router (fcgi_main.c): looks at a complete request r and either
+/* The router (route.c): looks at a complete request r and either
  * appends a whole CGI answer to resp (SG_PARKED_ANSWERED) or says what the
  * engine must do, with the session id copied into sid. Runs in the loop's
  * thread; must not block. */

@@ -26,4 +26,7 @@ if [ ! -d "$corpus" ]; then
     echo "not ok 1 - no corpus $corpus"
     exit 1
 fi
+# the echo plugin for the engine target (fuzz_engine.c)
+SG_FUZZ_PLUGIN=${SG_FUZZ_PLUGIN-$build/plugins/echo.so}
+export SG_FUZZ_PLUGIN
 exec "$prog" "$corpus"

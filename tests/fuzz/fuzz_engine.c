@@ -1,0 +1,320 @@
+/* fuzz_engine.c - stateful fuzz target for the protocol engine
+ * (gateway/engine.h) over a real store: a fresh SQLite database in a
+ * temporary directory (in /dev/shm when there is one) for each input, and the echo plugin when
+ * SG_FUZZ_PLUGIN names it (make fuzz and make check do).
+ *
+ * The input is a sequence of steps, each one byte -- its low 4 bits the
+ * operation, its top 2 bits one of 4 session slots -- then, for the
+ * steps that carry data, a length byte and that many bytes:
+ *
+ *   0 open a polling session (data: the query string)   8 ws: take frames
+ *   1 open a WebSocket session and attach it            9 ws: abort the probe
+ *   2 POST data                                        10 close ("transport close")
+ *   3 GET (held when it waits; released by the next)   11 tick: sweep
+ *   4 the held GET again, or release it                12 may a WebSocket upgrade?
+ *   5 ws: probe ("2probe")                             13 batch: begin, or end
+ *   6 ws: upgrade ("5")                                14 emit data's event to "/"
+ *   7 ws: receive data (a polling payload)             15 receive data (payload)
+ *
+ * A slot without a session uses a well-formed sid no session has.
+ *
+ * Invariants (any broken one aborts): every result is one the call may
+ * return, and never SG_E_INTERNAL (the store is healthy: a failure is a
+ * bug); the open packet is "0{...}" with the new, valid sid; every GET
+ * answer and every frame taken or passed to a WebSocket decodes as
+ * Engine.IO (payload, or one packet), and each Socket.IO packet in it
+ * decodes too; nothing crashes or leaks (ASan) when the engine is freed
+ * with sessions open, GETs held and a batch open. Time is real, with
+ * the default timers, so nothing expires during an input. See
+ * tests/fuzz/README. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+#include "socketio.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+enum { SLOTS = 4 };
+
+struct slot {
+    char sid[SG_ID_LEN + 1];
+    char owner[48];
+    char held[32]; /* token of the GET held, or "" */
+};
+
+static char dir[64];
+static unsigned long tokens;
+
+/* abort(), saying which invariant broke */
+#define fail_if(bad)                                                              \
+    do {                                                                          \
+        if (bad) {                                                                \
+            fprintf(stderr, "fuzz_engine.c:%d: broken: %s\n", __LINE__, #bad);   \
+            abort();                                                              \
+        }                                                                         \
+    } while (0)
+
+/* A Socket.IO packet text (in an Engine.IO message) must decode. */
+static void check_sio(const char *text, size_t len)
+{
+    sg_sio_packet p;
+    int rc = sg_sio_decode(text, len, &p);
+    fail_if(rc != SG_SIO_OK && rc != SG_SIO_ENOMEM);
+    if (rc == SG_SIO_OK)
+        sg_sio_packet_clear(&p);
+}
+
+static void check_packets(const sg_eio_packets *ps)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (!ps->v[i].binary && ps->v[i].type == SG_EIO_MESSAGE)
+            check_sio(ps->v[i].data, ps->v[i].len);
+}
+
+/* A GET answer: an Engine.IO payload. */
+static void check_payload(const sg_buf *b)
+{
+    sg_eio_packets ps;
+    sg_eio_packets_init(&ps);
+    int rc = sg_eio_decode_payload(b->data ? b->data : "", b->len, &ps);
+    fail_if(rc != SG_EIO_OK && rc != SG_EIO_ENOMEM);
+    if (rc == SG_EIO_OK)
+        check_packets(&ps);
+    sg_eio_packets_free(&ps);
+}
+
+/* A WebSocket frame: a text frame is one Engine.IO packet. */
+static int check_frame(void *ud, bool binary, const void *frame, size_t len)
+{
+    (void)ud;
+    if (binary)
+        return 0;
+    sg_eio_packet p;
+    int rc = sg_eio_decode_packet(frame, len, &p);
+    fail_if(rc != SG_EIO_OK && rc != SG_EIO_ENOMEM);
+    if (rc == SG_EIO_OK) {
+        if (!p.binary && p.type == SG_EIO_MESSAGE)
+            check_sio(p.data, p.len);
+        sg_eio_packet_clear(&p);
+    }
+    return 0;
+}
+
+/* rc must be one of the allowed results (a bit per -result, SG_OK and
+ * SG_WAIT as bits 10 and 11). */
+#define R(x) (1u << ((x) == SG_OK ? 10 : (x) == SG_WAIT ? 11 : -(x)))
+#define allowed(rc, set)                                                          \
+    do {                                                                          \
+        int rc_ = (rc);                                                           \
+        if (rc_ > SG_WAIT || rc_ < SG_E_INTERNAL || !(R(rc_) & (set))) {           \
+            fprintf(stderr, "fuzz_engine.c:%d: result %d\n", __LINE__, rc_);       \
+            abort();                                                              \
+        }                                                                         \
+    } while (0)
+
+static void remove_db(void)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    char path[128];
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        snprintf(path, sizeof path, "%s/fuzz.db%s", dir, suffix[i]);
+        unlink(path);
+    }
+}
+
+static void cleanup(void)
+{
+    remove_db();
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir); /* the doorbell's files too */
+    if (system(cmd) != 0)
+        return;
+}
+
+static void open_session(sg_worker *w, struct slot *s, int ws, const char *query)
+{
+    static const char *const headers[] = {"host", "localhost", "user-agent", "fuzz", NULL};
+    sg_handshake hs = {"127.0.0.1", "/socket.io/", query, headers};
+    sg_buf open = SG_BUF_INIT;
+    char sid[SG_ID_LEN + 1];
+    int rc = sg_engine_open(w, &hs, ws ? "websocket" : "polling", sid, &open);
+    allowed(rc, R(SG_OK) | R(SG_E_FORBIDDEN));
+    if (rc == SG_OK) {
+        char want[64];
+        snprintf(want, sizeof want, "0{\"sid\":\"%s\",", sid);
+        fail_if(!sg_id_valid(sid) || !open.data || strncmp(open.data, want, strlen(want)) != 0 ||
+                open.data[open.len - 1] != '}');
+        memcpy(s->sid, sid, sizeof sid);
+        s->held[0] = '\0';
+        if (ws)
+            allowed(sg_engine_ws_attach(w, s->sid, s->owner), R(SG_OK));
+    }
+    sg_buf_free(&open);
+}
+
+static void get(sg_worker *w, struct slot *s, int again)
+{
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    int rc;
+    if (again) {
+        if (!s->held[0])
+            return;
+        rc = sg_engine_poll_again(w, s->sid, s->held, &b, &wake);
+    } else {
+        if (s->held[0]) { /* the web server hung up on it */
+            sg_engine_poll_release(w, s->sid, s->held);
+            s->held[0] = '\0';
+        }
+        snprintf(s->held, sizeof s->held, "%ld.%lu", (long)getpid(), ++tokens);
+        rc = sg_engine_poll(w, s->sid, s->held, &b, &wake);
+    }
+    allowed(rc, R(SG_OK) | R(SG_WAIT) | R(SG_E_SID) | R(SG_E_BADREQ));
+    if (rc == SG_OK)
+        check_payload(&b);
+    if (rc != SG_WAIT)
+        s->held[0] = '\0';
+    sg_buf_free(&b);
+}
+
+static void receive(sg_worker *w, struct slot *s, int ws, const uint8_t *d, size_t n)
+{
+    sg_eio_packets ps;
+    sg_eio_packets_init(&ps);
+    int rc = sg_eio_decode_payload((const char *)d, n, &ps);
+    if (rc == SG_EIO_OK) {
+        bool due = false;
+        rc = ws ? sg_engine_ws_receive(w, s->sid, s->owner, &ps, check_frame, NULL, &due)
+                : sg_engine_receive(w, s->sid, &ps);
+        allowed(rc, R(SG_OK) | R(SG_E_SID) | R(SG_E_BADREQ));
+    }
+    sg_eio_packets_free(&ps);
+}
+
+static void emit(sg_worker *w, const uint8_t *d, size_t n)
+{
+    char event[64];
+    size_t l = strnlen((const char *)d, n < sizeof event - 1 ? n : sizeof event - 1);
+    memcpy(event, d, l);
+    event[l] = '\0';
+    json_t *name = json_string(event);
+    if (!name)
+        return; /* not UTF-8: refused (-1), as it should be */
+    json_decref(name);
+    json_t *args = json_pack("[s#]", (const char *)d, n); /* may fail: not UTF-8 */
+    sg_target t = {.nsp = "/"};
+    fail_if(sg_engine_emit(w, &t, event, args) < 0);
+}
+
+static void run(sg_worker *w, const uint8_t *data, size_t size)
+{
+    struct slot slots[SLOTS];
+    bool batch = false;
+    for (int i = 0; i < SLOTS; i++) {
+        /* a well-formed sid that no session has */
+        memset(slots[i].sid, 'A' + i, SG_ID_LEN);
+        slots[i].sid[SG_ID_LEN] = '\0';
+        snprintf(slots[i].owner, sizeof slots[i].owner, "%ld.%d", (long)getpid(), i + 1);
+        slots[i].held[0] = '\0';
+    }
+    for (size_t pos = 0; pos < size;) {
+        uint8_t op = data[pos] & 0x0f;
+        struct slot *s = &slots[data[pos] >> 6];
+        pos++;
+        const uint8_t *d = data + pos;
+        size_t n = 0;
+        char text[257];
+        if (op == 0 || op == 2 || op == 7 || op == 14 || op == 15) {
+            n = pos < size ? data[pos++] : 0;
+            d = data + pos;
+            if (n > size - pos)
+                n = size - pos;
+            pos += n;
+            memcpy(text, d, n);
+            text[n] = '\0';
+        }
+        int64_t wake = 0;
+        switch (op) {
+        case 0: open_session(w, s, 0, text); break;
+        case 1: open_session(w, s, 1, "EIO=4&transport=websocket"); break;
+        case 2:
+            allowed(sg_engine_post(w, s->sid, (const char *)d, n),
+                    R(SG_OK) | R(SG_E_SID) | R(SG_E_BADREQ) | R(SG_E_TOOLARGE));
+            break;
+        case 3: get(w, s, 0); break;
+        case 4:
+            if (s->held[0] && (pos & 1)) {
+                sg_engine_poll_release(w, s->sid, s->held);
+                s->held[0] = '\0';
+            } else {
+                get(w, s, 1);
+            }
+            break;
+        case 5: allowed(sg_engine_ws_probe(w, s->sid), R(SG_OK) | R(SG_E_SID) | R(SG_E_BADREQ)); break;
+        case 6:
+            allowed(sg_engine_ws_upgrade(w, s->sid, s->owner), R(SG_OK) | R(SG_E_SID) | R(SG_E_BADREQ));
+            break;
+        case 7: receive(w, s, 1, d, n); break;
+        case 8:
+            allowed(sg_engine_ws_take(w, s->sid, s->owner, check_frame, NULL, &wake),
+                    R(SG_OK) | R(SG_E_SID) | R(SG_E_BADREQ));
+            break;
+        case 9: allowed(sg_engine_ws_abort(w, s->sid), R(SG_OK) | R(SG_E_SID)); break;
+        case 10: allowed(sg_engine_close(w, s->sid, "transport close"), R(SG_OK) | R(SG_E_SID)); break;
+        case 11: fail_if(sg_engine_sweep(w) < 0); break;
+        case 12:
+            allowed(sg_engine_ws_can_upgrade(w, s->sid), R(SG_OK) | R(SG_E_SID) | R(SG_E_BADREQ));
+            break;
+        case 13:
+            allowed(batch ? sg_engine_batch_end(w) : sg_engine_batch_begin(w), R(SG_OK));
+            batch = !batch;
+            break;
+        case 14: emit(w, d, n); break;
+        case 15: receive(w, s, 0, d, n); break;
+        }
+    }
+    if (batch)
+        allowed(sg_engine_batch_end(w), R(SG_OK));
+    for (int i = 0; i < SLOTS; i++)
+        if (slots[i].held[0])
+            sg_engine_poll_release(w, slots[i].sid, slots[i].held);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static sg_config cfg;
+    if (!dir[0]) {
+        /* memory-backed when it can be: a store's fsyncs cost nothing there */
+        snprintf(dir, sizeof dir, "%s/sg-fuzz-engine.XXXXXX",
+                 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+        fail_if(!mkdtemp(dir));
+        atexit(cleanup);
+        sg_log_init("fuzz_engine", -1); /* refusals are logged: not here */
+        fail_if(sg_config_defaults(&cfg) < 0);
+        char db[96];
+        snprintf(db, sizeof db, "%s/fuzz.db", dir);
+        free(cfg.db);
+        fail_if(!(cfg.db = strdup(db)));
+        cfg.max_payload = 1000;
+        const char *plugin = getenv("SG_FUZZ_PLUGIN");
+        if (plugin && *plugin) {
+            fail_if(!(cfg.plugins = calloc(1, sizeof *cfg.plugins)) ||
+                    !(cfg.plugins[0] = strdup(plugin)));
+            cfg.nplugins = 1;
+        }
+    }
+    remove_db();
+    sg_engine *e = sg_engine_new(&cfg);
+    fail_if(!e);
+    sg_worker *w = sg_worker_new(e);
+    fail_if(!w);
+    run(w, data, size);
+    sg_worker_free(w);
+    sg_engine_free(e);
+    return 0;
+}
