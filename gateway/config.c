@@ -33,7 +33,7 @@
 
 enum cfg_kind { CFG_STR, CFG_LIST, CFG_PATH, CFG_INT };
 enum cfg_id { K_DB, K_PLUGIN, K_PATH, K_PING_INTERVAL, K_PING_TIMEOUT, K_CONNECT_TIMEOUT,
-              K_MAX_PAYLOAD, K_CORS_ORIGIN };
+              K_MAX_PAYLOAD, K_CORS_ORIGIN, K_BROADCAST_LOG_MIN };
 
 struct cfg_key {
     const char *name;
@@ -51,6 +51,7 @@ static const struct cfg_key cfg_keys[] = {
     {"connect_timeout", K_CONNECT_TIMEOUT, CFG_INT, 1, CFG_MAX_MS},
     {"max_payload", K_MAX_PAYLOAD, CFG_INT, 1, 1073741824},
     {"cors_origin", K_CORS_ORIGIN, CFG_STR, 0, 0},
+    {"broadcast_log_min", K_BROADCAST_LOG_MIN, CFG_INT, 0, 1000000000},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -73,6 +74,7 @@ static int64_t *field_int(sg_config *c, enum cfg_id id)
     case K_PING_TIMEOUT: return &c->ping_timeout;
     case K_CONNECT_TIMEOUT: return &c->connect_timeout;
     case K_MAX_PAYLOAD: return &c->max_payload;
+    case K_BROADCAST_LOG_MIN: return &c->broadcast_log_min;
     default: return NULL;
     }
 }
@@ -102,6 +104,7 @@ int sg_config_defaults(sg_config *c)
     c->ping_timeout = 20000;
     c->connect_timeout = 45000;
     c->max_payload = 1000000;
+    c->broadcast_log_min = SG_BROADCAST_LOG_MIN_DEFAULT;
     if (!c->db || !c->path) {
         sg_config_free(c);
         errno = ENOMEM;
@@ -126,6 +129,7 @@ static int config_copy(sg_config *dst, const sg_config *src)
     dst->ping_timeout = src->ping_timeout;
     dst->connect_timeout = src->connect_timeout;
     dst->max_payload = src->max_payload;
+    dst->broadcast_log_min = src->broadcast_log_min;
     if (dup_opt(&dst->db, src->db) < 0 || dup_opt(&dst->path, src->path) < 0 ||
         dup_opt(&dst->cors_origin, src->cors_origin) < 0 ||
         dup_opt(&dst->source, src->source) < 0)
