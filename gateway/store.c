@@ -756,14 +756,11 @@ static int collect(sg_store *s, sqlite3_stmt *st, int ncols, sg_buf *out, int *n
     return rc == SQLITE_DONE ? 0 : store_rc(s, rc, "select");
 }
 
-int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
-                              void (*fn)(void *ud, const char *sid), void *ud)
+/* fn(ud, sid) for column 0 of every row of st (bound), collected first
+ * so that fn may use the store. Returns the count or -1. */
+static int each_sid(sg_store *s, sqlite3_stmt *st, void (*fn)(void *ud, const char *sid),
+                    void *ud)
 {
-    sqlite3_stmt *st = stmt(s, ST_SESSION_EXPIRED);
-    if (!st)
-        return -1;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int(st, 2, max);
     sg_buf ids = SG_BUF_INIT;
     int n;
     int rc = collect(s, st, 1, &ids, &n);
@@ -772,6 +769,17 @@ int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
         fn(ud, p);
     sg_buf_free(&ids);
     return rc < 0 ? rc : n;
+}
+
+int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
+                              void (*fn)(void *ud, const char *sid), void *ud)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_EXPIRED);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, max);
+    return each_sid(s, st, fn, ud);
 }
 
 int sg_store_changed_since(sg_store *s, int64_t *mark,
@@ -794,15 +802,9 @@ int sg_store_changed_since(sg_store *s, int64_t *mark,
     if (!(st = stmt(s, ST_CHANGED)))
         return -1;
     sqlite3_bind_int64(st, 1, since);
-    sg_buf ids = SG_BUF_INIT;
-    int n;
-    rc = collect(s, st, 1, &ids, &n);
-    const char *p = ids.data;
-    for (int i = 0; rc == 0 && i < n; i++, p += strlen(p) + 1)
-        fn(ud, p);
-    sg_buf_free(&ids);
-    if (rc < 0)
-        return rc;
+    int n = each_sid(s, st, fn, ud);
+    if (n < 0)
+        return n;
     /* the sessions a broadcast log row since then names (rarely any) */
     int m = sg_store_bcast_sessions(s, since, *mark, fn, ud);
     return m < 0 ? m : n + m;
@@ -998,7 +1000,7 @@ int sg_store_bcast_settle(sg_store *s, const char *sid, int64_t sent_upto, int64
     }
     /* its pending stream becomes its own rows, in order, after everything
      * queued so far: copied, then the originals of its own rows deleted */
-    int64_t top = sg_store_scalar(s, "SELECT coalesce(max(seq), 0) FROM queue");
+    int64_t top = scalar_stmt(s, ST_QUEUE_MAX);
     if (top < 0 || !(st = stmt(s, ST_BCAST_REQUEUE)))
         return -1;
     bind_stream(st, sid, sent_upto, row_seen);
@@ -1029,18 +1031,15 @@ int sg_store_bcast_sessions(sg_store *s, int64_t after, int64_t upto,
         return -1;
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int64(st, 2, upto);
-    sg_buf ids = SG_BUF_INIT;
-    int n;
-    int rc = collect(s, st, 1, &ids, &n);
-    const char *p = ids.data;
-    for (int i = 0; rc == 0 && i < n; i++, p += strlen(p) + 1)
-        fn(ud, p);
-    sg_buf_free(&ids);
-    return rc < 0 ? rc : n;
+    return each_sid(s, st, fn, ud);
 }
 
 int sg_store_bcast_gc(sg_store *s, int64_t upto)
 {
+    /* no log row (most sweeps): no look at every open session */
+    int64_t max = sg_store_bcast_max(s);
+    if (max <= 0)
+        return max < 0 ? -1 : 0;
     sqlite3_stmt *st = stmt(s, ST_BCAST_GC);
     if (!st)
         return -1;
