@@ -384,10 +384,24 @@ struct change {
     const char *const *rooms;
     sqlite3_stmt *op;       /* the INSERT or DELETE, bound per (nsp, room, socket) */
     json_t *seen;           /* socket ids affected (object used as a set) */
+    sg_store *store;        /* on a->db, for the broadcast log */
+    int settled;
 };
 
 static int apply(struct change *c, const char *id, const char *nsp)
 {
+    /* a broadcast logged before reaches the members of then */
+    char sid[SG_ID_LEN + 1];
+    int64_t seen = 0;
+    bool moved = false;
+    int src = sg_store_socket_get(c->store, id, sid, NULL, 0, NULL);
+    if (src == 0)
+        src = sg_store_bcast_settle(c->store, sid, 0, &seen, &moved);
+    if (src < 0) {
+        set_err(c->a, "cannot settle the broadcast log of socket %s", id);
+        return SG_ADMIN_ERR;
+    }
+    c->settled += moved;
     for (const char *const *r = c->rooms; *r; r++) {
         sqlite3_reset(c->op);
         sqlite3_clear_bindings(c->op);
@@ -455,11 +469,11 @@ static int change_room(struct change *c, const sg_admin_sel *sel)
 }
 
 int sg_admin_rooms_change(sg_admin *a, bool join, const sg_admin_sel *sel, size_t nsel,
-                          const char *const *rooms, int *affected)
+                          const char *const *rooms, int *affected, int *settled)
 {
-    *affected = 0;
-    struct change c = {a, join, rooms, NULL, json_object()};
-    if (!c.seen) {
+    *affected = *settled = 0;
+    struct change c = {a, join, rooms, NULL, json_object(), sg_store_borrow(a->db, a->path), 0};
+    if (!c.seen || !c.store) {
         set_err(a, "out of memory");
         return SG_ADMIN_ERR;
     }
@@ -479,9 +493,12 @@ int sg_admin_rooms_change(sg_admin *a, bool join, const sg_admin_sel *sel, size_
 out:
     sqlite3_finalize(c.op);
     rollback(a);
-    if (rc >= 0)
+    if (rc >= 0) {
         *affected = (int)json_object_size(c.seen);
+        *settled = c.settled;
+    }
     json_decref(c.seen);
+    sg_store_close(c.store);
     return rc;
 }
 

@@ -90,9 +90,11 @@ typedef struct sg_admin_sel {
  * room named by its own id (that request is skipped). *affected gets the
  * number of distinct sockets selected. SG_ADMIN_OK, SG_ADMIN_NOTFOUND (a
  * selected single socket is not live: nothing was changed), or a negative
- * result. No packets are queued, so there is nothing to ring. */
+ * result. No packets are queued, but a socket's pending broadcast log rows
+ * become its session's own rows first (sg_store_bcast_settle): *settled
+ * gets the number of sessions that happened to (ring them). */
 int sg_admin_rooms_change(sg_admin *a, bool join, const sg_admin_sel *sel, size_t nsel,
-                          const char *const *rooms, int *affected);
+                          const char *const *rooms, int *affected, int *settled);
 
 /* Figures about the store: *out gets a new JSON object
  *   {"sessions": {"open", "closed", "polling", "websocket"},

@@ -1089,8 +1089,18 @@ static int rooms_change(struct cli *c, int argc, char **argv, bool join)
         sel[socks.n + i] = (sg_admin_sel){NULL, froms.v[i], nsp};
     if ((rc = need_admin(c)))
         goto out;
-    int affected;
-    int r = sg_admin_rooms_change(c->admin, join, sel, nsel, rooms.v, &affected);
+    int affected, settled;
+    int r = sg_admin_rooms_change(c->admin, join, sel, nsel, rooms.v, &affected, &settled);
+    if (r >= 0 && settled > 0) {
+        /* broadcasts became their sessions' own frames: a rare event, so
+         * every held session is re-checked */
+        char *dir = sg_bell_dir_for(c->cfg.db);
+        sg_bell *bell = dir ? sg_bell_ringer(dir) : NULL;
+        if (bell)
+            sg_bell_ring(bell, SG_BELL_ALL, 1);
+        sg_bell_close(bell);
+        free(dir);
+    }
     if (r == SG_ADMIN_NOTFOUND) {
         say(c, "%s; nothing changed (list the live sockets with 'siogate sockets')",
             sg_admin_error(c->admin));

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SG_BROADCAST_LOG_MIN_DEFAULT 1000
 #define SG_DEFAULT_CONF SG_SYSCONFDIR "/siogate/siogate.conf"
 
 /* cookie_samesite values: off (no attribute), Strict, Lax, None */
@@ -25,6 +26,10 @@ typedef struct sg_config {
     int64_t ping_timeout;   /* "ping_timeout" ms, default 20000, 1..86400000 */
     int64_t connect_timeout;/* "connect_timeout" ms, default 45000, 1..86400000 */
     int64_t max_payload;    /* "max_payload" bytes, default 1000000, 1..1073741824 */
+    int64_t broadcast_log_min; /* "broadcast_log_min": a broadcast to at least this
+                               many sockets is one log row per frame, not a row per
+                               recipient; default SG_BROADCAST_LOG_MIN_DEFAULT,
+                               0..1000000000 (0: every broadcast) */
     char *cors_origin;      /* "cors_origin": NULL (same-origin only), "*" (any
                                origin, reflected), or space-separated origins */
     /* limits (0 = no limit where the range allows it) */

@@ -502,7 +502,7 @@ void sg_bell_close(sg_bell *b)
 }
 
 int sg_bell_drain(sg_bell *b, int max, void (*fn)(void *ud, const char *sid), void *ud,
-                  bool *all)
+                  bool *all, bool *log)
 {
     char buf[SG_BELL_MAX + 1];
     int count = 0, n = 0;
@@ -514,6 +514,8 @@ int sg_bell_drain(sg_bell *b, int max, void (*fn)(void *ud, const char *sid), vo
             size_t len = (size_t)(e - s);
             if (len == 1 && s[0] == SG_BELL_ALL[0]) {
                 *all = true;
+            } else if (len == 1 && s[0] == SG_BELL_LOG[0]) {
+                *log = true;
             } else if (len == SG_ID_LEN) {
                 char sid[SG_ID_LEN + 1];
                 memcpy(sid, s, len);

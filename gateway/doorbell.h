@@ -6,7 +6,8 @@
  * shared by every process of one store (by default the database path with
  * ".bells" appended). A writer, after its commit, sends one datagram to
  * every socket in that directory: session ids separated by '\n', or the
- * single byte "*" meaning "re-check every session you hold". A socket
+ * single byte "*" meaning "re-check every session you hold"; among the
+ * ids, the token "+" means "the broadcast log has new rows". A socket
  * whose owner died (ECONNREFUSED) is unlinked by the first writer that
  * notices. The directory listing is cached and re-read when its mtime
  * changes. Sending never blocks (MSG_DONTWAIT); a full receive queue drops
@@ -22,6 +23,8 @@
 
 #define SG_BELL_MAX 4096
 #define SG_BELL_ALL "*"
+/* "The broadcast log has new rows": look up which sessions they name. */
+#define SG_BELL_LOG "+"
 
 typedef struct sg_bell sg_bell;
 
@@ -55,10 +58,11 @@ int sg_bell_recv(sg_bell *b, char *buf, size_t cap);
 /* Receive up to max pending datagrams and call fn(ud, sid) for each
  * session id in them (NUL-terminated, SG_ID_LEN characters; other tokens
  * are skipped). *all is set when a datagram said "re-check everything"
- * (SG_BELL_ALL). Returns the number of datagrams received (a count near
- * sg_bell_queue_len() means rings may have been dropped), -1 on error. */
+ * (SG_BELL_ALL), *log when one carried SG_BELL_LOG. Returns the number of
+ * datagrams received (a count near sg_bell_queue_len() means rings may
+ * have been dropped), -1 on error. */
 int sg_bell_drain(sg_bell *b, int max, void (*fn)(void *ud, const char *sid), void *ud,
-                  bool *all);
+                  bool *all, bool *log);
 
 /* How many datagrams the kernel queues for one waiter before dropping
  * rings (net.unix.max_dgram_qlen; 10 when it cannot be read). */

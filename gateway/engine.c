@@ -89,6 +89,12 @@ void eng_mark_dirty(sg_worker *w, const char *sid)
     sg_buf_puts(&w->dirty, sid);
 }
 
+void eng_forget_dirty(sg_worker *w)
+{
+    sg_buf_reset(&w->dirty);
+    w->bcast_lo = w->bcast_hi = 0;
+}
+
 void eng_ring_dirty(sg_worker *w)
 {
     if (w->batch)
@@ -97,7 +103,7 @@ void eng_ring_dirty(sg_worker *w)
         sg_bell_ring_others(w->self, w->dirty.data, w->dirty.len);
     else if (w->dirty.len && w->bell)
         sg_bell_ring(w->bell, w->dirty.data, w->dirty.len);
-    sg_buf_reset(&w->dirty);
+    eng_forget_dirty(w);
 }
 
 bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, void (*fn)(void *ud, const char *sid),
@@ -119,6 +125,14 @@ bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, void (*fn)(void *ud, const
         }
         *pos = end < len ? end + 1 : end;
     }
+    if (w->bcast_hi > w->bcast_lo) {
+        /* the sessions the log rows appended since the last call name (the
+         * store sees the batch's own writes); a failure leaves them to the
+         * safety re-check */
+        if (sg_store_bcast_sessions(w->store, w->bcast_lo, w->bcast_hi, fn, ud) < 0)
+            sg_error("broadcast log: finding the sessions to wake failed");
+        w->bcast_lo = w->bcast_hi;
+    }
     return false;
 }
 
@@ -128,6 +142,41 @@ int sg_engine_changed_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, co
                             void *ud)
 {
     return sg_store_changed_since(w->store, mark, fn, ud);
+}
+
+int sg_engine_bcast_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, const char *sid),
+                          void *ud)
+{
+    int64_t max = sg_store_bcast_max(w->store);
+    if (max < 0)
+        return -1;
+    int64_t since = *mark;
+    if (max <= since)
+        return 0;
+    *mark = max;
+    return since < 0 ? 0 : sg_store_bcast_sessions(w->store, since, max, fn, ud);
+}
+
+int eng_bcast_settle(sg_worker *w, const char *sid)
+{
+    sg_session *cur = w->ss && strcmp(w->ss->sid, sid) == 0 ? w->ss : NULL;
+    int64_t seen = cur ? cur->bcast_seen : 0;
+    bool moved;
+    int rc = sg_store_bcast_settle(w->store, sid, cur ? cur->sent_upto : 0, &seen, &moved);
+    if (rc == SG_STORE_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return -1;
+    if (cur)
+        cur->bcast_seen = seen;
+    if (moved) {
+        /* frames it matched may be its own now: the log ring would not
+         * name it any more */
+        eng_mark_dirty(w, sid);
+        if (cur)
+            w->queued_own = true;
+    }
+    return 0;
 }
 
 static int push_frame(sg_worker *w, const char *sid, bool binary, const void *frame, size_t len)
@@ -245,6 +294,10 @@ int eng_socket_gone(sg_worker *w, const char *sid, const char *id, const char *n
     c.gone = true;
     eng_run_disconnect(&c, reason);
     eng_ctx_clear(&c);
+    /* what the log holds for it was decided while it was a member (the
+     * handlers' own broadcasts included) */
+    if (eng_bcast_settle(w, sid) < 0)
+        return -1;
     return sg_store_socket_delete(w->store, id) != 0 ? -1 : 0;
 }
 
@@ -413,7 +466,8 @@ static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *au
         rc = eng_queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
         goto out_ctx;
     }
-    if (sg_store_socket_insert(w->store, id, ss->sid, nsp, sg_now_ms()) != 0)
+    if (eng_bcast_settle(w, ss->sid) < 0 ||
+        sg_store_socket_insert(w->store, id, ss->sid, nsp, sg_now_ms()) != 0)
         goto out_ctx;
     ss->connect_by = 0;
     /* the CONNECT reply goes out before anything the connection handlers emit */
@@ -660,7 +714,7 @@ static int abort_session(sg_worker *w, sg_session *ss, int rc)
     w->ss = NULL;
     sg_store_rollback(w->store);
     if (!w->batch) /* in a batch, what others committed is rung at its end */
-        sg_buf_reset(&w->dirty);
+        eng_forget_dirty(w);
     sg_session_clear(ss);
     return rc;
 }
@@ -675,7 +729,8 @@ static bool session_changed(const sg_worker *w, const sg_session *ss)
            strcmp(ss->transport, r->transport) != 0 || ss->next_ping_at != r->next_ping_at ||
            ss->ping_sent != r->ping_sent || ss->expires_at != r->expires_at ||
            ss->connect_by != r->connect_by || ss->sent_upto != r->sent_upto ||
-           strcmp(ss->poller, r->poller) != 0 || ss->upgrading != r->upgrading;
+           strcmp(ss->poller, r->poller) != 0 || ss->upgrading != r->upgrading ||
+           ss->bcast_seen != r->bcast_seen;
 }
 
 /* Write ss back (unless unchanged: a POST of messages, a re-check that
@@ -693,7 +748,7 @@ static int end_session(sg_worker *w, sg_session *ss, int result)
     if (result == SG_E_INTERNAL) {
         sg_store_rollback(w->store);
         if (!w->batch)
-            sg_buf_reset(&w->dirty);
+            eng_forget_dirty(w);
     } else {
         eng_ring_dirty(w);
     }
@@ -760,7 +815,7 @@ int sg_engine_batch_end(sg_worker *w)
     if (rc == SG_OK)
         eng_ring_dirty(w);
     else
-        sg_buf_reset(&w->dirty);
+        eng_forget_dirty(w);
     return rc;
 }
 
@@ -1024,7 +1079,7 @@ int sg_engine_ws_receive(sg_worker *w, const char *sid, const char *owner,
     for (size_t i = 0; i < pkts->n && direct; i++)
         direct = pkts->v[i].type == SG_EIO_MESSAGE || pkts->v[i].type == SG_EIO_PONG;
     if (direct) {
-        int pending = sg_store_queue_pending(w->store, sid, ss.sent_upto);
+        int pending = sg_store_stream_pending(w->store, sid, ss.sent_upto, ss.bcast_seen);
         if (pending < 0)
             return end_session(w, &ss, SG_E_INTERNAL);
         direct = pending == 0;
@@ -1101,7 +1156,8 @@ int sg_engine_sweep(sg_worker *w)
     if (sg_store_begin(w->store) == 0) {
         /* a token bucket untouched for a second is full: its row means nothing */
         if (sg_store_sessions_purge(w->store, sw.now - PURGE_AFTER_MS) < 0 ||
-            sg_store_rate_purge(w->store, sw.now - 1000) < 0)
+            sg_store_rate_purge(w->store, sw.now - 1000) < 0 ||
+            sg_store_bcast_gc(w->store, INT64_MAX) < 0)
             sg_store_rollback(w->store);
         else
             sg_store_commit(w->store);
@@ -1207,8 +1263,8 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
         ss->ping_sent = 1;
         t.n = 1;
     }
-    int n = sg_store_queue_read(w->store, ss->sid, ss->sent_upto, (size_t)cfg->max_payload,
-                                take_frame, &t, &ss->sent_upto);
+    int n = sg_store_stream_read(w->store, ss->sid, ss->sent_upto, &ss->bcast_seen,
+                                 (size_t)cfg->max_payload, take_frame, &t, &ss->sent_upto);
     if (n < 0)
         return SG_E_INTERNAL;
     n = t.n; /* the ping included */
@@ -1445,10 +1501,12 @@ int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
         changed = true;
     }
     struct ws_take t = {fn, ud};
-    int64_t before = ss.sent_upto;
-    if (sg_store_queue_read(w->store, sid, ss.sent_upto, SIZE_MAX, ws_take_frame, &t,
-                            &ss.sent_upto) < 0)
+    int64_t before = ss.sent_upto, seen = ss.bcast_seen;
+    if (sg_store_stream_read(w->store, sid, ss.sent_upto, &ss.bcast_seen, SIZE_MAX,
+                             ws_take_frame, &t, &ss.sent_upto) < 0)
         return end_session(w, &ss, SG_E_INTERNAL);
+    if (ss.bcast_seen != seen)
+        changed = true;
     /* a WebSocket delivers in order or dies: what was written is done */
     if (ss.sent_upto != before) {
         if (sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0)

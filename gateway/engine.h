@@ -124,6 +124,11 @@ void sg_worker_ring_others(sg_worker *w, sg_bell *waiter);
  * only sets it). One indexed query. Returns the count or -1. */
 int sg_engine_changed_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, const char *sid),
                             void *ud);
+/* After a broadcast log ring (sg_bell_drain's *log): fn(ud, sid) for every
+ * session a broadcast log row after *mark names; *mark advances. Start
+ * with *mark = -1 (that call only sets it). Returns the count or -1. */
+int sg_engine_bcast_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, const char *sid),
+                          void *ud);
 
 /* ---- sessions ---------------------------------------------------------- */
 

@@ -38,6 +38,9 @@ struct sg_worker {
     const char *direct_sid;
     sg_buf direct;
     bool queued_own;  /* a frame for the receiving session went to the store */
+    /* broadcast log rows this transaction (or batch) appended: seq range
+     * (bcast_lo, bcast_hi], for the sessions of this process to take */
+    int64_t bcast_lo, bcast_hi;
 };
 
 /* The context of one handler call (plugin.h's sg_ctx). Strings borrowed. */
@@ -69,10 +72,18 @@ struct sg_request {
 
 /* ---- engine.c ---- */
 
-/* Note sid for the doorbell rung after the commit. */
+/* The doorbell token of a broadcast log row ("look for sessions that a
+ * new log row names"); never a session id (base64url has no '+'). */
+#define ENG_BELL_LOG SG_BELL_LOG
+/* Note sid (or ENG_BELL_LOG) for the doorbell rung after the commit. */
 void eng_mark_dirty(sg_worker *w, const char *sid);
+/* Before a membership change of sid's sockets: settle its stream (see
+ * sg_store_bcast_settle). Inside a transaction. 0 or -1. */
+int eng_bcast_settle(sg_worker *w, const char *sid);
 /* After a commit (outside a batch): ring for what it changed, forget it. */
 void eng_ring_dirty(sg_worker *w);
+/* After a rollback: forget what was noted for the doorbell. */
+void eng_forget_dirty(sg_worker *w);
 /* A Socket.IO packet encoded once, for many recipients: the Engine.IO
  * text frame ("4" + the packet) and its attachments (binary values). */
 typedef struct sg_encoded {

@@ -78,7 +78,7 @@ int eng_tx_end(sg_worker *w, bool own, int ok)
     }
     sg_store_rollback(w->store);
     if (!w->batch)
-        sg_buf_reset(&w->dirty);
+        eng_forget_dirty(w);
     return -1;
 }
 
@@ -230,6 +230,44 @@ static void fanout_one(void *ud, const char *id, const char *sid, bool ready)
         f->n++;
 }
 
+/* Append one frame to the broadcast log for f's target. 0 or -1. */
+static int log_frame(struct fanout *f, const char *rooms, const char *except, const char *skip,
+                     bool binary, const void *frame, size_t len)
+{
+    sg_worker *w = f->w;
+    int64_t seq = sg_store_bcast_push(w->store, f->nsp, rooms, except, skip, binary, frame, len);
+    if (seq < 0)
+        return -1;
+    if (w->bcast_hi <= w->bcast_lo)
+        w->bcast_lo = seq - 1;
+    w->bcast_hi = seq;
+    return 0;
+}
+
+/* The broadcast log instead of a row per recipient (see store.h): the
+ * packet's frames once, with the target. The rings name no session: every
+ * process looks up which of its sessions the rows name. */
+static int log_out(struct fanout *f, const char *rooms, const char *except, const char *skip)
+{
+    sg_worker *w = f->w;
+    if (log_frame(f, rooms, except, skip, false, f->enc.text.data, f->enc.text.len) < 0)
+        return -1;
+    size_t i;
+    json_t *b;
+    json_array_foreach(f->enc.bins, i, b) {
+        size_t len;
+        const void *bytes = sg_sio_binary_data(b, &len);
+        if (log_frame(f, rooms, except, skip, true, bytes, len) < 0)
+            return -1;
+    }
+    eng_mark_dirty(w, ENG_BELL_LOG);
+    /* siogate-wsd's local fast path ends here for this request: its frames
+     * written after the commit would overtake this broadcast */
+    w->direct_sid = NULL;
+    w->queued_own = true;
+    return 0;
+}
+
 /* Run f over the sockets of t (skip: a socket id left out, or NULL).
  * Takes f->data. Returns the number reached, or -1. */
 static int fan_out(sg_worker *w, const sg_target *t, const char *skip, struct fanout *f)
@@ -248,8 +286,21 @@ static int fan_out(sg_worker *w, const sg_target *t, const char *skip, struct fa
     if (bad || !f->data || !f->nsp || eng_tx_begin(w, &own) < 0) {
         f->rc = -1;
     } else {
-        if (sg_store_targets(w->store, f->nsp, rooms, except, skip, fanout_one, f) < 0)
+        /* without acks and not volatile (which depends on each session's
+         * state at the emit), a broadcast to many is logged once; the
+         * count is what emit_to returns */
+        int n = f->encoded && !(f->flags & SG_EMIT_VOLATILE)
+                    ? sg_store_targets_count(w->store, f->nsp, rooms, except, skip) : 0;
+        if (n < 0) {
             f->rc = -1;
+        } else if (n > 0 && n >= w->e->cfg->broadcast_log_min) {
+            if (log_out(f, rooms, except, skip) < 0)
+                f->rc = -1;
+            else
+                f->n = n;
+        } else if (sg_store_targets(w->store, f->nsp, rooms, except, skip, fanout_one, f) < 0) {
+            f->rc = -1;
+        }
         if (eng_tx_end(w, own, f->rc == 0) < 0)
             f->rc = -1;
     }
@@ -370,7 +421,10 @@ static int room_op(sg_ctx *c, const char *room, bool join)
                  c->gone ? "the socket is gone" : "no room name");
         return -1;
     }
-    int rc = join ? sg_store_room_join(c->w->store, c->nsp, room, c->socket_id)
+    /* a broadcast logged before reaches the members of then */
+    int rc = eng_bcast_settle(c->w, c->sid);
+    if (rc == 0)
+        rc = join ? sg_store_room_join(c->w->store, c->nsp, room, c->socket_id)
                   : sg_store_room_leave(c->w->store, c->nsp, room, c->socket_id);
     if (rc != 0)
         c->failed = 1;

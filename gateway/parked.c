@@ -149,6 +149,7 @@ struct sg_parked {
     sg_buf resp;                 /* scratch: a CGI answer */
     int pressure;                /* datagrams per wake-up that suggest drops */
     int64_t mark;                /* queue seq of the last safety re-check */
+    int64_t bmark;               /* broadcast log seq of the last log ring */
     int64_t next_recheck;
     int64_t next_sweep;
 };
@@ -703,10 +704,13 @@ static void ring_one(void *ud, const char *sid)
  * commits) costs no transaction. */
 static void take_rings(sg_parked *p)
 {
-    bool all = false;
-    int count = sg_bell_drain(p->bell, MAX_DATAGRAMS, ring_one, p, &all);
+    bool all = false, log = false;
+    int count = sg_bell_drain(p->bell, MAX_DATAGRAMS, ring_one, p, &all, &log);
     if (count < 0)
         sg_error("doorbell: receiving a ring failed");
+    /* the held GETs of the sessions new broadcast log rows name: one read */
+    if (log && !all && sg_engine_bcast_since(p->w, &p->bmark, ring_one, p) < 0)
+        sg_error("doorbell: finding the sessions of a broadcast failed");
     if (all && p->timers.len)
         p->due_all = true;
     if (count >= p->pressure && !all) {
@@ -991,7 +995,9 @@ sg_parked *sg_parked_new(sg_engine *e, int listen_fd, bool nodelay, sg_parked_ro
         goto fail;
     sg_worker_ring_others(p->w, p->bell);
     /* the safety re-check starts from the queue as it is now */
-    if (sg_engine_changed_since(p->w, &p->mark, recheck_sid, p) < 0)
+    p->bmark = -1;
+    if (sg_engine_changed_since(p->w, &p->mark, recheck_sid, p) < 0 ||
+        sg_engine_bcast_since(p->w, &p->bmark, recheck_sid, p) < 0)
         goto fail;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

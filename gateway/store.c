@@ -35,8 +35,42 @@ enum stmt_id {
     ST_REPLY_INSERT, ST_REPLIES_GET, ST_REPLIES_DELETE, ST_ACKS_FORGET, ST_REPLIES_PURGE,
     ST_QUEUE_MAX, ST_CHANGED,
     ST_OPEN_SESSIONS, ST_SOCKETS_COUNT, ST_RATE_GET, ST_RATE_PUT, ST_RATE_PURGE,
+    ST_TARGETS_COUNT, ST_BCAST_PUSH, ST_STREAM_READ, ST_STREAM_PENDING, ST_BCAST_MAX,
+    ST_FRONTIER, ST_BCAST_REQUEUE, ST_QUEUE_TRIM_RANGE, ST_BCAST_SEEN, ST_BCAST_SESSIONS,
+    ST_BCAST_GC,
     ST_COUNT
 };
+
+/* The sockets a target names (?1 nsp, ?2 rooms as a JSON array or NULL
+ * for the whole namespace, ?3 rooms excepted as a JSON array, ?4 a socket
+ * id skipped or NULL), of the open sessions. */
+#define TARGETS_FROM \
+    " FROM rooms r JOIN sockets s ON s.id = r.socket_id JOIN sessions ss ON ss.sid = s.sid" \
+    " WHERE r.nsp = ?1 AND ss.state = 0" \
+    " AND (?2 IS NULL OR r.room IN (SELECT value FROM json_each(?2)))" \
+    " AND (?4 IS NULL OR s.id <> ?4)" \
+    " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = ?1 AND x.socket_id = s.id" \
+    "   AND x.room IN (SELECT value FROM json_each(?3)))"
+
+/* A broadcast log row q (sid '') names socket s (of session ss) through
+ * room membership r: the same target as TARGETS_FROM, read from the row
+ * (rooms NULL: every socket of the namespace, by its own-id room). */
+#define LOG_MATCH \
+    " r.nsp = q.nsp AND s.id = r.socket_id" \
+    " AND (CASE WHEN q.rooms IS NULL THEN r.room = r.socket_id" \
+    "      ELSE r.room IN (SELECT value FROM json_each(q.rooms)) END)" \
+    " AND (q.skip IS NULL OR s.id <> q.skip)" \
+    " AND (q.except_rooms IS NULL OR NOT EXISTS (SELECT 1 FROM rooms x" \
+    "   WHERE x.nsp = q.nsp AND x.socket_id = s.id" \
+    "   AND x.room IN (SELECT value FROM json_each(q.except_rooms))))"
+
+/* Session ?1's stream: its own frames after ?2 and the log rows after ?3
+ * its sockets match now, in seq order. */
+#define STREAM \
+    "SELECT seq, binary, frame FROM queue WHERE sid = ?1 AND seq > ?2" \
+    " UNION ALL SELECT q.seq, q.binary, q.frame FROM queue q" \
+    " WHERE q.sid = '' AND q.seq > ?3 AND EXISTS (SELECT 1 FROM sockets s JOIN rooms r" \
+    "   ON r.socket_id = s.id WHERE s.sid = ?1 AND s.nsp = q.nsp AND" LOG_MATCH ")"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -47,18 +81,19 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ROLLBACK_TO] = "ROLLBACK TO sg_tx",
     [ST_SESSION_INSERT] =
         "INSERT INTO sessions (sid, state, transport, created_at, next_ping_at, ping_sent,"
-        " expires_at, connect_by, sent_upto, poller, partial)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        " expires_at, connect_by, sent_upto, poller, partial, bcast_seen)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+        " (SELECT coalesce(max(seq), 0) FROM queue WHERE sid = ''))",
     /* apart from the session's hot columns (schema 0003) */
     [ST_HANDSHAKE_INSERT] = "INSERT INTO handshakes (sid, handshake) VALUES (?1, ?2)",
     [ST_SESSION_GET] =
         "SELECT state, transport, created_at, next_ping_at, ping_sent, expires_at,"
-        " connect_by, sent_upto, poller, partial, close_reason, upgrading"
+        " connect_by, sent_upto, poller, partial, close_reason, upgrading, bcast_seen"
         " FROM sessions WHERE sid = ?1",
     [ST_SESSION_UPDATE] =
         "UPDATE sessions SET state = ?2, transport = ?3, next_ping_at = ?4, ping_sent = ?5,"
         " expires_at = ?6, connect_by = ?7, sent_upto = ?8, poller = ?9, partial = ?10,"
-        " upgrading = ?11 WHERE sid = ?1",
+        " upgrading = ?11, bcast_seen = max(bcast_seen, ?12) WHERE sid = ?1",
     [ST_SESSION_HANDSHAKE] = "SELECT handshake FROM handshakes WHERE sid = ?1",
     [ST_SESSION_CLOSE] =
         "UPDATE sessions SET state = 1, closed_at = ?3, close_reason = ?2, poller = NULL,"
@@ -90,13 +125,38 @@ static const char *const stmt_sql[ST_COUNT] = {
      * of rooms whose members are skipped; ?4: a socket id to skip or NULL */
     [ST_TARGETS] =
         "SELECT DISTINCT s.id, s.sid, (ss.transport = 'websocket' OR ss.poller IS NOT NULL)"
-        " FROM rooms r JOIN sockets s ON s.id = r.socket_id JOIN sessions ss ON ss.sid = s.sid"
-        " WHERE r.nsp = ?1 AND ss.state = 0"
-        " AND (?2 IS NULL OR r.room IN (SELECT value FROM json_each(?2)))"
-        " AND (?4 IS NULL OR s.id <> ?4)"
-        " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = ?1 AND x.socket_id = s.id"
-        "   AND x.room IN (SELECT value FROM json_each(?3)))"
-        " ORDER BY s.created_at, s.id",
+        TARGETS_FROM " ORDER BY s.created_at, s.id",
+    /* rooms alone (a socket exists only while its session is open: a
+     * close deletes them in its transaction): at 10,000 members a third
+     * of TARGETS_FROM's time */
+    [ST_TARGETS_COUNT] =
+        "SELECT count(DISTINCT r.socket_id) FROM rooms r WHERE r.nsp = ?1"
+        " AND (CASE WHEN ?2 IS NULL THEN r.room = r.socket_id"
+        "      ELSE r.room IN (SELECT value FROM json_each(?2)) END)"
+        " AND (?4 IS NULL OR r.socket_id <> ?4)"
+        " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = ?1 AND x.socket_id = r.socket_id"
+        "   AND x.room IN (SELECT value FROM json_each(?3)))",
+    [ST_BCAST_PUSH] =
+        "INSERT INTO queue (sid, binary, frame, nsp, rooms, except_rooms, skip)"
+        " VALUES ('', ?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_STREAM_READ] = STREAM " ORDER BY 1",
+    [ST_STREAM_PENDING] = "SELECT 1 FROM (" STREAM ") LIMIT 1",
+    [ST_BCAST_MAX] = "SELECT coalesce(max(seq), 0) FROM queue WHERE sid = ''",
+    [ST_FRONTIER] = "SELECT sent_upto, bcast_seen FROM sessions WHERE sid = ?1",
+    /* ?4: the highest seq when it began; the copies come after it */
+    [ST_BCAST_REQUEUE] =
+        "INSERT INTO queue (sid, binary, frame) SELECT ?1, binary, frame"
+        " FROM (" STREAM ") WHERE seq <= ?4 ORDER BY seq",
+    [ST_QUEUE_TRIM_RANGE] = "DELETE FROM queue WHERE sid = ?1 AND seq > ?2 AND seq <= ?3",
+    [ST_BCAST_SEEN] = "UPDATE sessions SET bcast_seen = max(bcast_seen, ?2) WHERE sid = ?1",
+    [ST_BCAST_SESSIONS] =
+        "SELECT DISTINCT s.sid FROM queue q JOIN rooms r ON r.nsp = q.nsp"
+        " JOIN sockets s ON s.id = r.socket_id"
+        " WHERE q.sid = '' AND q.seq > ?1 AND q.seq <= ?2 AND" LOG_MATCH,
+    /* what every open session has evaluated (or taken), and at most ?1 */
+    [ST_BCAST_GC] =
+        "DELETE FROM queue WHERE sid = '' AND seq <= min(?1,"
+        " (SELECT coalesce(min(max(sent_upto, bcast_seen)), ?1) FROM sessions WHERE state = 0))",
     [ST_SOCKET_GET] = "SELECT sid, nsp, data FROM sockets WHERE id = ?1",
     [ST_SOCKET_ROOMS] = "SELECT room FROM rooms WHERE socket_id = ?1 ORDER BY room = socket_id DESC, room",
     [ST_DATA_SET] = "UPDATE sockets SET data = ?2 WHERE id = ?1",
@@ -633,6 +693,7 @@ int sg_store_session_get(sg_store *s, const char *sid, sg_session *out)
     copy_text(out->poller, sizeof out->poller, sqlite3_column_text(st, 8));
     copy_text(out->close_reason, sizeof out->close_reason, sqlite3_column_text(st, 10));
     out->upgrading = sqlite3_column_int64(st, 11);
+    out->bcast_seen = sqlite3_column_int64(st, 12);
     int plen = sqlite3_column_bytes(st, 9);
     const void *p = sqlite3_column_blob(st, 9);
     rc = 0;
@@ -660,6 +721,7 @@ int sg_store_session_update(sg_store *s, const sg_session *ss)
     bind_text_or_null(st, 9, ss->poller);
     bind_partial(st, 10, &ss->partial);
     sqlite3_bind_int64(st, 11, ss->upgrading);
+    sqlite3_bind_int64(st, 12, ss->bcast_seen);
     return exec_stmt(s, st, "update session");
 }
 
@@ -723,14 +785,11 @@ static int collect(sg_store *s, sqlite3_stmt *st, int ncols, sg_buf *out, int *n
     return rc == SQLITE_DONE ? 0 : store_rc(s, rc, "select");
 }
 
-int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
-                              void (*fn)(void *ud, const char *sid), void *ud)
+/* fn(ud, sid) for column 0 of every row of st (bound), collected first
+ * so that fn may use the store. Returns the count or -1. */
+static int each_sid(sg_store *s, sqlite3_stmt *st, void (*fn)(void *ud, const char *sid),
+                    void *ud)
 {
-    sqlite3_stmt *st = stmt(s, ST_SESSION_EXPIRED);
-    if (!st)
-        return -1;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int(st, 2, max);
     sg_buf ids = SG_BUF_INIT;
     int n;
     int rc = collect(s, st, 1, &ids, &n);
@@ -739,6 +798,17 @@ int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
         fn(ud, p);
     sg_buf_free(&ids);
     return rc < 0 ? rc : n;
+}
+
+int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
+                              void (*fn)(void *ud, const char *sid), void *ud)
+{
+    sqlite3_stmt *st = stmt(s, ST_SESSION_EXPIRED);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, max);
+    return each_sid(s, st, fn, ud);
 }
 
 int sg_store_changed_since(sg_store *s, int64_t *mark,
@@ -761,14 +831,12 @@ int sg_store_changed_since(sg_store *s, int64_t *mark,
     if (!(st = stmt(s, ST_CHANGED)))
         return -1;
     sqlite3_bind_int64(st, 1, since);
-    sg_buf ids = SG_BUF_INIT;
-    int n;
-    rc = collect(s, st, 1, &ids, &n);
-    const char *p = ids.data;
-    for (int i = 0; rc == 0 && i < n; i++, p += strlen(p) + 1)
-        fn(ud, p);
-    sg_buf_free(&ids);
-    return rc < 0 ? rc : n;
+    int n = each_sid(s, st, fn, ud);
+    if (n < 0)
+        return n;
+    /* the sessions a broadcast log row since then names (rarely any) */
+    int m = sg_store_bcast_sessions(s, since, *mark, fn, ud);
+    return m < 0 ? m : n + m;
 }
 
 int sg_store_sessions_purge(sg_store *s, int64_t before)
@@ -810,6 +878,37 @@ int64_t sg_store_queue_push(sg_store *s, const char *sid, bool binary, const voi
     return sqlite3_last_insert_rowid(s->db);
 }
 
+/* Pass the frames of st (seq, binary, frame rows, bound) to fn; see
+ * sg_store_queue_read. *cut is set when it stopped before the last row. */
+static int read_frames(sg_store *s, sqlite3_stmt *st, size_t max_bytes,
+                       int (*fn)(void *ud, bool binary, const void *frame, size_t len),
+                       void *ud, int64_t *last, bool *cut)
+{
+    int n = 0, rc;
+    size_t bytes = 0;
+    *cut = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(st, 2);
+        if (n > 0 && bytes + len > max_bytes) {
+            *cut = true;
+            break;
+        }
+        const void *frame = sqlite3_column_blob(st, 2);
+        int64_t seq = sqlite3_column_int64(st, 0);
+        if (fn(ud, sqlite3_column_int(st, 1) != 0, frame ? frame : "", len) != 0) {
+            *cut = true;
+            break;
+        }
+        *last = seq;
+        bytes += len;
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_rc(s, rc, "queue read");
+    return n;
+}
+
 int sg_store_queue_read(sg_store *s, const char *sid, int64_t after, size_t max_bytes,
                         int (*fn)(void *ud, bool binary, const void *frame, size_t len),
                         void *ud, int64_t *last)
@@ -819,24 +918,163 @@ int sg_store_queue_read(sg_store *s, const char *sid, int64_t after, size_t max_
         return -1;
     sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, after);
-    int n = 0, rc;
-    size_t bytes = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t len = (size_t)sqlite3_column_bytes(st, 2);
-        if (n > 0 && bytes + len > max_bytes)
-            break;
-        const void *frame = sqlite3_column_blob(st, 2);
-        int64_t seq = sqlite3_column_int64(st, 0);
-        if (fn(ud, sqlite3_column_int(st, 1) != 0, frame ? frame : "", len) != 0)
-            break;
-        *last = seq;
-        bytes += len;
-        n++;
+    bool cut;
+    return read_frames(s, st, max_bytes, fn, ud, last, &cut);
+}
+
+static int64_t scalar_stmt(sg_store *s, enum stmt_id id)
+{
+    sqlite3_stmt *st = stmt(s, id);
+    if (!st)
+        return -1;
+    int rc = sqlite3_step(st);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        store_rc(s, rc, stmt_sql[id]);
+    return v;
+}
+
+int64_t sg_store_bcast_max(sg_store *s) { return scalar_stmt(s, ST_BCAST_MAX); }
+
+static void bind_stream(sqlite3_stmt *st, const char *sid, int64_t after, int64_t bafter)
+{
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int64(st, 3, bafter > after ? bafter : after);
+}
+
+int sg_store_stream_read(sg_store *s, const char *sid, int64_t after, int64_t *bseen,
+                         size_t max_bytes,
+                         int (*fn)(void *ud, bool binary, const void *frame, size_t len),
+                         void *ud, int64_t *last)
+{
+    sqlite3_stmt *st = stmt(s, ST_STREAM_READ);
+    if (!st)
+        return -1;
+    bind_stream(st, sid, after, *bseen);
+    bool cut;
+    int n = read_frames(s, st, max_bytes, fn, ud, last, &cut);
+    if (n < 0)
+        return n;
+    /* every log row up to the last frame passed was evaluated; without a
+     * cut, every log row there is */
+    int64_t seen = cut ? (n > 0 ? *last : 0) : sg_store_bcast_max(s);
+    if (seen < 0)
+        return -1;
+    if (seen > *bseen)
+        *bseen = seen;
+    return n;
+}
+
+int sg_store_stream_pending(sg_store *s, const char *sid, int64_t after, int64_t bafter)
+{
+    sqlite3_stmt *st = stmt(s, ST_STREAM_PENDING);
+    if (!st)
+        return -1;
+    bind_stream(st, sid, after, bafter);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : store_rc(s, rc, "stream pending");
+}
+
+int64_t sg_store_bcast_push(sg_store *s, const char *nsp, const char *rooms, const char *except,
+                            const char *skip, bool binary, const void *frame, size_t len)
+{
+    sqlite3_stmt *st = stmt(s, ST_BCAST_PUSH);
+    if (!st)
+        return -1;
+    sqlite3_bind_int(st, 1, binary);
+    sqlite3_bind_blob64(st, 2, len ? frame : "", len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, nsp, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 4, rooms);
+    bind_text_or_null(st, 5, except);
+    bind_text_or_null(st, 6, skip);
+    if (exec_stmt(s, st, "broadcast push") != 0)
+        return -1;
+    return sqlite3_last_insert_rowid(s->db);
+}
+
+int sg_store_bcast_settle(sg_store *s, const char *sid, int64_t sent_upto, int64_t *bseen,
+                          bool *moved)
+{
+    *moved = false;
+    sqlite3_stmt *st = stmt(s, ST_FRONTIER);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int64_t row_sent = 0, row_seen = 0;
+    if (rc == SQLITE_ROW) {
+        row_sent = sqlite3_column_int64(st, 0);
+        row_seen = sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_rc(s, rc, "queue read");
-    return n;
+    if (rc == SQLITE_DONE)
+        return SG_STORE_NOTFOUND;
+    if (rc != SQLITE_ROW)
+        return store_rc(s, rc, "session frontier");
+    if (row_sent > sent_upto)
+        sent_upto = row_sent;
+    if (*bseen > row_seen)
+        row_seen = *bseen;
+    int64_t max = sg_store_bcast_max(s);
+    if (max < 0)
+        return -1;
+    if (max <= row_seen || max <= sent_upto) {
+        *bseen = row_seen;
+        return 0; /* no log row it has not evaluated: nothing to keep */
+    }
+    /* its pending stream becomes its own rows, in order, after everything
+     * queued so far: copied, then the originals of its own rows deleted */
+    int64_t top = scalar_stmt(s, ST_QUEUE_MAX);
+    if (top < 0 || !(st = stmt(s, ST_BCAST_REQUEUE)))
+        return -1;
+    bind_stream(st, sid, sent_upto, row_seen);
+    sqlite3_bind_int64(st, 4, top);
+    if ((rc = exec_stmt(s, st, "broadcast requeue")) != 0)
+        return rc;
+    if (!(st = stmt(s, ST_QUEUE_TRIM_RANGE)))
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, sent_upto);
+    sqlite3_bind_int64(st, 3, top);
+    if ((rc = exec_stmt(s, st, "broadcast requeue trim")) != 0)
+        return rc;
+    if (!(st = stmt(s, ST_BCAST_SEEN)))
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, max);
+    *bseen = max;
+    *moved = true;
+    return exec_stmt(s, st, "broadcast seen");
+}
+
+int sg_store_bcast_sessions(sg_store *s, int64_t after, int64_t upto,
+                            void (*fn)(void *ud, const char *sid), void *ud)
+{
+    sqlite3_stmt *st = stmt(s, ST_BCAST_SESSIONS);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, upto);
+    return each_sid(s, st, fn, ud);
+}
+
+int sg_store_bcast_gc(sg_store *s, int64_t upto)
+{
+    /* no log row (most sweeps): no look at every open session */
+    int64_t max = sg_store_bcast_max(s);
+    if (max <= 0)
+        return max < 0 ? -1 : 0;
+    sqlite3_stmt *st = stmt(s, ST_BCAST_GC);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, upto);
+    int rc = exec_stmt(s, st, "broadcast log gc");
+    return rc < 0 ? rc : sqlite3_changes(s->db);
 }
 
 int sg_store_queue_trim(sg_store *s, const char *sid, int64_t upto)
@@ -996,6 +1234,24 @@ int sg_store_targets(sg_store *s, const char *nsp, const char *rooms, const char
     }
     sg_buf_free(&rows);
     return rc < 0 ? rc : n;
+}
+
+int sg_store_targets_count(sg_store *s, const char *nsp, const char *rooms, const char *except,
+                           const char *skip)
+{
+    sqlite3_stmt *st = stmt(s, ST_TARGETS_COUNT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, nsp, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, rooms);
+    sqlite3_bind_text(st, 3, except ? except : "[]", -1, SQLITE_STATIC);
+    bind_text_or_null(st, 4, skip);
+    int rc = sqlite3_step(st);
+    int n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return store_rc(s, rc, "count targets");
+    return n;
 }
 
 int sg_store_socket_get(sg_store *s, const char *id, char *sid, char *nsp, size_t nspcap,

@@ -89,6 +89,8 @@ typedef struct sg_session {
     char poller[64];        /* polling: GET in flight; websocket: the holder; "" = none */
     int64_t upgrading;      /* when "2probe" came (ms), until "5"; 0 = not upgrading */
     char close_reason[40];  /* set when state is closed (read only) */
+    int64_t bcast_seen;     /* broadcast log rows up to this seq were evaluated;
+                               written back as max(stored, this) */
     sg_buf partial;         /* owned; empty = none */
 } sg_session;
 
@@ -113,8 +115,9 @@ int sg_store_session_close(sg_store *s, const char *sid, const char *reason, int
 int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
                               void (*fn)(void *ud, const char *sid), void *ud);
 /* What a held GET may have to answer since *mark: fn(ud, sid) for every
- * session with frames queued after seq *mark, and every open session in
- * the middle of an upgrade (ids copied first; fn may use the store).
+ * session with frames queued after seq *mark, every session a broadcast
+ * log row after *mark names, and every open session in the middle of an
+ * upgrade (ids copied first; fn may use the store).
  * *mark becomes the highest seq in the queue (it never goes back). With
  * *mark < 0 only the mark is set. One indexed query, whatever the number
  * of sessions. Returns the number of calls, or -1. */
@@ -142,6 +145,55 @@ int sg_store_queue_trim(sg_store *s, const char *sid, int64_t upto);
 int sg_store_queue_drop(sg_store *s, const char *sid);
 /* 1 if sid has frames with seq > after, 0 if not, -1 on error. */
 int sg_store_queue_pending(sg_store *s, const char *sid, int64_t after);
+
+/* ---- the broadcast log ----------------------------------------------------
+ *
+ * A broadcast to many sockets is one row per frame with sid '' and its
+ * target (schema/0004_broadcast_log.sql). A session's stream is its own
+ * frames after sent_upto merged by seq with the log rows after
+ * max(sent_upto, bcast_seen) that its sockets' rooms match now; before a
+ * socket of a session joins, leaves, connects or disconnects, the caller
+ * settles it (sg_store_bcast_settle), so that what a broadcast reaches is
+ * decided by the membership when it was emitted. */
+
+/* Append one frame of a broadcast to nsp's sockets in any of rooms (a
+ * JSON array text, NULL = the whole namespace), in none of except (JSON
+ * array text or NULL), other than skip (a socket id or NULL). Returns its
+ * seq (> 0) or -1. */
+int64_t sg_store_bcast_push(sg_store *s, const char *nsp, const char *rooms, const char *except,
+                            const char *skip, bool binary, const void *frame, size_t len);
+/* The number of sockets sg_store_targets would call back for, or -1. */
+int sg_store_targets_count(sg_store *s, const char *nsp, const char *rooms, const char *except,
+                           const char *skip);
+/* The highest seq of a log row (0 when none), or -1. */
+int64_t sg_store_bcast_max(sg_store *s);
+/* sg_store_queue_read over sid's stream: its own frames after `after` and
+ * the log rows after max(after, *bseen) it matches, in seq order. *bseen
+ * becomes the highest log seq evaluated (never lower: the log rows after
+ * the last frame passed are left for the next read when it stopped early). */
+int sg_store_stream_read(sg_store *s, const char *sid, int64_t after, int64_t *bseen,
+                         size_t max_bytes,
+                         int (*fn)(void *ud, bool binary, const void *frame, size_t len),
+                         void *ud, int64_t *last);
+/* 1 if sid's stream after (after, bafter) has a frame, 0 if not, -1. */
+int sg_store_stream_pending(sg_store *s, const char *sid, int64_t after, int64_t bafter);
+/* Before a membership change of sid's sockets: the log rows its stream
+ * holds now become its own rows (with its pending own frames, re-queued
+ * in seq order after everything queued so far), and its stored bcast_seen
+ * moves past them. The frontier is read from the session row; sent_upto
+ * and *bseen are the caller's copies (the higher values win); *bseen gets
+ * the frontier after. Nothing is written when no log row is pending;
+ * *moved tells whether something was. 0, SG_STORE_NOTFOUND, -1. */
+int sg_store_bcast_settle(sg_store *s, const char *sid, int64_t sent_upto, int64_t *bseen,
+                          bool *moved);
+/* fn(ud, sid) for each session whose sockets a log row with seq in
+ * (after, upto] names (ids copied first). Returns the count or -1. */
+int sg_store_bcast_sessions(sg_store *s, int64_t after, int64_t upto,
+                            void (*fn)(void *ud, const char *sid), void *ud);
+/* Delete the log rows at or below upto that every open session has
+ * evaluated or taken. (A recovery window passes the seq it must keep
+ * from, less one.) Returns the count or -1. */
+int sg_store_bcast_gc(sg_store *s, int64_t upto);
 
 /* ---- sockets and rooms -------------------------------------------------- */
 

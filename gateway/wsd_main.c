@@ -195,6 +195,7 @@ struct wsd {
     struct conn *grave;          /* to free at the end of this turn */
     int pressure;                /* datagrams per drain that suggest drops */
     bool full_recheck_due;       /* drops suspected within FULL_RECHECK_GAP_MS */
+    int64_t bmark;               /* broadcast log seq of the last log ring */
 };
 
 static struct wsd *G; /* the wslay callbacks reach the daemon through it */
@@ -1235,10 +1236,13 @@ static void ring_one(void *ud, const char *sid)
 
 static void take_rings(struct wsd *d)
 {
-    bool all = false;
-    int count = sg_bell_drain(d->bell, MAX_DATAGRAMS, ring_one, d, &all);
+    bool all = false, log = false;
+    int count = sg_bell_drain(d->bell, MAX_DATAGRAMS, ring_one, d, &all, &log);
     if (count < 0)
         sg_error("doorbell: receiving a ring failed");
+    /* the connections of the sessions new broadcast log rows name: one read */
+    if (log && !all && sg_engine_bcast_since(d->w, &d->bmark, ring_one, d) < 0)
+        sg_error("doorbell: finding the sessions of a broadcast failed");
     if (!all && count >= d->pressure) {
         sg_debug("doorbell: %d rings in one drain, some may be lost: re-checking all", count);
         d->full_recheck_due = true;
@@ -1597,6 +1601,9 @@ int main(int argc, char **argv)
     if (!d.bell)
         goto out;
     sg_worker_ring_others(d.w, d.bell);
+    d.bmark = -1;
+    if (sg_engine_bcast_since(d.w, &d.bmark, ring_one, &d) < 0)
+        goto out;
     if (sg_sidmap_init(&d.sessions, 1024) < 0) {
         sg_error("out of memory");
         goto out;

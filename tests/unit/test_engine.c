@@ -7,6 +7,8 @@
 
 #include "doorbell.h"
 #include "engine.h"
+#include "socketio.h"
+#include "store.h"
 #include "log.h"
 #include "tap.h"
 
@@ -681,10 +683,11 @@ TEST("engine: emit to a namespace, a room, except a room; emit with ack into a m
     free(r.args);
 }
 
-TEST("engine: a wide broadcast reaches everyone and rings re-check-all once")
+TEST("engine: a wide fan-out reaches everyone and rings re-check-all once")
 {
     setup(25000, 20000);
     enum { N = 300 };
+    cfg.broadcast_log_min = N + 1; /* a row per recipient, not the log */
     static char sids[N][SG_ID_LEN + 1];
     char id[SG_ID_LEN + 1];
     for (int i = 0; i < N; i++) {
@@ -713,6 +716,58 @@ TEST("engine: a wide broadcast reaches everyone and rings re-check-all once")
     CHECK_INT(ok, N);
     sg_bell_close(waiter);
     free(bells);
+}
+
+TEST("engine: the broadcast log: order with own frames, binary, members at the emit, gc")
+{
+    setup(25000, 20000);
+    cfg.broadcast_log_min = 0; /* every broadcast through the log */
+    char a[SG_ID_LEN + 1], b[SG_ID_LEN + 1], ida[SG_ID_LEN + 1], idb[SG_ID_LEN + 1];
+    open_session(a);
+    open_session(b);
+    connect_root(a, ida, tap_failed);
+    connect_root(b, idb, tap_failed);
+    CHECK_INT(post(a, "42[\"message\",1]"), SG_OK);
+    sg_target all = {"/", NULL, NULL, 0};
+    json_t *bin = json_array();
+    json_array_append_new(bin, json_integer(7));
+    json_array_append_new(bin, sg_sio_binary_new("\x01\x02", 2));
+    CHECK_INT(sg_engine_emit(w, &all, "news", bin), 2);
+    CHECK_INT(post(a, "42[\"message\",2]"), SG_OK);
+    CHECK(sg_store_latest_version() >= 4);
+    char *p = poll1(a);
+    CHECK_STR(p, "42[\"message-back\",1]\x1e"
+                 "451-[\"news\",7,{\"_placeholder\":true,\"num\":0}]\x1e" "bAQI=\x1e"
+                 "42[\"message-back\",2]");
+    free(p);
+    /* b disconnects its socket after the emit: it still gets it, first */
+    CHECK_INT(sg_engine_emit(w, &all, "late", NULL), 2);
+    CHECK_INT(post(b, "41"), SG_OK);
+    p = poll1(b);
+    CHECK_STR(p, "451-[\"news\",7,{\"_placeholder\":true,\"num\":0}]\x1e" "bAQI=\x1e"
+                 "42[\"late\"]");
+    free(p);
+    /* a connection after the emit does not get it */
+    CHECK_INT(sg_engine_emit(w, &all, "before-b", NULL), 1);
+    CHECK_INT(post(b, "40"), SG_OK);
+    p = poll1(b);
+    CHECK(p && strncmp(p, "40{\"sid\":\"", 10) == 0 && !strstr(p, "before-b"));
+    free(p);
+    p = poll1(a);
+    CHECK_STR(p, "42[\"late\"]\x1e" "42[\"before-b\"]");
+    free(p);
+    /* the sweep deletes the log rows every open session has taken */
+    sg_store *s = sg_store_open(cfg.db);
+    CHECK(s != NULL);
+    CHECK_INT(s ? sg_store_scalar(s, "SELECT count(*) FROM queue WHERE sid = ''") : -1, 4);
+    CHECK_INT(sg_engine_emit(w, &all, "pending", NULL), 2);
+    CHECK(sg_engine_sweep(w) >= 0);
+    CHECK_INT(s ? sg_store_scalar(s, "SELECT count(*) FROM queue WHERE sid = ''") : -1, 1);
+    free(poll1(a));
+    free(poll1(b));
+    CHECK(sg_engine_sweep(w) >= 0);
+    CHECK_INT(s ? sg_store_scalar(s, "SELECT count(*) FROM queue WHERE sid = ''") : -1, 0);
+    sg_store_close(s);
 }
 
 TEST("engine: disconnect a socket by id, and a whole client")

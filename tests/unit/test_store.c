@@ -285,6 +285,129 @@ TEST("store: queue push, read in order with a byte limit, trim")
     sg_store_close(s);
 }
 
+static void add_sid(void *ud, const char *sid)
+{
+    sg_buf *b = ud;
+    sg_buf_puts(b, sid);
+    sg_buf_putc(b, '|');
+}
+
+/* sid's stream after (after, *seen), as "T<frame>|" strings */
+static int stream(sg_store *s, const char *sid, int64_t after, int64_t *seen, size_t max,
+                  struct frames *fr, int64_t *last)
+{
+    sg_buf_reset(&fr->all);
+    fr->n = 0;
+    return sg_store_stream_read(s, sid, after, seen, max, collect_frame, fr, last);
+}
+
+TEST("store: the broadcast log: targets, order with own frames, frontier, settle, gc")
+{
+    sg_store *s = fresh();
+    sg_session a, b;
+    mk_session(&a, SID1);
+    mk_session(&b, SID2);
+    CHECK_INT(sg_store_session_insert(s, &a, "{}"), 0);
+    CHECK_INT(sg_store_session_insert(s, &b, "{}"), 0);
+    CHECK_INT(sg_store_socket_insert(s, "sockA", SID1, "/", 1), 0);
+    CHECK_INT(sg_store_socket_insert(s, "sockB", SID2, "/", 2), 0);
+    CHECK_INT(sg_store_room_join(s, "/", "r", "sockA"), 0);
+    CHECK_INT(sg_store_room_join(s, "/", "r", "sockB"), 0);
+    CHECK_INT(sg_store_room_join(s, "/", "mute", "sockB"), 0);
+    CHECK_INT(sg_store_targets_count(s, "/", "[\"r\"]", NULL, NULL), 2);
+    CHECK_INT(sg_store_targets_count(s, "/", "[\"r\",\"mute\"]", NULL, NULL), 2);
+    CHECK_INT(sg_store_targets_count(s, "/", NULL, "[\"mute\"]", NULL), 1);
+    CHECK_INT(sg_store_targets_count(s, "/", NULL, NULL, "sockA"), 1);
+    CHECK_INT(sg_store_targets_count(s, "/other", NULL, NULL, NULL), 0);
+
+    int64_t o1 = sg_store_queue_push(s, SID1, false, "own1", 4);
+    int64_t l1 = sg_store_bcast_push(s, "/", "[\"r\"]", NULL, NULL, false, "all", 3);
+    int64_t l2 = sg_store_bcast_push(s, "/", "[\"r\"]", "[\"mute\"]", NULL, false, "notB", 4);
+    int64_t l3 = sg_store_bcast_push(s, "/", NULL, NULL, "sockA", true, "\x01", 1);
+    int64_t l4 = sg_store_bcast_push(s, "/x", NULL, NULL, NULL, false, "nsx", 3);
+    int64_t o2 = sg_store_queue_push(s, SID1, false, "own2", 4);
+    CHECK(o1 > 0 && l1 > o1 && l2 > l1 && l3 > l2 && l4 > l3 && o2 > l4);
+    CHECK_INT(sg_store_bcast_max(s), l4);
+    /* each session: its own frames and the rows it matches, in seq order */
+    struct frames fr = {SG_BUF_INIT, 0};
+    int64_t seen = 0, last = 0;
+    CHECK_INT(stream(s, SID1, 0, &seen, 1 << 20, &fr, &last), 4);
+    CHECK_MEM(fr.all.data, fr.all.len, "Town1|Tall|TnotB|Town2|", 23);
+    CHECK_INT(seen, l4);
+    CHECK_INT(last, o2);
+    seen = 0;
+    CHECK_INT(stream(s, SID2, 0, &seen, 1 << 20, &fr, &last), 2);
+    CHECK_MEM(fr.all.data, fr.all.len, "Tall|B\x01|", 8);
+    CHECK_INT(sg_store_stream_pending(s, SID2, 0, l4), 0);
+    CHECK_INT(sg_store_stream_pending(s, SID2, 0, l2), 1);
+    /* cut by the byte limit: the frontier stops at the last frame passed */
+    seen = 0;
+    CHECK_INT(stream(s, SID1, 0, &seen, 4, &fr, &last), 1);
+    CHECK_INT(seen, o1);
+    CHECK_INT(stream(s, SID1, last, &seen, 7, &fr, &last), 2);
+    CHECK_MEM(fr.all.data, fr.all.len, "Tall|TnotB|", 11);
+    CHECK_INT(seen, l2);
+    /* the sessions the rows name (for the wake-ups) */
+    sg_buf ids = SG_BUF_INIT;
+    CHECK_INT(sg_store_bcast_sessions(s, o1, l1, add_sid, &ids), 2);
+    sg_buf_reset(&ids);
+    CHECK_INT(sg_store_bcast_sessions(s, l1, l2, add_sid, &ids), 1);
+    CHECK_MEM(ids.data, ids.len, SID1 "|", 21);
+    sg_buf_reset(&ids);
+    CHECK_INT(sg_store_bcast_sessions(s, l3, l4, add_sid, &ids), 0);
+
+    /* settle: B leaves "r" after the broadcasts; what it matched before is
+     * its own now, in order, after everything else; its frontier moved */
+    CHECK_INT(sg_store_queue_push(s, SID2, false, "ownB", 4) > l4, 1);
+    int64_t bseen = 0;
+    bool moved = false;
+    CHECK_INT(sg_store_bcast_settle(s, SID2, 0, &bseen, &moved), 0);
+    CHECK(moved);
+    CHECK_INT(bseen, l4);
+    CHECK_INT(sg_store_room_leave(s, "/", "r", "sockB"), 0);
+    CHECK_INT(sg_store_socket_delete(s, "sockB"), 0);
+    sg_session got;
+    CHECK_INT(sg_store_session_get(s, SID2, &got), 0);
+    CHECK_INT(got.bcast_seen, l4);
+    sg_session_clear(&got);
+    seen = 0;
+    CHECK_INT(stream(s, SID2, 0, &seen, 1 << 20, &fr, &last), 3);
+    CHECK_MEM(fr.all.data, fr.all.len, "Tall|B\x01|TownB|", 14);
+    CHECK(last > o2);
+    /* settling again writes nothing */
+    CHECK_INT(sg_store_bcast_settle(s, SID2, 0, &bseen, &moved), 0);
+    CHECK(!moved);
+    /* the stored frontier never goes back */
+    mk_session(&b, SID2);
+    b.bcast_seen = 1;
+    CHECK_INT(sg_store_session_update(s, &b), 0);
+    CHECK_INT(sg_store_session_get(s, SID2, &got), 0);
+    CHECK_INT(got.bcast_seen, l4);
+    sg_session_clear(&got);
+
+    /* gc: nothing while A has not taken them; then up to A's frontier */
+    CHECK_INT(sg_store_bcast_gc(s, INT64_MAX), 0);
+    mk_session(&a, SID1);
+    a.sent_upto = l2;
+    CHECK_INT(sg_store_session_update(s, &a), 0);
+    CHECK_INT(sg_store_bcast_gc(s, l1), 1); /* a recovery window's bound */
+    CHECK_INT(sg_store_bcast_gc(s, INT64_MAX), 1);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM queue WHERE sid = ''"), 2);
+    /* a new session starts after the log */
+    sg_session c;
+    mk_session(&c, "CCCCCCCCCCCCCCCCCCCC");
+    CHECK_INT(sg_store_session_insert(s, &c, "{}"), 0);
+    CHECK_INT(sg_store_session_get(s, c.sid, &got), 0);
+    CHECK_INT(got.bcast_seen, l4);
+    sg_session_clear(&got);
+    a.bcast_seen = l4;
+    CHECK_INT(sg_store_session_update(s, &a), 0);
+    CHECK_INT(sg_store_bcast_gc(s, INT64_MAX), 2);
+    sg_buf_free(&ids);
+    sg_buf_free(&fr.all);
+    sg_store_close(s);
+}
+
 static int nsock;
 static void count_sock(void *ud, const char *id, const char *nsp)
 {

@@ -140,6 +140,11 @@ async function startOnce({ fcgi, wsd, restart, conf, env }) {
     db,
     plugin: join(BUILDDIR, "plugins", "echo.so"),
     path: "/socket.io/",
+    // SG_BROADCAST_LOG_MIN=0: every broadcast through the broadcast log
+    // (tests/run runs one pass so); siogate's key, not the reference's
+    ...(process.env.SG_BROADCAST_LOG_MIN !== undefined && !IS_REFERENCE
+      ? { broadcast_log_min: process.env.SG_BROADCAST_LOG_MIN }
+      : {}),
     ...conf,
   };
   const confFile = join(dir, "siogate.conf");
