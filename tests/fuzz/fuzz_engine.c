@@ -139,7 +139,7 @@ static void cleanup(void)
 static void open_session(sg_worker *w, struct slot *s, int ws, const char *query)
 {
     static const char *const headers[] = {"host", "localhost", "user-agent", "fuzz", NULL};
-    sg_handshake hs = {"127.0.0.1", "/socket.io/", query, headers};
+    sg_handshake hs = {.address = "127.0.0.1", .url = "/socket.io/", .query = query, .headers = headers};
     sg_buf open = SG_BUF_INIT;
     char sid[SG_ID_LEN + 1];
     int rc = sg_engine_open(w, &hs, ws ? "websocket" : "polling", sid, &open);
