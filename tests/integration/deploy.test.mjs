@@ -37,7 +37,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { freePort, BUILDDIR, SRCDIR, IS_REFERENCE } from "./lib/stack.mjs";
 import { connectClient, closeClient, closeAllClients, emitAck, nextOn } from "./lib/client.mjs";
-import { withTimeout, sleep } from "./lib/util.mjs";
+import { withTimeout, sleep, waitUntil } from "./lib/util.mjs";
 
 const T = { timeout: 90000 };
 const SKIP_ALL = IS_REFERENCE ? "siogate only (the deployment of siogate)" : false;
@@ -221,16 +221,6 @@ async function stopChild(c) {
   return done;
 }
 
-async function waitFor(what, ms, f) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await sleep(50);
-  }
-}
-
 // ---------------------------------------------------------------- siogate as the units run it
 
 const CONF = join(S, "etc/siogate/siogate.conf");
@@ -295,10 +285,14 @@ test("siogate-fcgi and siogate-wsd start as the generated systemd units run them
     process.umask(old);
   }
   for (const [name, c] of Object.entries(siogate)) {
-    await waitFor(`siogate-${name} ready`, 15000, () => {
-      if (!running(c)) throw new Error(`siogate-${name} exited: ${c.log}`);
-      return /info: ready: unix:/.test(c.log);
-    });
+    await waitUntil(
+      () => {
+        if (!running(c)) throw new Error(`siogate-${name} exited: ${c.log}`);
+        return /info: ready: unix:/.test(c.log);
+      },
+      15000,
+      `siogate-${name} ready`,
+    );
     assert.match(c.log, new RegExp(`plugin ${join(BUILDDIR, "plugins")}/echo\\.so loaded`));
   }
   // the permissions of the guide's table
@@ -386,15 +380,19 @@ for (const server of ["lighttpd", "nginx", "apache"]) {
       },
     };
     try {
-      await waitFor(`${server} answers on ${url}`, 15000, async () => {
-        front.assertAlive();
-        try {
-          await fetch(`${url}/`, { signal: AbortSignal.timeout(1000) });
-          return true;
-        } catch {
-          return false;
-        }
-      });
+      await waitUntil(
+        async () => {
+          front.assertAlive();
+          try {
+            await fetch(`${url}/`, { signal: AbortSignal.timeout(1000) });
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        15000,
+        `${server} answers on ${url}`,
+      );
 
       // polling: connect, acks, a ping through the held GET
       {

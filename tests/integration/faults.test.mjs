@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { closeAllClients, closeClient, connectClient, emitAck, makeClient, whenConnected } from "./lib/client.mjs";
 import { eioUrl, handshake, poll, request, send, packets } from "./lib/eio.mjs";
-import { sleep, withTimeout } from "./lib/util.mjs";
+import { sleep, waitUntil as until, withTimeout } from "./lib/util.mjs";
 
 const skip = IS_REFERENCE ? "siogate only (processes, plugins, the store)" : false;
 const T = { timeout: 120000, skip };
@@ -45,17 +45,6 @@ async function start(opts) {
   const s = await startStack({ restart: true, ...opts, conf: { plugin: PLUGINS, ...(opts.conf || {}) } });
   stacks.push(s);
   return s;
-}
-
-/** Waits until pred() holds (polling every 50 ms), else fails with what. */
-async function until(pred, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms: ${typeof what === "function" ? what() : what}`);
-    await sleep(50);
-  }
 }
 
 /** One acked echo, retried (the socket may be reconnecting) until it answers. */

@@ -42,3 +42,18 @@ export function toBuffer(x) {
   if (ArrayBuffer.isView(x)) return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
   throw new Error(`not binary: ${Object.prototype.toString.call(x)}`);
 }
+
+/**
+ * Polls pred() every 50 ms until it returns something truthy (resolved
+ * with that), failing after ms with `what` (a string, or a function that
+ * makes one then).
+ */
+export async function waitUntil(pred, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${typeof what === "function" ? what() : what}`);
+    await sleep(50);
+  }
+}
