@@ -315,7 +315,11 @@ static bool is_client_close(const char *reason)
     return strcmp(reason, "transport close") == 0;
 }
 
-/* 1 when the process named in a poller token ("<pid>.<n>") is alive. */
+/* 1 when the process named in a poller token ("<pid>.<n>") is alive.
+ * A killed process stays a zombie until its parent reaps it (contrib/stack
+ * looks twice a second, other supervisors when they like), and kill(pid, 0)
+ * succeeds on a zombie: its state in /proc tells. Where /proc cannot be
+ * read, kill's answer stands. */
 static bool poller_alive(const char *token)
 {
     char *end;
@@ -324,7 +328,21 @@ static bool poller_alive(const char *token)
         return false;
     if (pid == (long)getpid())
         return true;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+        return false;
+    char path[40], stat[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno != ENOENT; /* ENOENT: it went in between */
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    /* "pid (comm) S ...": comm may hold ')' itself, the last one ends it */
+    const char *rp = strrchr(stat, ')');
+    if (!rp || rp[1] != ' ')
+        return true;
+    return rp[2] != 'Z' && rp[2] != 'X';
 }
 
 /* The close marker frame queued by eng_close_session. Socket.IO frames all

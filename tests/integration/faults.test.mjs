@@ -260,7 +260,11 @@ test("SIGKILL of siogate-fcgi and siogate-wsd under load: every client goes on, 
   // every committed emit, once, in order
   const want = committed.map((k) => `42["n",${k}]`);
   await until(() => raw.got.filter((x) => x.startsWith('42["n"')).length >= want.length, 15000,
-    () => `${want.length} emits at the raw session`);
+    () => {
+      const have = new Set(raw.got);
+      const missing = want.filter((w) => !have.has(w));
+      return `${want.length} emits at the raw session; missing ${missing.length}: ${missing.slice(0, 10)}; failures (${raw.failures.length}): ${raw.failures.slice(-10).map((f) => f.slice(0, 60).replace(/\s+/g, " "))}; got ${raw.got.length}, last ${raw.got.slice(-3)}`;
+    });
   await raw.stop();
   const got = raw.got.filter((x) => x.startsWith('42["n"'));
   assert.deepEqual(got, want, "committed emits at the raw session: lost, duplicated or reordered");

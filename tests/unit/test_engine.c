@@ -2,6 +2,7 @@
  * plugin, driven the way the polling front drives it. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -281,6 +282,31 @@ TEST("engine: overlapping GETs close the session; the held GET gets close")
     CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ);
     CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_OK);
     CHECK_STR(sg_buf_str(&b), "1");
+    sg_buf_free(&b);
+}
+
+TEST("engine: a GET held by a process that died (a zombie not yet reaped) does not block the next")
+{
+    char sid[SG_ID_LEN + 1];
+    open_session(sid);
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    CHECK(child > 0);
+    siginfo_t si;
+    /* WNOWAIT: it has exited and stays a zombie */
+    CHECK_INT(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+    char dead[32];
+    snprintf(dead, sizeof dead, "%ld.1", (long)child);
+    CHECK_INT(sg_engine_poll(w, sid, dead, &b, &wake), SG_WAIT);
+    CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_WAIT);
+    CHECK_INT(waitpid(child, NULL, 0), child);
+    /* the same with it reaped */
+    open_session(sid);
+    CHECK_INT(sg_engine_poll(w, sid, dead, &b, &wake), SG_WAIT);
+    CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_WAIT);
     sg_buf_free(&b);
 }
 
