@@ -215,3 +215,21 @@ int sg_eio_append_polling(sg_buf *out, bool binary, const void *frame, size_t le
 {
     return put_record(out, -1, binary, frame, len);
 }
+
+int sg_eio_error_json(sg_buf *out, int code, const char *message)
+{
+    if (sg_buf_printf(out, "{\"code\":%d,\"message\":\"", code) < 0)
+        return -1;
+    for (const unsigned char *p = (const unsigned char *)(message ? message : ""); *p; p++) {
+        int rc;
+        if (*p == '"' || *p == '\\')
+            rc = sg_buf_printf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            rc = sg_buf_printf(out, "\\u%04x", *p);
+        else
+            rc = sg_buf_putc(out, (char)*p);
+        if (rc < 0)
+            return -1;
+    }
+    return sg_buf_puts(out, "\"}") < 0 ? -1 : 0;
+}

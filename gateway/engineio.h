@@ -83,4 +83,10 @@ int sg_eio_encode_polling_parts(sg_buf *out, enum sg_eio_type type, bool binary,
  * 'b' + base64. 0 or -1 (ENOMEM). */
 int sg_eio_append_polling(sg_buf *out, bool binary, const void *frame, size_t len);
 
+/* Append the JSON body of an Engine.IO error response,
+ * {"code":CODE,"message":"MESSAGE"}, to out; message (may be NULL) is
+ * escaped for JSON ('"', '\\', control characters). 0, or -1 (out of
+ * memory: out may hold part of it). */
+int sg_eio_error_json(sg_buf *out, int code, const char *message);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "engineio.h"
 
 /* How long a browser may cache a preflight answer (s). Chromium caps it at
  * 7200, Firefox at 86400. */
@@ -235,16 +236,7 @@ int sg_http_respond_error(const sg_fcgi_req *r, sg_buf *out, const sg_config *cf
     if (code < 0)
         return respond(r, out, cfg, status, NULL, "", 0, 0, NULL);
     sg_buf b = SG_BUF_INIT;
-    int rc = sg_buf_printf(&b, "{\"code\":%d,\"message\":\"", code);
-    for (const unsigned char *p = (const unsigned char *)(message ? message : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            rc |= sg_buf_printf(&b, "\\%c", *p);
-        else if (*p < 0x20)
-            rc |= sg_buf_printf(&b, "\\u%04x", *p);
-        else
-            rc |= sg_buf_putc(&b, (char)*p);
-    }
-    rc |= sg_buf_puts(&b, "\"}");
+    int rc = sg_eio_error_json(&b, code, message);
     if (rc) {
         sg_buf_free(&b);
         return -1;

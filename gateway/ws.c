@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "base64.h"
+#include "engineio.h"
 
 /* ---------------------------------------------------------------- SHA-1 */
 
@@ -464,18 +465,7 @@ int sg_ws_response_error(sg_buf *out, int status, const char *content_type, cons
 int sg_ws_response_eio(sg_buf *out, int status, int code, const char *message)
 {
     sg_buf body = SG_BUF_INIT;
-    int rc = sg_buf_printf(&body, "{\"code\":%d,\"message\":\"", code);
-    for (const char *m = message ? message : ""; rc == 0 && *m; m++) {
-        unsigned char c = (unsigned char)*m;
-        if (c == '"' || c == '\\')
-            rc = sg_buf_printf(&body, "\\%c", c);
-        else if (c < 0x20)
-            rc = sg_buf_printf(&body, "\\u%04x", c);
-        else
-            rc = sg_buf_putc(&body, (char)c);
-    }
-    if (rc == 0)
-        rc = sg_buf_puts(&body, "\"}");
+    int rc = sg_eio_error_json(&body, code, message);
     if (rc == 0)
         rc = response(out, status, NULL, "application/json", sg_buf_str(&body));
     sg_buf_free(&body);

@@ -430,4 +430,18 @@ TEST("engineio: strerror names every error")
     CHECK(sg_eio_strerror(-100) != NULL);
 }
 
+TEST("engineio: the error body is JSON with the message escaped")
+{
+    sg_buf b = SG_BUF_INIT;
+    CHECK_INT(sg_eio_error_json(&b, 1, "Session ID unknown"), 0);
+    CHECK_STR(sg_buf_str(&b), "{\"code\":1,\"message\":\"Session ID unknown\"}");
+    sg_buf_reset(&b);
+    CHECK_INT(sg_eio_error_json(&b, 4, "a \"q\" \\ \x01\n\xc3\xa9"), 0);
+    CHECK_STR(sg_buf_str(&b), "{\"code\":4,\"message\":\"a \\\"q\\\" \\\\ \\u0001\\u000a\xc3\xa9\"}");
+    sg_buf_reset(&b);
+    CHECK_INT(sg_eio_error_json(&b, 0, NULL), 0);
+    CHECK_STR(sg_buf_str(&b), "{\"code\":0,\"message\":\"\"}");
+    sg_buf_free(&b);
+}
+
 int main(void) { return tap_run(); }
