@@ -879,17 +879,21 @@ static json_t *handshake_object(const sg_handshake *hs, int64_t now)
     if (!o || !q || !h)
         goto fail;
     if (hs->query) {
+        /* names and values percent-decoded, the first of a name kept; a
+         * name or value that is not UTF-8 once decoded, or a name holding
+         * a %00, is left out */
         for (const char *p = hs->query; *p;) {
             size_t seg = strcspn(p, "&");
             size_t klen = strcspn(p, "=&");
-            if (klen > 0 && klen < 256) {
-                char key[256];
-                memcpy(key, p, klen);
-                key[klen] = '\0';
-                char *v = sg_query_get(hs->query, key);
-                if (v && !json_object_get(q, key))
-                    json_object_set_new(q, key, json_string(v));
-                free(v);
+            if (klen > 0) {
+                const char *v = klen < seg ? p + klen + 1 : p + seg;
+                size_t keylen, vlen;
+                char *key = sg_pct_decode(p, klen, &keylen);
+                char *val = sg_pct_decode(v, (size_t)(p + seg - v), &vlen);
+                if (key && val && strlen(key) == keylen && !json_object_get(q, key))
+                    json_object_set_new(q, key, json_stringn(val, vlen));
+                free(key);
+                free(val);
             }
             p += seg;
             if (*p)

@@ -63,40 +63,60 @@ static int hexval(int c)
     return -1;
 }
 
+char *sg_pct_decode(const char *s, size_t n, size_t *outlen)
+{
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int h1, h2;
+        if (s[i] == '%' && i + 2 < n &&
+            (h1 = hexval((unsigned char)s[i + 1])) >= 0 && (h2 = hexval((unsigned char)s[i + 2])) >= 0) {
+            out[o++] = (char)(h1 << 4 | h2);
+            i += 2;
+        } else {
+            out[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[o] = '\0';
+    if (outlen)
+        *outlen = o;
+    return out;
+}
+
+/* 1 when the n bytes at s, percent-decoded, are name exactly. */
+static int name_is(const char *s, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++, name++) {
+        int h1, h2;
+        char c = s[i];
+        if (c == '%' && i + 2 < n && (h1 = hexval((unsigned char)s[i + 1])) >= 0 &&
+            (h2 = hexval((unsigned char)s[i + 2])) >= 0) {
+            c = (char)(h1 << 4 | h2);
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (*name != c || c == '\0')
+            return 0;
+    }
+    return *name == '\0';
+}
+
 char *sg_query_get(const char *query, const char *name)
 {
     if (!query)
         return NULL;
-    size_t nlen = strlen(name);
-    const char *p = query;
-    while (*p) {
-        const char *end = strchr(p, '&');
-        size_t seg = end ? (size_t)(end - p) : strlen(p);
-        if (seg >= nlen && strncmp(p, name, nlen) == 0 && (seg == nlen || p[nlen] == '=')) {
-            const char *v = seg == nlen ? p + nlen : p + nlen + 1;
-            size_t vlen = (size_t)(p + seg - v);
-            char *out = malloc(vlen + 1);
-            if (!out)
-                return NULL;
-            size_t o = 0;
-            for (size_t i = 0; i < vlen; i++) {
-                int h1, h2;
-                if (v[i] == '%' && i + 2 < vlen && (h1 = hexval((unsigned char)v[i + 1])) >= 0 &&
-                    (h2 = hexval((unsigned char)v[i + 2])) >= 0) {
-                    out[o++] = (char)(h1 << 4 | h2);
-                    i += 2;
-                } else if (v[i] == '+') {
-                    out[o++] = ' ';
-                } else {
-                    out[o++] = v[i];
-                }
-            }
-            out[o] = '\0';
-            return out;
+    for (const char *p = query;;) {
+        size_t seg = strcspn(p, "&");
+        size_t klen = strcspn(p, "=&");
+        if (name_is(p, klen, name)) {
+            const char *v = klen < seg ? p + klen + 1 : p + seg;
+            return sg_pct_decode(v, (size_t)(p + seg - v), NULL);
         }
-        if (!end)
-            break;
-        p = end + 1;
+        if (!p[seg])
+            return NULL;
+        p += seg + 1;
     }
-    return NULL;
 }

@@ -25,8 +25,15 @@ int sg_id_new(char out[SG_ID_LEN + 1]);
 /* 1 when s is a syntactically valid id (length and alphabet), else 0. */
 int sg_id_valid(const char *s);
 
-/* Find a query-string parameter. Returns a new, percent-decoded string
- * (caller frees) or NULL when absent (or ENOMEM). */
+/* Percent-decode the n bytes at s ('+' is a space, a '%' not followed by
+ * two hex digits stays as it is). Returns a new NUL-terminated string
+ * (caller frees; a decoded %00 is a NUL inside it, *outlen counts it when
+ * outlen is not NULL), or NULL (ENOMEM). */
+char *sg_pct_decode(const char *s, size_t n, size_t *outlen);
+/* Find a query-string parameter: the first one whose percent-decoded name
+ * is name. Returns its value percent-decoded (a new string, caller frees;
+ * it ends at a decoded %00), "" for a name without '=', or NULL when
+ * absent (or ENOMEM). */
 char *sg_query_get(const char *query, const char *name);
 
 #endif

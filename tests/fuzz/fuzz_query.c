@@ -6,7 +6,8 @@
  * PUT) and the configuration (cgi.h); the rest, up to a NUL, is the query
  * string, sent as QUERY_STRING and in REQUEST_URI. sg_query_get must find
  * what a plain reading of the query finds (the first "name" or "name=..."
- * segment, its value percent-decoded, '+' as space) for transport, sid,
+ * segment whose name, percent-decoded, is the one asked for; its value
+ * percent-decoded, '+' as space) for transport, sid,
  * EIO and the input's first name; the router's answer must be one
  * well-formed CGI response, or a request for the engine (cgi.h). See
  * tests/fuzz/README. */
@@ -27,25 +28,32 @@ static int hex(char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* The model: name's value in q, decoded into out (as long as q), or -1. */
+/* Decode the n bytes at s into out: '+' a space, "%hh" a byte. Its length. */
+static size_t model_decode(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+            out[o++] = (char)(hex(s[i + 1]) << 4 | hex(s[i + 2]));
+            i += 2;
+        } else {
+            out[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* The model: the value of the first segment whose decoded name is name,
+ * decoded into out (as long as q), or -1. */
 static long model_get(const char *q, const char *name, char *out)
 {
     size_t nl = strlen(name);
     for (const char *seg = q;; ) {
-        size_t sl = strcspn(seg, "&");
-        if (sl >= nl && memcmp(seg, name, nl) == 0 && (sl == nl || seg[nl] == '=')) {
-            const char *v = sl == nl ? seg + sl : seg + nl + 1;
-            size_t vl = (size_t)(seg + sl - v), o = 0;
-            for (size_t i = 0; i < vl; i++) {
-                if (v[i] == '%' && i + 2 < vl && hex(v[i + 1]) >= 0 && hex(v[i + 2]) >= 0) {
-                    out[o++] = (char)(hex(v[i + 1]) << 4 | hex(v[i + 2]));
-                    i += 2;
-                } else {
-                    out[o++] = v[i] == '+' ? ' ' : v[i];
-                }
-            }
-            out[o] = '\0';
-            return (long)o;
+        size_t sl = strcspn(seg, "&"), kl = strcspn(seg, "=&");
+        if (model_decode(seg, kl, out) == nl && memcmp(out, name, nl) == 0) {
+            const char *v = kl < sl ? seg + kl + 1 : seg + sl;
+            return (long)model_decode(v, (size_t)(seg + sl - v), out);
         }
         if (!seg[sl])
             return -1;
@@ -80,10 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_get(q, "transport", scratch);
     check_get(q, "sid", scratch);
     check_get(q, "EIO", scratch);
-    size_t nl = strcspn(q, "=&");
-    memcpy(name, q, nl);
-    name[nl] = '\0';
-    if (nl)
+    /* the first name, decoded (up to a %00 in it) */
+    if (model_decode(q, strcspn(q, "=&"), name) && *name)
         check_get(q, name, scratch);
 
     char var_m[32];

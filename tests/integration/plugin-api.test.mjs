@@ -42,7 +42,7 @@ after(async () => {
 test("on_connection: hello carries the socket id, nsp, auth and handshake", T, async () => {
   const { socket, hello } = await connectF(stack, "/f", {
     auth: { token: "t", n: 1 },
-    query: { q: "x y", lang: "fr" },
+    query: { q: "x y", lang: "fr", "my key": "a&b=c" },
     extraHeaders: { "User-Agent": "siogate-test/1.0", "X-Test": "abc" },
   });
   try {
@@ -55,6 +55,7 @@ test("on_connection: hello carries the socket id, nsp, auth and handshake", T, a
     const hs = h.handshake;
     assert.equal(hs.query.q, "x y");
     assert.equal(hs.query.lang, "fr");
+    assert.equal(hs.query["my key"], "a&b=c", "names and values percent-decoded");
     assert.equal(hs.query.EIO, "4");
     assert.equal(hs.query.transport, "polling");
     assert.equal(hs.headers["user-agent"], "siogate-test/1.0");

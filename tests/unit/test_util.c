@@ -1,4 +1,4 @@
-/* test_util.c - ids from the OS CSPRNG, and the log's one-line rule.
+/* test_util.c - ids from the OS CSPRNG, the log's one-line rule, and the query string.
  *
  * getrandom(2) is interposed here (the test binary's definition wins over
  * libc's for the statically linked library): the ids must be made of its
@@ -71,6 +71,37 @@ TEST("ids: 120 bits from getrandom, base64url, no fallback when it fails")
             dup += !strcmp(seen[i], seen[j]);
     }
     CHECK_INT(dup, 0);
+}
+
+TEST("query: values and names percent-decoded, the first match, '+' a space")
+{
+    char *v;
+#define GOT(q, n, want)                                                                            \
+    do {                                                                                           \
+        v = sg_query_get(q, n);                                                                    \
+        CHECK(v != NULL);                                                                          \
+        CHECK_STR(v ? v : "(null)", want);                                                         \
+        free(v);                                                                                   \
+    } while (0)
+    GOT("EIO=4&transport=polling&t=x", "transport", "polling");
+    GOT("a=1&a=2", "a", "1");
+    GOT("q=x+y%20z%2B", "q", "x y z+");
+    GOT("s%69d=abc&sid=def", "sid", "abc"); /* the name decoded */
+    GOT("my+key=1&my%20key=2", "my key", "1");
+    GOT("flag&x=1", "flag", "");
+    GOT("x=%4", "x", "%4");                 /* not an escape: as it is */
+    GOT("x=%zz%", "x", "%zz%");
+    GOT("x=a%00b", "x", "a");               /* a C string ends at the NUL */
+#undef GOT
+    CHECK(sg_query_get("sidx=1&xsid=2&si=3", "sid") == NULL);
+    CHECK(sg_query_get("s%00id=1", "s") == NULL);
+    CHECK(sg_query_get("", "sid") == NULL);
+    CHECK(sg_query_get(NULL, "sid") == NULL);
+    CHECK(sg_query_get("&&=&", "sid") == NULL);
+    size_t n = 0;
+    v = sg_pct_decode("a%00b+", 6, &n);
+    CHECK(v != NULL && n == 4 && memcmp(v, "a\0b ", 5) == 0);
+    free(v);
 }
 
 TEST("log: control bytes in a message become '?': one event, one line")
