@@ -11,34 +11,75 @@
 //     error (the reference server, decoding with replacement characters
 //     and with no nesting bound of its own, would carry on for the first
 //     two);
-//   - nesting up to the bound is carried intact.
+//   - nesting up to the bound is carried intact;
+//   - a header flood (5,000 headers, or one header of 1 MB): the web server
+//     refuses the request (4xx) before siogate sees it;
+//   - clients that write their request, or read their response, a few
+//     bytes a second: the web server holds them (its own timeouts end
+//     them); siogate-fcgi gets whole requests and hands whole responses
+//     to the web server, so nobody else waits;
+//   - one session sending thousands of events a second, over polling or
+//     WebSocket: each is handled (its echoes queued for it); a session that
+//     does not read what is queued for it ends at its heartbeat deadline
+//     ("ping timeout", ping_interval + ping_timeout) and its queue goes
+//     with it, so the store holds at most that long a stretch of it;
+//   - a WebSocket client that never reads: siogate-wsd's output buffer for
+//     it holds what was sent in the meantime until the heartbeat deadline
+//     ends it; the other WebSockets of the same siogate-wsd are served.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startStack } from "./lib/stack.mjs";
+import net from "node:net";
+import { execFile, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { BUILDDIR, IS_REFERENCE, startStack } from "./lib/stack.mjs";
 import { assertServesFreshClient, closeAllClients, connectClient, emitAck } from "./lib/client.mjs";
-import { send, waitSessionGone, RS, connectedSession } from "./lib/eio.mjs";
+import { eioUrl, handshake, send, waitSessionGone, RS, connectedSession } from "./lib/eio.mjs";
+import { sleep, waitUntil } from "./lib/util.mjs";
 
 const T = { timeout: 60000 };
+const execFileP = promisify(execFile);
+// what needs the store, the CLI or siogate's processes
+const SG = { ...T, skip: IS_REFERENCE ? "siogate only (the store, the CLI)" : false };
 
-let stack, bystander;
+let stack, bystander, wsBystander;
 before(async () => {
   stack = await startStack({ fcgi: 1, conf: { ping_interval: 3000, ping_timeout: 2000 } });
   ({ socket: bystander } = await connectClient(stack, "/"));
+  ({ socket: wsBystander } = await connectClient(stack, "/", { transports: ["websocket"] }));
+  bystander.on("disconnect", (r, d) => gone.push(`polling: ${r} ${d ? JSON.stringify(d.description ?? d) : ""}`));
+  wsBystander.on("disconnect", (r, d) => gone.push(`WebSocket: ${r} ${d ? JSON.stringify(d.description ?? d) : ""}`));
 });
+const gone = [];
 after(async () => {
   closeAllClients();
   if (stack) await stack.stop();
 });
 
-// body (a string or bytes) ends the session; the bystander and a fresh
+/** The bystanders (one polling, one WebSocket) each get an acked echo. */
+async function bystandersServed(tag = "still here?") {
+  for (const [who, s] of [["polling", bystander], ["WebSocket", wsBystander]]) {
+    let got;
+    try {
+      got = await emitAck(s, "message-with-ack", [tag]);
+    } catch (e) {
+      throw new Error(`the ${who} bystander, "${tag}": ${e.message} (disconnects: ${gone.join(", ")})`);
+    }
+    assert.deepEqual(got, [tag], `the ${who} bystander`);
+  }
+}
+
+// body (a string or bytes) ends the session; the bystanders and a fresh
 // client are served.
 async function assertEndsSession(body) {
   const sid = await connectedSession(stack);
   const r = await send(stack, sid, body);
   assert.ok(r.status === 200 || r.status === 400, `status ${r.status} ${r.body}`);
   await waitSessionGone(stack, sid, 3000);
-  assert.deepEqual(await emitAck(bystander, "message-with-ack", ["still here?"]), ["still here?"]);
+  await bystandersServed();
   await assertServesFreshClient(stack, assert);
 }
 
@@ -73,4 +114,256 @@ test("more than 10 attachments announced: the session ends; everyone else is ser
 
 test("a placeholder naming an attachment never sent: the session ends; everyone else is served", T, async () => {
   await assertEndsSession(`451-["message",{"_placeholder":true,"num":3}]${RS}bAQID`);
+});
+
+// ------------------------------------------------------------ raw HTTP
+function target() {
+  const u = new URL(eioUrl(stack));
+  return { host: u.hostname, port: Number(u.port), path: u.pathname + u.search };
+}
+
+/**
+ * Writes `head` on a new TCP connection (in pieces of `chunk` bytes every
+ * `everyMs` when given) and resolves with the status of the answer (0 if
+ * the connection ended without one). Bounded by `ms`.
+ */
+function rawRequest(head, { chunk, everyMs, ms = 15000 } = {}) {
+  const { host, port } = target();
+  return new Promise((resolve) => {
+    const c = net.connect(port, host);
+    let got = "";
+    let timer, drip;
+    const done = (v) => {
+      clearTimeout(timer);
+      clearInterval(drip);
+      c.destroy();
+      resolve(v);
+    };
+    timer = setTimeout(() => done({ status: -1, got }), ms);
+    c.on("data", (d) => {
+      got += d.toString("latin1");
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(got);
+      if (m) done({ status: Number(m[1]), got });
+    });
+    c.on("error", () => done({ status: 0, got }));
+    c.on("close", () => done({ status: 0, got }));
+    c.on("connect", () => {
+      if (!chunk) return c.write(head);
+      let off = 0;
+      drip = setInterval(() => {
+        if (off >= head.length) return clearInterval(drip);
+        c.write(head.slice(off, off + chunk));
+        off += chunk;
+      }, everyMs);
+    });
+  });
+}
+
+test("a header flood (5,000 headers; one header of 1 MB): 4xx from the web server; everyone else is served", T, async (t) => {
+  const { host, port, path } = target();
+  const start = `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\n`;
+  let many = start;
+  for (let i = 0; i < 5000; i++) many += `X-Flood-${i}: ${i}\r\n`;
+  const big = start + `X-Big: ${"a".repeat(1 << 20)}\r\n`;
+  const answers = await Promise.all([rawRequest(many + "\r\n"), rawRequest(big + "\r\n")]);
+  for (const a of answers)
+    assert.ok(a.status === 0 || (a.status >= 400 && a.status < 500), `answered ${a.status}: ${a.got.slice(0, 200)}`);
+  assert.ok(answers.some((a) => a.status >= 400), `no 4xx at all: ${JSON.stringify(answers.map((a) => a.status))}`);
+  t.diagnostic(`answers: 5,000 headers ${answers[0].status}, 1 MB header ${answers[1].status} (0: closed)`);
+  await bystandersServed();
+  await assertServesFreshClient(stack, assert);
+});
+
+test("20 clients writing their requests a few bytes a second (slowloris): everyone else is served meanwhile", T, async () => {
+  const { host, port, path } = target();
+  const head = `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUser-Agent: slow\r\nX-Pad: ${"p".repeat(200)}\r\n\r\n`;
+  // 4 bytes every 250 ms: the request would take over 15 s; stopped at 6 s
+  const slow = Array.from({ length: 20 }, () => rawRequest(head, { chunk: 4, everyMs: 250, ms: 6000 }));
+  await sleep(1000);
+  for (let i = 0; i < 4; i++) {
+    await bystandersServed(`during ${i}`);
+    await sleep(500);
+  }
+  await assertServesFreshClient(stack, assert);
+  const res = await Promise.all(slow);
+  // none of them was answered as a whole request before it was complete
+  assert.ok(res.every((r) => r.status !== 200), `statuses ${res.map((r) => r.status)}`);
+});
+
+test("a client reading a 600 KB response 1 KB at a time: everyone else is served meanwhile", SG, async () => {
+  const sid = await connectedSession(stack);
+  // 600 packets of 1 KB queued for it (the echo plugin answers each)
+  const arg = "x".repeat(1000);
+  let body = [];
+  for (let i = 0; i < 600; i++) body.push(`42["message","${arg}"]`);
+  assert.equal((await send(stack, sid, body.join(RS), { timeoutMs: 15000 })).status, 200);
+  const { host, port } = target();
+  const path = new URL(eioUrl(stack, { sid })).pathname + new URL(eioUrl(stack, { sid })).search;
+  const c = net.connect(port, host);
+  let got = 0;
+  c.on("data", () => {});
+  c.on("error", () => {});
+  await new Promise((r) => c.once("connect", r));
+  c.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nConnection: close\r\n\r\n`);
+  c.setNoDelay(true);
+  // read 1 KB, then pause for 100 ms, for 5 s
+  c.pause();
+  const reader = (async () => {
+    const end = Date.now() + 5000;
+    while (Date.now() < end) {
+      const d = c.read(1024);
+      if (d) got += d.length;
+      await sleep(100);
+    }
+  })();
+  for (let i = 0; i < 4; i++) {
+    await bystandersServed(`during ${i}`);
+    await sleep(500);
+  }
+  await reader;
+  c.destroy();
+  assert.ok(got > 0 && got < 600 * 1000, `read ${got} bytes of the response`);
+  await bystandersServed("after");
+});
+
+/** Rows queued for sid in the store. */
+function queued(sid) {
+  const r = spawnSync("sqlite3", [stack.db, `SELECT count(*) FROM queue WHERE sid = '${sid}';`], {
+    encoding: "utf8",
+    timeout: 10000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return Number(r.stdout.trim());
+}
+
+test("one polling session sending thousands of events a second, never reading: served, then gone at its heartbeat deadline with its queue", SG, async (t) => {
+  const sid = await connectedSession(stack);
+  const batch = Array.from({ length: 500 }, (_, i) => `42["message",${i}]`).join(RS);
+  let events = 0;
+  const end = Date.now() + 3000;
+  const flood = (async () => {
+    while (Date.now() < end) {
+      const r = await send(stack, sid, batch, { timeoutMs: 10000 });
+      if (r.status !== 200) break;
+      events += 500;
+    }
+  })();
+  await bystandersServed("during the flood");
+  await flood;
+  assert.ok(events >= 2000, `${events} events sent`);
+  const peak = queued(sid);
+  assert.ok(peak > 0, "its echoes are queued for it");
+  t.diagnostic(`${events} events in 3 s; ${peak} rows queued for it at the end of the flood`);
+  // it never polls: gone at ping_interval + ping_timeout (5 s), its queue too
+  await waitUntil(() => queued(sid) === 0, 15000, () => `${queued(sid)} rows still queued for ${sid}`);
+  await waitSessionGone(stack, sid, 3000);
+  await bystandersServed("after");
+});
+
+/** A raw WebSocket session (websocket only), connected to "/". */
+async function rawWebSocket() {
+  const url = eioUrl(stack, { transport: "websocket" }).replace(/^http/, "ws");
+  const ws = new WebSocket(url, { perMessageDeflate: false });
+  const frames = [];
+  ws.on("message", (d, binary) => frames.push(binary ? d : d.toString()));
+  await new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  await waitUntil(() => frames.some((f) => String(f).startsWith("0{")), 5000, "the open packet");
+  const sid = JSON.parse(frames.find((f) => String(f).startsWith("0{")).slice(1)).sid;
+  ws.send("40");
+  await waitUntil(() => frames.some((f) => String(f).startsWith("40")), 5000, "the CONNECT reply");
+  return { ws, sid, frames };
+}
+
+test("one WebSocket session sending thousands of events a second: the others are served; it gets its echoes", SG, async () => {
+  const { ws, frames } = await rawWebSocket();
+  const end = Date.now() + 3000;
+  let sent = 0;
+  while (Date.now() < end) {
+    for (let i = 0; i < 200; i++) ws.send(`42["message",${sent++}]`);
+    // let the socket drain a little: the flood is bounded by what ws buffers
+    while (ws.bufferedAmount > 1 << 20) await sleep(5);
+    await sleep(0);
+    if (sent % 2000 === 0) await bystandersServed(`during ${sent}`);
+  }
+  await waitUntil(() => frames.filter((f) => String(f).startsWith('42["message-back"')).length === sent, 20000,
+    () => `${frames.filter((f) => String(f).startsWith('42["message-back"')).length} echoes of ${sent}`);
+  assert.ok(sent >= 2000, `${sent} events sent`);
+  ws.close();
+  await bystandersServed("after");
+});
+
+/** siogate-wsd's resident set, kB. */
+function wsdRss() {
+  const d = stack.daemons().find((x) => x.name === "siogate-wsd");
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, "utf8"));
+  return Number(m[1]);
+}
+
+test("a WebSocket client that never reads while broadcasts pile up: the others are served; it ends at its heartbeat deadline", SG, async (t) => {
+  const { host, port } = target();
+  const path = new URL(eioUrl(stack, { transport: "websocket" })).pathname +
+    new URL(eioUrl(stack, { transport: "websocket" })).search;
+  const c = net.connect(port, host);
+  c.on("error", () => {});
+  let head = "";
+  const opened = new Promise((resolve) => {
+    const onData = (d) => {
+      head += d.toString("latin1");
+      if (head.includes("\r\n\r\n")) {
+        c.off("data", onData);
+        resolve();
+      }
+    };
+    c.on("data", onData);
+  });
+  await new Promise((r) => c.once("connect", r));
+  c.write(
+    `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+  );
+  await opened;
+  assert.match(head, /^HTTP\/1\.1 101/);
+  const mine = wsBystander.io.engine.id;
+  const open = () =>
+    spawnSync("sqlite3", [stack.db, `SELECT sid FROM sessions WHERE state = 0 AND transport = 'websocket' AND sid <> '${mine}';`], {
+      encoding: "utf8",
+      timeout: 10000,
+    }).stdout.trim().split("\n").filter(Boolean);
+  await waitUntil(() => open().length === 1, 5000, () => `its session in the store: ${open()}`);
+  const [sid] = open();
+  const rss0 = wsdRss();
+  // CONNECT "/" (a masked text frame "40"), then never read again
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const payload = Buffer.from("40");
+  c.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4])]));
+  c.pause();
+  await sleep(300);
+  // 40 broadcasts of 60 KB to every socket: 2.4 MB it does not read
+  const siogate = join(BUILDDIR, "gateway", "siogate");
+  const big = JSON.stringify("b".repeat(60000));
+  // (execFile, not spawnSync: the bystanders live in this process and must
+  // answer their pings meanwhile)
+  for (let i = 0; i < 40; i++) {
+    await execFileP(siogate, ["--conf", join(stack.dir, "siogate.conf"), "emit", "big", big], { timeout: 10000 });
+    if (i % 10 === 0) await bystandersServed(`during ${i}`);
+  }
+  await bystandersServed("after the broadcasts");
+  // the heartbeat deadline (5 s) ends it, with "ping timeout"
+  const state = () => {
+    const r = spawnSync("sqlite3", [stack.db, `SELECT state, close_reason FROM sessions WHERE sid = '${sid}';`], {
+      encoding: "utf8",
+      timeout: 10000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  await waitUntil(() => state() !== "0|", 15000, () => `its session is still open: ${state()}`);
+  assert.match(state(), /^(1\|ping timeout)?$/, "closed (or already deleted) for ping timeout");
+  const rss = wsdRss();
+  c.destroy();
+  await bystandersServed("after it ended");
+  t.diagnostic(`siogate-wsd RSS ${rss0} kB before, ${rss} kB at its end`);
 });
