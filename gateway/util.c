@@ -63,22 +63,28 @@ static int hexval(int c)
     return -1;
 }
 
+/* Decode the character at s[i] (of n): *c gets it; returns how many bytes
+ * it took (3 for "%hh", else 1; '+' is a space). */
+static size_t pct_char(const char *s, size_t i, size_t n, char *c)
+{
+    int h1, h2;
+    if (s[i] == '%' && i + 2 < n && (h1 = hexval((unsigned char)s[i + 1])) >= 0 &&
+        (h2 = hexval((unsigned char)s[i + 2])) >= 0) {
+        *c = (char)(h1 << 4 | h2);
+        return 3;
+    }
+    *c = s[i] == '+' ? ' ' : s[i];
+    return 1;
+}
+
 char *sg_pct_decode(const char *s, size_t n, size_t *outlen)
 {
     char *out = malloc(n + 1);
     if (!out)
         return NULL;
     size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int h1, h2;
-        if (s[i] == '%' && i + 2 < n &&
-            (h1 = hexval((unsigned char)s[i + 1])) >= 0 && (h2 = hexval((unsigned char)s[i + 2])) >= 0) {
-            out[o++] = (char)(h1 << 4 | h2);
-            i += 2;
-        } else {
-            out[o++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
+    for (size_t i = 0; i < n; o++)
+        i += pct_char(s, i, n, &out[o]);
     out[o] = '\0';
     if (outlen)
         *outlen = o;
@@ -88,16 +94,9 @@ char *sg_pct_decode(const char *s, size_t n, size_t *outlen)
 /* 1 when the n bytes at s, percent-decoded, are name exactly. */
 static int name_is(const char *s, size_t n, const char *name)
 {
-    for (size_t i = 0; i < n; i++, name++) {
-        int h1, h2;
-        char c = s[i];
-        if (c == '%' && i + 2 < n && (h1 = hexval((unsigned char)s[i + 1])) >= 0 &&
-            (h2 = hexval((unsigned char)s[i + 2])) >= 0) {
-            c = (char)(h1 << 4 | h2);
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
+    for (size_t i = 0; i < n; name++) {
+        char c;
+        i += pct_char(s, i, n, &c);
         if (*name != c || c == '\0')
             return 0;
     }
