@@ -117,8 +117,9 @@ test("a placeholder naming an attachment never sent: the session ends; everyone 
 });
 
 // ------------------------------------------------------------ raw HTTP
-function target() {
-  const u = new URL(eioUrl(stack));
+/** Host, port and path (with the query) of the Engine.IO endpoint. */
+function target(params = {}) {
+  const u = new URL(eioUrl(stack, params));
   return { host: u.hostname, port: Number(u.port), path: u.pathname + u.search };
 }
 
@@ -197,8 +198,7 @@ test("a client reading a 600 KB response 1 KB at a time: everyone else is served
   let body = [];
   for (let i = 0; i < 600; i++) body.push(`42["message","${arg}"]`);
   assert.equal((await send(stack, sid, body.join(RS), { timeoutMs: 15000 })).status, 200);
-  const { host, port } = target();
-  const path = new URL(eioUrl(stack, { sid })).pathname + new URL(eioUrl(stack, { sid })).search;
+  const { host, port, path } = target({ sid });
   const c = net.connect(port, host);
   let got = 0;
   c.on("data", () => {});
@@ -305,9 +305,7 @@ function wsdRss() {
 }
 
 test("a WebSocket client that never reads while broadcasts pile up: the others are served; it ends at its heartbeat deadline", SG, async (t) => {
-  const { host, port } = target();
-  const path = new URL(eioUrl(stack, { transport: "websocket" })).pathname +
-    new URL(eioUrl(stack, { transport: "websocket" })).search;
+  const { host, port, path } = target({ transport: "websocket" });
   const c = net.connect(port, host);
   c.on("error", () => {});
   let head = "";
