@@ -30,6 +30,9 @@ typedef struct sg_config {
                                many sockets is one log row per frame, not a row per
                                recipient; default SG_BROADCAST_LOG_MIN_DEFAULT,
                                0..1000000000 (0: every broadcast) */
+    int64_t recovery_window; /* "recovery_window" ms: connection state recovery
+                               (a client back within it gets its socket, rooms, data
+                               and missed events); default 0 = off, 0..86400000 */
     char *cors_origin;      /* "cors_origin": NULL (same-origin only), "*" (any
                                origin, reflected), or space-separated origins */
     /* limits (0 = no limit where the range allows it) */

@@ -179,8 +179,15 @@ int eng_bcast_settle(sg_worker *w, const char *sid)
     return 0;
 }
 
-static int push_frame(sg_worker *w, const char *sid, bool binary, const void *frame, size_t len)
+/* Queue one frame for sid; eid > 0: of a recoverable event of nsp. */
+static int push_frame(sg_worker *w, const char *sid, bool binary, const void *frame, size_t len,
+                      const char *nsp, int64_t eid)
 {
+    /* a recoverable event is kept in the store until it is known to have
+     * arrived: siogate-wsd's fast path ends here for this request (its
+     * frames written after the commit would overtake it) */
+    if (eid > 0 && w->direct_sid && strcmp(sid, w->direct_sid) == 0)
+        w->direct_sid = NULL;
     if (w->direct_sid && strcmp(sid, w->direct_sid) == 0) {
         uint8_t head[5] = {binary};
         uint32_t n = (uint32_t)len;
@@ -194,9 +201,11 @@ static int push_frame(sg_worker *w, const char *sid, bool binary, const void *fr
     }
     if (w->ss && strcmp(sid, w->ss->sid) == 0)
         w->queued_own = true;
-    if (sg_store_queue_push(w->store, sid, binary, frame, len) < 0)
+    if ((eid > 0 ? sg_store_queue_push_eid(w->store, sid, binary, frame, len, nsp, eid)
+                 : sg_store_queue_push(w->store, sid, binary, frame, len)) < 0)
         return -1;
-    eng_mark_dirty(w, sid);
+    if (sid[0] != '~') /* a recovery ghost: nobody waits for it */
+        eng_mark_dirty(w, sid);
     return 0;
 }
 
@@ -205,6 +214,8 @@ int eng_encode_sio(sg_encoded *out, enum sg_sio_type type, const char *nsp, int6
 {
     int rc = -1;
     sg_buf_init(&out->text);
+    out->eid = 0;
+    out->nsp = NULL;
     out->bins = json_array();
     if (!out->bins)
         goto out;
@@ -237,16 +248,39 @@ void eng_encoded_clear(sg_encoded *e)
     e->bins = NULL;
 }
 
+bool eng_recovery(const sg_worker *w) { return w->e->cfg->recovery_window > 0; }
+
+int eng_encode_event(sg_worker *w, sg_encoded *out, const char *nsp, json_t *data)
+{
+    int64_t eid = 0;
+    if (eng_recovery(w)) {
+        char off[32];
+        if (!data || (eid = sg_store_eid_next(w->store, sg_now_ms())) < 0)
+            goto fail;
+        snprintf(off, sizeof off, "%lld", (long long)eid);
+        if (json_array_append_new(data, json_string(off)) < 0)
+            goto fail;
+    }
+    if (eng_encode_sio(out, SG_SIO_EVENT, nsp, -1, data) < 0)
+        return -1;
+    out->eid = eid;
+    out->nsp = eid ? nsp : NULL;
+    return 0;
+fail:
+    json_decref(data);
+    return -1;
+}
+
 int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e)
 {
-    if (push_frame(w, sid, false, e->text.data, e->text.len) < 0)
+    if (push_frame(w, sid, false, e->text.data, e->text.len, e->nsp, e->eid) < 0)
         goto fail;
     size_t i;
     json_t *b;
     json_array_foreach(e->bins, i, b) {
         size_t len;
         const void *bytes = sg_sio_binary_data(b, &len);
-        if (push_frame(w, sid, true, bytes, len) < 0)
+        if (push_frame(w, sid, true, bytes, len, e->nsp, e->eid) < 0)
             goto fail;
     }
     return 0;
@@ -275,7 +309,7 @@ int eng_queue_eio(sg_worker *w, const char *sid, enum sg_eio_type type, const ch
     sg_buf f = SG_BUF_INIT;
     int rc = sg_buf_printf(&f, "%d%s", (int)type, data ? data : "");
     if (rc == 0)
-        rc = push_frame(w, sid, false, f.data, f.len);
+        rc = push_frame(w, sid, false, f.data, f.len, NULL, 0);
     sg_buf_free(&f);
     return rc;
 }
@@ -301,12 +335,47 @@ int eng_socket_gone(sg_worker *w, const char *sid, const char *id, const char *n
     return sg_store_socket_delete(w->store, id) != 0 ? -1 : 0;
 }
 
+/* The disconnect reasons after which a socket can be recovered: those of
+ * the reference server (socket.ts RECOVERABLE_DISCONNECT_REASONS). Not a
+ * namespace disconnect by either side, nor "parse error". */
+static bool recoverable(const char *reason)
+{
+    static const char *const list[] = {"transport error", "transport close", "forced close",
+                                       "ping timeout", "server shutting down",
+                                       "forced server close"};
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (strcmp(reason, list[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A socket whose session closed for a recoverable reason: its disconnect
+ * handlers run as for eng_socket_gone, then it moves into the session's
+ * ghost for recovery_window ms, rooms, data and event rows with it. */
+static int socket_ghost(sg_worker *w, const char *sid, const char *id, const char *nsp,
+                        const char *reason)
+{
+    sg_ctx c;
+    eng_ctx_init(&c, w, sid, id, nsp);
+    c.gone = true;
+    eng_run_disconnect(&c, reason);
+    eng_ctx_clear(&c);
+    if (eng_bcast_settle(w, sid) < 0)
+        return -1;
+    int64_t now = sg_now_ms();
+    return sg_store_socket_ghost(w->store, id, sid, nsp, now,
+                                 now + w->e->cfg->recovery_window) != 0 ? -1 : 0;
+}
+
 struct close_walk { sg_worker *w; const char *sid; const char *reason; int rc; };
 
 static void close_socket_cb(void *ud, const char *id, const char *nsp)
 {
     struct close_walk *cw = ud;
-    if (eng_socket_gone(cw->w, cw->sid, id, nsp, cw->reason) < 0)
+    int rc = eng_recovery(cw->w) && recoverable(cw->reason)
+                 ? socket_ghost(cw->w, cw->sid, id, nsp, cw->reason)
+                 : eng_socket_gone(cw->w, cw->sid, id, nsp, cw->reason);
+    if (rc < 0)
         cw->rc = -1;
 }
 
@@ -445,6 +514,81 @@ static void schedule_ping(const sg_config *cfg, sg_session *ss, int64_t now)
 
 /* ---- Socket.IO dispatch ------------------------------------------------------- */
 
+/* An offset as the client sends it back: the decimal of an eid. -1 when
+ * it is not one (then nothing is recovered). */
+static int64_t parse_offset(const char *t)
+{
+    int64_t v = 0;
+    if (!*t || strlen(t) > 18)
+        return -1;
+    for (; *t; t++) {
+        if (*t < '0' || *t > '9')
+            return -1;
+        v = v * 10 + (*t - '0');
+    }
+    return v;
+}
+
+/* A CONNECT to nsp carrying pid (and offset, NULL when the client saw no
+ * event yet): recover the socket whose private id it is, if its ghost is
+ * within the window (or its session is still open: the client came back
+ * on a new connection before the old one was noticed gone, e.g. after a
+ * server process was killed; that session is closed first). Then the
+ * CONNECT reply, the events it missed after offset in order, and the
+ * connection handlers (told it was recovered; connect middlewares are
+ * skipped, as the reference's skipMiddlewares default). 1: recovered,
+ * 0: not (connect as new), -1: store failure. */
+static int sio_recover(sg_worker *w, sg_session *ss, const char *nsp, const char *pid,
+                       const char *offset, json_t *auth)
+{
+    char id[SG_ID_LEN + 1], owner[SG_ID_LEN + 2], onsp[256];
+    int state;
+    int64_t until, off = -1;
+    if (offset && (off = parse_offset(offset)) < 0)
+        return 0;
+    int rc = sg_store_socket_by_pid(w->store, pid, id, owner, sizeof owner, onsp, sizeof onsp,
+                                    &state, &until);
+    if (rc != 0)
+        return rc == SG_STORE_NOTFOUND ? 0 : -1;
+    if (strcmp(onsp, nsp) != 0 || strcmp(owner, ss->sid) == 0)
+        return 0;
+    if (state == SG_SESSION_OPEN) {
+        /* closed now for a recoverable reason: the socket is a ghost's;
+         * whoever holds the old connection learns it is closed */
+        if (eng_close_sid(w, owner, "transport close") < 0)
+            return -1;
+        eng_mark_dirty(w, owner);
+        rc = sg_store_socket_by_pid(w->store, pid, id, owner, sizeof owner, onsp, sizeof onsp,
+                                    &state, &until);
+        if (rc != 0)
+            return rc == SG_STORE_NOTFOUND ? 0 : -1;
+    }
+    if (state != 2 || until < sg_now_ms())
+        return 0;
+    if (eng_bcast_settle(w, ss->sid) < 0)
+        return -1;
+    ss->connect_by = 0;
+    if (eng_queue_sio(w, ss->sid, SG_SIO_CONNECT, nsp, -1,
+                      json_pack("{s:s,s:s}", "sid", id, "pid", pid)) < 0)
+        return -1;
+    int n = sg_store_socket_restore(w->store, id, owner, ss->sid, nsp, off);
+    if (n < 0)
+        return -1;
+    if (n > 0) {
+        eng_mark_dirty(w, ss->sid);
+        w->queued_own = true;
+    }
+    sg_debug("session %s: socket %s on %s recovered from %s, %d frames replayed", ss->sid, id,
+             nsp, owner, n);
+    sg_ctx c;
+    eng_ctx_init(&c, w, ss->sid, id, nsp);
+    c.recovered = true;
+    eng_run_connection(&c, auth);
+    rc = c.failed ? -1 : 1;
+    eng_ctx_clear(&c);
+    return rc;
+}
+
 static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *auth)
 {
     if (!sg_plugins_serves(w->e->reg, nsp)) {
@@ -463,12 +607,22 @@ static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *au
             return eng_queue_sio(w, ss->sid, SG_SIO_CONNECT_ERROR, nsp, -1, err);
         }
     }
+    bool recovery = eng_recovery(w);
+    if (recovery && auth) {
+        json_t *pid = json_object_get(auth, "pid"), *off = json_object_get(auth, "offset");
+        if (json_is_string(pid) && (!off || json_is_string(off))) {
+            int r = sio_recover(w, ss, nsp, json_string_value(pid),
+                                off ? json_string_value(off) : NULL, auth);
+            if (r != 0)
+                return r < 0 ? -1 : 0;
+        }
+    }
     json_t *empty = NULL;
     if (!auth && !(auth = empty = json_object()))
         return -1;
-    char id[SG_ID_LEN + 1];
+    char id[SG_ID_LEN + 1], pid[SG_ID_LEN + 1];
     int rc = -1;
-    if (sg_id_new(id) < 0)
+    if (sg_id_new(id) < 0 || (recovery && sg_id_new(pid) < 0))
         goto out;
     sg_ctx c;
     eng_ctx_init(&c, w, ss->sid, id, nsp);
@@ -485,11 +639,16 @@ static int sio_connect(sg_worker *w, sg_session *ss, const char *nsp, json_t *au
         goto out_ctx;
     }
     if (eng_bcast_settle(w, ss->sid) < 0 ||
-        sg_store_socket_insert(w->store, id, ss->sid, nsp, sg_now_ms()) != 0)
+        sg_store_socket_insert(w->store, id, ss->sid, nsp, sg_now_ms()) != 0 ||
+        (recovery && sg_store_socket_set_pid(w->store, id, pid) != 0))
         goto out_ctx;
     ss->connect_by = 0;
-    /* the CONNECT reply goes out before anything the connection handlers emit */
-    if (eng_queue_sio(w, ss->sid, SG_SIO_CONNECT, nsp, -1, json_pack("{s:s}", "sid", id)) < 0)
+    /* the CONNECT reply goes out before anything the connection handlers
+     * emit; with recovery on it carries the private id the client sends
+     * back to recover this socket */
+    if (eng_queue_sio(w, ss->sid, SG_SIO_CONNECT, nsp, -1,
+                      recovery ? json_pack("{s:s,s:s}", "sid", id, "pid", pid)
+                               : json_pack("{s:s}", "sid", id)) < 0)
         goto out_ctx;
     eng_run_connection(&c, auth);
     rc = c.failed ? -1 : 0;
@@ -1179,7 +1338,8 @@ int sg_engine_sweep(sg_worker *w)
         /* a token bucket untouched for a second is full: its row means nothing */
         if (sg_store_sessions_purge(w->store, sw.now - PURGE_AFTER_MS) < 0 ||
             sg_store_rate_purge(w->store, sw.now - 1000) < 0 ||
-            sg_store_bcast_gc(w->store, INT64_MAX) < 0)
+            sg_store_bcast_gc(w->store, INT64_MAX) < 0 ||
+            (eng_recovery(w) && sg_store_ghosts_purge(w->store, sw.now) < 0))
             sg_store_rollback(w->store);
         else
             sg_store_commit(w->store);
@@ -1531,7 +1691,14 @@ int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
         changed = true;
     /* a WebSocket delivers in order or dies: what was written is done */
     if (ss.sent_upto != before) {
-        if (sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0)
+        /* with recovery on, the events of the window stay (below
+         * sent_upto) until they are older than it: written is not yet
+         * arrived, and a client recovering gets them again unless its
+         * offset says it has them */
+        int64_t window = w->e->cfg->recovery_window;
+        if ((window > 0 ? sg_store_queue_trim_kept(w->store, sid, ss.sent_upto,
+                                                   (now - window) * 1000)
+                        : sg_store_queue_trim(w->store, sid, ss.sent_upto)) != 0)
             return end_session(w, &ss, SG_E_INTERNAL);
         changed = true;
     }

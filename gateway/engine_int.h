@@ -53,6 +53,7 @@ struct sg_ctx {
     int64_t ack_id;        /* the event's ack id, -1 when none or answered */
     bool gone;             /* the socket left: no emits */
     bool in_use;           /* a connect middleware runs: reject allowed */
+    bool recovered;        /* connection handlers: the socket was recovered */
     bool rejected;
     char *reject_message;  /* owned */
     json_t *reject_data;   /* owned */
@@ -89,12 +90,21 @@ void eng_forget_dirty(sg_worker *w);
 typedef struct sg_encoded {
     sg_buf text;
     json_t *bins;
+    int64_t eid;          /* a recoverable event's offset (its rows keep it), or 0 */
+    const char *nsp;      /* with eid: its namespace (borrowed) */
 } sg_encoded;
 /* Encode (data stolen); clear it with eng_encoded_clear. 0 or -1 (out is
  * then cleared). */
 int eng_encode_sio(sg_encoded *out, enum sg_sio_type type, const char *nsp, int64_t id,
                    json_t *data);
 void eng_encoded_clear(sg_encoded *e);
+/* Connection state recovery is on (config recovery_window > 0). */
+bool eng_recovery(const sg_worker *w);
+/* Encode an EVENT packet of nsp (data = [event, ...args], stolen) that
+ * can be recovered (no ack id, not volatile): while recovery is on it gets
+ * the next offset (inside the transaction) as its last argument, a JSON
+ * string, and out->eid; else as eng_encode_sio. 0 or -1. */
+int eng_encode_event(sg_worker *w, sg_encoded *out, const char *nsp, json_t *data);
 /* Queue an encoded packet's frames for sid. 0 or -1. */
 int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e);
 /* Queue a Socket.IO packet for sid (data stolen; binary values become

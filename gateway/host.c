@@ -143,6 +143,7 @@ static char *list_json(const char *const *list, bool *bad)
 
 static const char *host_socket_id(sg_ctx *c) { return c->socket_id; }
 static const char *host_nsp(sg_ctx *c) { return c->nsp; }
+static int host_recovered(sg_ctx *c) { return c && c->recovered ? 1 : 0; }
 
 static json_t *host_handshake(sg_ctx *c)
 {
@@ -182,7 +183,16 @@ static int host_emit(sg_ctx *c, const char *event, json_t *args)
         json_decref(data);
         return -1;
     }
-    if (eng_queue_sio(c->w, c->sid, SG_SIO_EVENT, c->nsp, -1, data) < 0) {
+    /* with recovery on it gets an offset and is kept, as the reference's
+     * socket.emit then goes through the session-aware adapter */
+    sg_encoded e;
+    if (eng_encode_event(c->w, &e, c->nsp, data) < 0) {
+        c->failed = 1;
+        return -1;
+    }
+    int rc = eng_queue_encoded(c->w, c->sid, &e);
+    eng_encoded_clear(&e);
+    if (rc < 0) {
         c->failed = 1;
         return -1;
     }
@@ -210,6 +220,13 @@ static void fanout_one(void *ud, const char *id, const char *sid, bool ready)
     struct fanout *f = ud;
     if (f->rc < 0 || ((f->flags & SG_EMIT_VOLATILE) && !ready))
         return;
+    if (sid[0] == '~') {
+        /* a recovery ghost (only listed for a recoverable event): it keeps
+         * the event for its client, but is not counted as reached */
+        if (f->encoded && f->enc.eid > 0 && eng_queue_encoded(f->w, sid, &f->enc) < 0)
+            f->rc = -1;
+        return;
+    }
     int64_t ack = -1;
     if (f->reply_to &&
         ((ack = sg_store_ack_next(f->w->store, id)) < 0 ||
@@ -277,7 +294,12 @@ static int fan_out(sg_worker *w, const sg_target *t, const char *skip, struct fa
     char *except = list_json(t ? t->except : NULL, &bad);
     f->w = w;
     f->flags = t ? t->flags : 0;
-    if (!bad && f->data && f->nsp && !f->reply_to) {
+    /* with recovery on, an event without ack that is not volatile gets an
+     * offset (inside the transaction: offsets follow the commit order) and
+     * goes to each recipient's rows, the ghosts' too; the broadcast log is
+     * not used */
+    bool recover = eng_recovery(w) && !f->reply_to && !(f->flags & SG_EMIT_VOLATILE);
+    if (!bad && f->data && f->nsp && !f->reply_to && !recover) {
         if (eng_encode_sio(&f->enc, SG_SIO_EVENT, f->nsp, -1, json_incref(f->data)) < 0)
             bad = true;
         else
@@ -285,6 +307,16 @@ static int fan_out(sg_worker *w, const sg_target *t, const char *skip, struct fa
     }
     if (bad || !f->data || !f->nsp || eng_tx_begin(w, &own) < 0) {
         f->rc = -1;
+    } else if (recover) {
+        if (eng_encode_event(w, &f->enc, f->nsp, json_incref(f->data)) < 0) {
+            f->rc = -1;
+        } else {
+            f->encoded = true;
+            if (sg_store_targets_all(w->store, f->nsp, rooms, except, skip, fanout_one, f) < 0)
+                f->rc = -1;
+        }
+        if (eng_tx_end(w, own, f->rc == 0) < 0)
+            f->rc = -1;
     } else {
         /* without acks and not volatile (which depends on each session's
          * state at the emit), a broadcast to many is logged once; the
@@ -521,6 +553,8 @@ int sg_engine_disconnect(sg_worker *w, const char *socket_id, bool close)
     if (eng_tx_begin(w, &own) < 0)
         return SG_E_INTERNAL;
     int rc = sg_store_socket_get(w->store, socket_id, sid, nsp, sizeof nsp, NULL);
+    if (rc == 0 && sid[0] == '~')
+        rc = SG_STORE_NOTFOUND; /* a recovery ghost's: not connected */
     if (rc == 0)
         rc = disconnect_socket(w, sid, socket_id, nsp, close) < 0 ? -1 : 0;
     if (eng_tx_end(w, own, rc >= 0) < 0)
@@ -904,4 +938,6 @@ void eng_host_init(sg_host *h, sg_engine *e)
     h->fetch_sockets = host_fetch_sockets;
     /* 1.1 */
     h->refuse = host_refuse;
+    /* 1.2 */
+    h->recovered = host_recovered;
 }

@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 #define SG_ABI_MAJOR 1
-#define SG_ABI_MINOR 1
+#define SG_ABI_MINOR 2
 
 /* The context of one handler call: one socket (namespace connection) and,
  * for events, the packet being handled. Valid only during the call. */
@@ -219,6 +219,14 @@ typedef struct sg_host {
      * {"code":code,"message":message}. -1 for a code outside 0..5 (the
      * request is refused all the same, with code 4). */
     int (*refuse)(sg_request *req, int code, const char *message);
+
+    /* ---- 1.2 ---------------------------------------------------------- */
+    /* From a connection handler: 1 when the socket was recovered (config
+     * recovery_window: its client came back within the window with the
+     * socket's private id; it has its id, rooms and data back and gets the
+     * events it missed), 0 for a new connection (and in any other
+     * handler). */
+    int (*recovered)(sg_ctx *ctx);
 } sg_host;
 
 /* What a plugin exports (default visibility even under -fvisibility=hidden,

@@ -38,6 +38,10 @@ enum stmt_id {
     ST_TARGETS_COUNT, ST_BCAST_PUSH, ST_STREAM_READ, ST_STREAM_PENDING, ST_BCAST_MAX,
     ST_FRONTIER, ST_BCAST_REQUEUE, ST_QUEUE_TRIM_RANGE, ST_BCAST_SEEN, ST_BCAST_SESSIONS,
     ST_BCAST_GC,
+    ST_EID_NEXT, ST_QUEUE_PUSH_EID, ST_SOCKET_PID, ST_GHOST_INSERT, ST_GHOST_SOCKET,
+    ST_GHOST_QUEUE, ST_BY_PID, ST_RESTORE_SOCKET, ST_RESTORE_QUEUE, ST_RESTORE_DROP,
+    ST_GHOST_EMPTY, ST_QUEUE_TRIM_KEPT, ST_GHOSTS_ROOMS, ST_GHOSTS_SOCKETS, ST_GHOSTS_QUEUE,
+    ST_GHOSTS_SESSIONS, ST_TARGETS_ALL,
     ST_COUNT
 };
 
@@ -157,6 +161,54 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BCAST_GC] =
         "DELETE FROM queue WHERE sid = '' AND seq <= min(?1,"
         " (SELECT coalesce(min(max(sent_upto, bcast_seen)), ?1) FROM sessions WHERE state = 0))",
+    /* connection state recovery (schema 0006) */
+    [ST_EID_NEXT] =
+        "UPDATE counters SET n = max(n + 1, ?1 * 1000) WHERE name = 'eid' RETURNING n",
+    [ST_QUEUE_PUSH_EID] =
+        "INSERT INTO queue (sid, binary, frame, nsp, eid) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_SOCKET_PID] = "UPDATE sockets SET pid = ?2 WHERE id = ?1",
+    [ST_GHOST_INSERT] =
+        "INSERT INTO sessions (sid, state, transport, created_at, next_ping_at, expires_at)"
+        " VALUES ('~' || ?1, 2, 'ghost', ?2, 0, ?3)"
+        " ON CONFLICT (sid) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+    [ST_GHOST_SOCKET] = "UPDATE sockets SET sid = '~' || ?1 WHERE id = ?2",
+    [ST_GHOST_QUEUE] =
+        "UPDATE queue SET sid = '~' || ?1 WHERE sid = ?1 AND nsp = ?2 AND eid IS NOT NULL",
+    [ST_BY_PID] =
+        "SELECT s.id, s.sid, s.nsp, ss.state, ss.expires_at FROM sockets s"
+        " JOIN sessions ss ON ss.sid = s.sid WHERE s.pid = ?1",
+    [ST_RESTORE_SOCKET] = "UPDATE sockets SET sid = ?2 WHERE id = ?1",
+    /* ?1 ghost, ?2 the new session, ?3 nsp, ?4 the client's offset */
+    [ST_RESTORE_QUEUE] =
+        "INSERT INTO queue (sid, binary, frame, nsp, eid) SELECT ?2, binary, frame, nsp, eid"
+        " FROM queue WHERE sid = ?1 AND nsp = ?3 AND eid > ?4 ORDER BY seq",
+    [ST_RESTORE_DROP] = "DELETE FROM queue WHERE sid = ?1 AND nsp = ?2",
+    [ST_GHOST_EMPTY] =
+        "DELETE FROM sessions WHERE sid = ?1 AND state = 2"
+        " AND NOT EXISTS (SELECT 1 FROM sockets WHERE sid = ?1)",
+    [ST_QUEUE_TRIM_KEPT] =
+        "DELETE FROM queue WHERE sid = ?1 AND seq <= ?2 AND (eid IS NULL OR eid < ?3)",
+    [ST_GHOSTS_ROOMS] =
+        "DELETE FROM rooms WHERE socket_id IN (SELECT id FROM sockets WHERE sid IN"
+        " (SELECT sid FROM sessions WHERE state = 2 AND expires_at < ?1))",
+    [ST_GHOSTS_SOCKETS] =
+        "DELETE FROM sockets WHERE sid IN"
+        " (SELECT sid FROM sessions WHERE state = 2 AND expires_at < ?1)",
+    [ST_GHOSTS_QUEUE] =
+        "DELETE FROM queue WHERE sid IN"
+        " (SELECT sid FROM sessions WHERE state = 2 AND expires_at < ?1)",
+    [ST_GHOSTS_SESSIONS] = "DELETE FROM sessions WHERE state = 2 AND expires_at < ?1",
+    /* ST_TARGETS with the ghosts' sockets too (never ready) */
+    [ST_TARGETS_ALL] =
+        "SELECT DISTINCT s.id, s.sid, ss.state = 0 AND"
+        " (ss.transport = 'websocket' OR ss.poller IS NOT NULL)"
+        " FROM rooms r JOIN sockets s ON s.id = r.socket_id JOIN sessions ss ON ss.sid = s.sid"
+        " WHERE r.nsp = ?1 AND ss.state IN (0, 2)"
+        " AND (?2 IS NULL OR r.room IN (SELECT value FROM json_each(?2)))"
+        " AND (?4 IS NULL OR s.id <> ?4)"
+        " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = ?1 AND x.socket_id = s.id"
+        "   AND x.room IN (SELECT value FROM json_each(?3)))"
+        " ORDER BY s.created_at, s.id",
     [ST_SOCKET_GET] = "SELECT sid, nsp, data FROM sockets WHERE id = ?1",
     [ST_SOCKET_ROOMS] = "SELECT room FROM rooms WHERE socket_id = ?1 ORDER BY room = socket_id DESC, room",
     [ST_DATA_SET] = "UPDATE sockets SET data = ?2 WHERE id = ?1",
@@ -1209,12 +1261,11 @@ int64_t sg_store_scalar(sg_store *s, const char *sql)
 
 /* ---- targets, socket data, acks ---------------------------------------------------- */
 
-int sg_store_targets(sg_store *s, const char *nsp, const char *rooms, const char *except,
-                     const char *skip, void (*fn)(void *ud, const char *id, const char *sid,
-                                                  bool ready),
-                     void *ud)
+static int targets(sg_store *s, enum stmt_id which, const char *nsp, const char *rooms,
+                   const char *except, const char *skip,
+                   void (*fn)(void *ud, const char *id, const char *sid, bool ready), void *ud)
 {
-    sqlite3_stmt *st = stmt(s, ST_TARGETS);
+    sqlite3_stmt *st = stmt(s, which);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, nsp, -1, SQLITE_STATIC);
@@ -1234,6 +1285,22 @@ int sg_store_targets(sg_store *s, const char *nsp, const char *rooms, const char
     }
     sg_buf_free(&rows);
     return rc < 0 ? rc : n;
+}
+
+int sg_store_targets(sg_store *s, const char *nsp, const char *rooms, const char *except,
+                     const char *skip, void (*fn)(void *ud, const char *id, const char *sid,
+                                                  bool ready),
+                     void *ud)
+{
+    return targets(s, ST_TARGETS, nsp, rooms, except, skip, fn, ud);
+}
+
+int sg_store_targets_all(sg_store *s, const char *nsp, const char *rooms, const char *except,
+                         const char *skip, void (*fn)(void *ud, const char *id, const char *sid,
+                                                      bool ready),
+                         void *ud)
+{
+    return targets(s, ST_TARGETS_ALL, nsp, rooms, except, skip, fn, ud);
 }
 
 int sg_store_targets_count(sg_store *s, const char *nsp, const char *rooms, const char *except,
@@ -1513,5 +1580,149 @@ int sg_store_rate_purge(sg_store *s, int64_t before)
         return -1;
     sqlite3_bind_int64(st, 1, before);
     int rc = exec_stmt(s, st, "purge handshake rates");
+    return rc < 0 ? rc : sqlite3_changes(s->db);
+}
+
+/* ---- connection state recovery (schema 0006) ------------------------------------- */
+
+int64_t sg_store_eid_next(sg_store *s, int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, ST_EID_NEXT);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    int rc = sqlite3_step(st);
+    int64_t eid = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            sg_error("store %s: no 'eid' counter row", s->path);
+        else
+            store_rc(s, rc, "next event offset");
+        return -1;
+    }
+    return eid;
+}
+
+int64_t sg_store_queue_push_eid(sg_store *s, const char *sid, bool binary, const void *frame,
+                                size_t len, const char *nsp, int64_t eid)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_PUSH_EID);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, binary);
+    sqlite3_bind_blob64(st, 3, len ? frame : "", len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, nsp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, eid);
+    if (exec_stmt(s, st, "queue push (offset)") != 0)
+        return -1;
+    return sqlite3_last_insert_rowid(s->db);
+}
+
+int sg_store_socket_set_pid(sg_store *s, const char *id, const char *pid)
+{
+    sqlite3_stmt *st = stmt(s, ST_SOCKET_PID);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, pid, -1, SQLITE_STATIC);
+    return exec_stmt(s, st, "set socket pid");
+}
+
+int sg_store_socket_ghost(sg_store *s, const char *id, const char *sid, const char *nsp,
+                          int64_t now, int64_t until)
+{
+    sqlite3_stmt *st = stmt(s, ST_GHOST_INSERT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, until);
+    int rc = exec_stmt(s, st, "insert ghost session");
+    if (rc != 0 || !(st = stmt(s, ST_GHOST_SOCKET)))
+        return rc != 0 ? rc : -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    if ((rc = exec_stmt(s, st, "ghost socket")) != 0 || !(st = stmt(s, ST_GHOST_QUEUE)))
+        return rc != 0 ? rc : -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, nsp, -1, SQLITE_STATIC);
+    return exec_stmt(s, st, "ghost queue");
+}
+
+int sg_store_socket_by_pid(sg_store *s, const char *pid, char *id, char *sid, size_t sidcap,
+                           char *nsp, size_t nspcap, int *state, int64_t *until)
+{
+    sqlite3_stmt *st = stmt(s, ST_BY_PID);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, pid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_text(id, SG_ID_LEN + 1, sqlite3_column_text(st, 0));
+        copy_text(sid, sidcap, sqlite3_column_text(st, 1));
+        copy_text(nsp, nspcap, sqlite3_column_text(st, 2));
+        *state = sqlite3_column_int(st, 3);
+        *until = sqlite3_column_int64(st, 4);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? SG_STORE_NOTFOUND : store_rc(s, rc, "socket by pid");
+}
+
+int sg_store_socket_restore(sg_store *s, const char *id, const char *ghost, const char *sid,
+                            const char *nsp, int64_t offset)
+{
+    sqlite3_stmt *st = stmt(s, ST_RESTORE_SOCKET);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sid, -1, SQLITE_STATIC);
+    int rc = exec_stmt(s, st, "restore socket");
+    if (rc != 0 || !(st = stmt(s, ST_RESTORE_QUEUE)))
+        return rc != 0 ? rc : -1;
+    sqlite3_bind_text(st, 1, ghost, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, nsp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, offset);
+    if ((rc = exec_stmt(s, st, "replay missed events")) != 0)
+        return rc;
+    int n = sqlite3_changes(s->db);
+    if (!(st = stmt(s, ST_RESTORE_DROP)))
+        return -1;
+    sqlite3_bind_text(st, 1, ghost, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, nsp, -1, SQLITE_STATIC);
+    if ((rc = exec_stmt(s, st, "drop replayed events")) != 0 || !(st = stmt(s, ST_GHOST_EMPTY)))
+        return rc != 0 ? rc : -1;
+    sqlite3_bind_text(st, 1, ghost, -1, SQLITE_STATIC);
+    rc = exec_stmt(s, st, "drop empty ghost");
+    return rc != 0 ? rc : n;
+}
+
+int sg_store_queue_trim_kept(sg_store *s, const char *sid, int64_t upto, int64_t keep_from)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_TRIM_KEPT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, upto);
+    sqlite3_bind_int64(st, 3, keep_from);
+    return exec_stmt(s, st, "queue trim (recovery)");
+}
+
+int sg_store_ghosts_purge(sg_store *s, int64_t now)
+{
+    static const enum stmt_id order[] = {ST_GHOSTS_ROOMS, ST_GHOSTS_SOCKETS, ST_GHOSTS_QUEUE,
+                                         ST_GHOSTS_SESSIONS};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof order / sizeof order[0]; i++) {
+        sqlite3_stmt *st = stmt(s, order[i]);
+        if (!st)
+            return -1;
+        sqlite3_bind_int64(st, 1, now);
+        rc = exec_stmt(s, st, stmt_sql[order[i]]);
+    }
     return rc < 0 ? rc : sqlite3_changes(s->db);
 }

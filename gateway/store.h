@@ -162,6 +162,13 @@ int sg_store_queue_pending(sg_store *s, const char *sid, int64_t after);
  * seq (> 0) or -1. */
 int64_t sg_store_bcast_push(sg_store *s, const char *nsp, const char *rooms, const char *except,
                             const char *skip, bool binary, const void *frame, size_t len);
+/* sg_store_targets with the sockets of the recovery ghosts too (their
+ * sid starts with '~'; never ready). For emits while recovery_window is
+ * on: a ghost keeps the events sent to its rooms. */
+int sg_store_targets_all(sg_store *s, const char *nsp, const char *rooms, const char *except,
+                         const char *skip, void (*fn)(void *ud, const char *id, const char *sid,
+                                                      bool ready),
+                         void *ud);
 /* The number of sockets sg_store_targets would call back for, or -1. */
 int sg_store_targets_count(sg_store *s, const char *nsp, const char *rooms, const char *except,
                            const char *skip);
@@ -274,5 +281,46 @@ int sg_store_rate_take(sg_store *s, const char *address, int64_t rate, int64_t n
 /* Forget the buckets last touched at or before `before` (full again when
  * that is a second ago). The number deleted, or -1. */
 int sg_store_rate_purge(sg_store *s, int64_t before);
+
+/* ---- connection state recovery (schema 0006) -------------------------------
+ *
+ * Only used while recovery_window is on. A recoverable event's queue rows
+ * carry its offset (eid) and namespace; a socket whose session closed for
+ * a recoverable reason moves into the session's ghost ('~' + sid, state
+ * 2, expires_at = the end of the window) with its rooms, data and event
+ * rows; a CONNECT with its pid moves it back. */
+
+/* The next event offset: max(previous + 1, now * 1000), store-wide and
+ * increasing with the commit order (inside the write transaction). > 0,
+ * or -1. */
+int64_t sg_store_eid_next(sg_store *s, int64_t now);
+/* sg_store_queue_push for a frame of a recoverable event of nsp
+ * (borrowed) with offset eid. Returns its seq or -1. */
+int64_t sg_store_queue_push_eid(sg_store *s, const char *sid, bool binary, const void *frame,
+                                size_t len, const char *nsp, int64_t eid);
+/* Give socket id its private id pid (borrowed). 0 or -1. */
+int sg_store_socket_set_pid(sg_store *s, const char *id, const char *pid);
+/* Socket id of session sid on nsp becomes a ghost's (created with
+ * expires_at = until, or extended to it): it keeps its rooms and data,
+ * and sid's event rows of nsp go with it. 0 or -1. */
+int sg_store_socket_ghost(sg_store *s, const char *id, const char *sid, const char *nsp,
+                          int64_t now, int64_t until);
+/* The socket whose pid is pid: its id (id[SG_ID_LEN + 1]), session (sid,
+ * sidcap bytes: a ghost's is '~' + SG_ID_LEN), namespace, the session's
+ * state and expires_at. 0, SG_STORE_NOTFOUND or -1. */
+int sg_store_socket_by_pid(sg_store *s, const char *pid, char *id, char *sid, size_t sidcap,
+                           char *nsp, size_t nspcap, int *state, int64_t *until);
+/* Move socket id from ghost to session sid, queue for sid the ghost's
+ * event rows of nsp with an offset above offset (-1: all), in order, and
+ * drop the rest; the ghost goes when it has no socket left. Returns the
+ * number of frames queued, or -1. */
+int sg_store_socket_restore(sg_store *s, const char *id, const char *ghost, const char *sid,
+                            const char *nsp, int64_t offset);
+/* sg_store_queue_trim that keeps the event rows with eid >= keep_from
+ * (a WebSocket's frames are written, not yet known to have arrived). */
+int sg_store_queue_trim_kept(sg_store *s, const char *sid, int64_t upto, int64_t keep_from);
+/* Delete the ghosts whose window ended before now, with their sockets,
+ * rooms and rows. Returns the number of ghosts deleted, or -1. */
+int sg_store_ghosts_purge(sg_store *s, int64_t now);
 
 #endif

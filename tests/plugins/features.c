@@ -37,6 +37,11 @@
  *                        host), the second still runs and acks ["after-fail"]
  *   on disconnect        emit_to room "observers" of "/f": "gone" {id, reason}
  *
+ * Namespace "/q": the events of "/f" (acks and emit-to alike), but nothing
+ * emitted on connection; the connection handler sets socket data
+ * {"recovered": host->recovered()} (1.2), which "set-data" may replace.
+ * On "/f", "hello" also carries "recovered".
+ *
  * Namespace pattern "/tenant-*": on connection emits "hello" [nsp()];
  * "whoami" acks {id, nsp}.
  *
@@ -115,8 +120,18 @@ static int on_connection(sg_ctx *ctx, json_t *auth, void *ud)
 {
     (void)ud;
     return host->emit(ctx, "hello",
-                      json_pack("[{s:s,s:s,s:O,s:O?}]", "id", host->socket_id(ctx), "nsp",
-                                host->nsp(ctx), "auth", auth, "handshake", host->handshake(ctx)));
+                      json_pack("[{s:s,s:s,s:O,s:O?,s:b}]", "id", host->socket_id(ctx), "nsp",
+                                host->nsp(ctx), "auth", auth, "handshake", host->handshake(ctx),
+                                "recovered", host->recovered(ctx)));
+}
+
+/* "/q": no event on connection (a client there has seen no event yet);
+ * the connection handler tells whether it was recovered through socket
+ * data {"recovered": bool} (read with "get-data"). */
+static int quiet_connection(sg_ctx *ctx, json_t *auth, void *ud)
+{
+    (void)auth, (void)ud;
+    return host->set_data(ctx, json_pack("{s:b}", "recovered", host->recovered(ctx)));
 }
 
 static void on_disconnect(sg_ctx *ctx, const char *reason, void *ud)
@@ -418,10 +433,12 @@ int sg_plugin_init(const sg_host *h, sg_plugin *self)
         {"fail", ev_fail},         {"fail", ev_after_fail},
     };
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
-        if (h->on_event(self, "/f", events[i].event, events[i].fn, NULL) < 0)
+        if (h->on_event(self, "/f", events[i].event, events[i].fn, NULL) < 0 ||
+            h->on_event(self, "/q", events[i].event, events[i].fn, NULL) < 0)
             return -1;
     if (h->use(self, "/f", mw_connect, NULL) < 0 ||
         h->on_connection(self, "/f", on_connection, NULL) < 0 ||
+        h->on_connection(self, "/q", quiet_connection, NULL) < 0 ||
         h->on_disconnect(self, "/f", on_disconnect, NULL) < 0 ||
         h->use_packet(self, "/f", mw_packet, NULL) < 0 ||
         h->on_event(self, "/f", NULL, on_any, NULL) < 0 ||

@@ -444,6 +444,155 @@ TEST("store: sockets, their own room, rooms, delete")
     sg_store_close(s);
 }
 
+/* frames of a session, "text|text|..." in seq order (binary shown as "#") */
+static int cat_frame(void *ud, bool binary, const void *frame, size_t len)
+{
+    sg_buf *b = ud;
+    if (b->len)
+        sg_buf_putc(b, '|');
+    if (binary)
+        sg_buf_putc(b, '#');
+    else
+        sg_buf_append(b, frame, len);
+    return 0;
+}
+
+static void stream_of(sg_store *s, const char *sid, sg_buf *out)
+{
+    int64_t last = 0;
+    sg_buf_reset(out);
+    sg_store_queue_read(s, sid, 0, SIZE_MAX, cat_frame, out, &last);
+    sg_buf_putc(out, '\0');
+}
+
+static int ntargets;
+static char targets_seen[256];
+static void count_target(void *ud, const char *id, const char *sid, bool ready)
+{
+    (void)ud, (void)ready;
+    ntargets++;
+    strncat(targets_seen, sid[0] == '~' ? "~" : "", sizeof targets_seen - strlen(targets_seen) - 1);
+    strncat(targets_seen, id, sizeof targets_seen - strlen(targets_seen) - 1);
+    strncat(targets_seen, " ", sizeof targets_seen - strlen(targets_seen) - 1);
+}
+
+TEST("store: recovery: offsets, ghosts keep rooms, data and events, restore replays after the offset")
+{
+    sg_store *s = fresh();
+    sg_session a, b;
+    mk_session(&a, SID1);
+    mk_session(&b, SID2);
+    CHECK_INT(sg_store_session_insert(s, &a, "{}"), 0);
+    CHECK_INT(sg_store_session_insert(s, &b, "{}"), 0);
+    /* offsets: increasing, at least now * 1000 */
+    int64_t e1 = sg_store_eid_next(s, 5000);
+    int64_t e2 = sg_store_eid_next(s, 5000);
+    int64_t e3 = sg_store_eid_next(s, 4000); /* a clock stepped back: still increasing */
+    CHECK_INT(e1, 5000000);
+    CHECK_INT(e2, 5000001);
+    CHECK_INT(e3, 5000002);
+    /* a socket with a pid, in a room, with data and events of two namespaces */
+    CHECK_INT(sg_store_socket_insert(s, "sockA", SID1, "/", 1), 0);
+    CHECK_INT(sg_store_socket_set_pid(s, "sockA", "pidA"), 0);
+    CHECK_INT(sg_store_socket_insert(s, "sockB", SID1, "/x", 1), 0);
+    CHECK_INT(sg_store_room_join(s, "/", "lobby", "sockA"), 0);
+    CHECK_INT(sg_store_socket_data_set(s, "sockA", "{\"k\":1}"), 0);
+    CHECK(sg_store_queue_push(s, SID1, false, "40", 2) > 0); /* no offset: not kept */
+    CHECK(sg_store_queue_push_eid(s, SID1, false, "e1", 2, "/", e1) > 0);
+    CHECK(sg_store_queue_push_eid(s, SID1, true, "b", 1, "/", e1) > 0);
+    CHECK(sg_store_queue_push_eid(s, SID1, false, "x2", 2, "/x", e2) > 0);
+    CHECK(sg_store_queue_push_eid(s, SID1, false, "e3", 2, "/", e3) > 0);
+    /* the session closes: sockA becomes the ghost's, with its events of "/" */
+    CHECK_INT(sg_store_session_close(s, SID1, "transport close", 6000), 0);
+    CHECK_INT(sg_store_socket_ghost(s, "sockA", SID1, "/", 6000, 9000), 0);
+    CHECK_INT(sg_store_socket_delete(s, "sockB"), 0);
+    CHECK_INT(sg_store_scalar(s, "SELECT state FROM sessions WHERE sid = '~" SID1 "'"), 2);
+    CHECK_INT(sg_store_scalar(s, "SELECT expires_at FROM sessions WHERE sid = '~" SID1 "'"), 9000);
+    CHECK_INT(sg_store_sessions_open(s), 1); /* a ghost is not an open session */
+    sg_buf got = SG_BUF_INIT;
+    stream_of(s, SID1, &got);
+    CHECK_STR(got.data, "40|x2"); /* what stays with the closed session */
+    stream_of(s, "~" SID1, &got);
+    CHECK_STR(got.data, "e1|#|e3");
+    /* a ghost is listed for a recoverable emit, never for the others */
+    ntargets = 0;
+    targets_seen[0] = '\0';
+    CHECK_INT(sg_store_targets(s, "/", "[\"lobby\"]", NULL, NULL, count_target, NULL), 0);
+    CHECK_INT(sg_store_targets_all(s, "/", "[\"lobby\"]", NULL, NULL, count_target, NULL), 1);
+    CHECK_STR(targets_seen, "~sockA ");
+    /* found by pid */
+    char id[SG_ID_LEN + 1], owner[SG_ID_LEN + 2], nsp[64];
+    int state;
+    int64_t until;
+    CHECK_INT(sg_store_socket_by_pid(s, "nope", id, owner, sizeof owner, nsp, sizeof nsp, &state,
+                                     &until), SG_STORE_NOTFOUND);
+    CHECK_INT(sg_store_socket_by_pid(s, "pidA", id, owner, sizeof owner, nsp, sizeof nsp, &state,
+                                     &until), 0);
+    CHECK_STR(id, "sockA");
+    CHECK_STR(owner, "~" SID1);
+    CHECK_STR(nsp, "/");
+    CHECK_INT(state, 2);
+    CHECK_INT(until, 9000);
+    /* restored into SID2 after offset e1: e3 only; the ghost goes */
+    CHECK_INT(sg_store_socket_restore(s, "sockA", owner, SID2, "/", e1), 1);
+    stream_of(s, SID2, &got);
+    CHECK_STR(got.data, "e3");
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM sessions WHERE sid = '~" SID1 "'"), 0);
+    char sid[SG_ID_LEN + 1];
+    json_t *data = NULL;
+    CHECK_INT(sg_store_socket_get(s, "sockA", sid, NULL, 0, &data), 0);
+    CHECK_STR(sid, SID2);
+    CHECK_INT(json_integer_value(json_object_get(data, "k")), 1);
+    json_decref(data);
+    json_t *rooms = sg_store_socket_rooms(s, "sockA");
+    CHECK_INT(json_array_size(rooms), 2);
+    CHECK_STR(json_string_value(json_array_get(rooms, 1)), "lobby");
+    json_decref(rooms);
+    /* no offset (-1): every kept event, binary frames with their text */
+    CHECK_INT(sg_store_session_close(s, SID2, "ping timeout", 7000), 0);
+    CHECK_INT(sg_store_socket_ghost(s, "sockA", SID2, "/", 7000, 10000), 0);
+    CHECK(sg_store_queue_push_eid(s, "~" SID2, false, "e4", 2, "/", sg_store_eid_next(s, 7000)) > 0);
+    mk_session(&a, "CCCCCCCCCCCCCCCCCCCC");
+    CHECK_INT(sg_store_session_insert(s, &a, "{}"), 0);
+    CHECK_INT(sg_store_socket_restore(s, "sockA", "~" SID2, a.sid, "/", -1), 2);
+    stream_of(s, a.sid, &got);
+    CHECK_STR(got.data, "e3|e4");
+    sg_buf_free(&got);
+    sg_store_close(s);
+}
+
+TEST("store: recovery: kept frames trimmed by age; ghosts purged after their window")
+{
+    sg_store *s = fresh();
+    sg_session a;
+    mk_session(&a, SID1);
+    CHECK_INT(sg_store_session_insert(s, &a, "{}"), 0);
+    int64_t old = sg_store_eid_next(s, 1000), recent = sg_store_eid_next(s, 50000);
+    int64_t q1 = sg_store_queue_push(s, SID1, false, "3", 1);
+    sg_store_queue_push_eid(s, SID1, false, "old", 3, "/", old);
+    sg_store_queue_push_eid(s, SID1, false, "new", 3, "/", recent);
+    int64_t q4 = sg_store_queue_push_eid(s, SID1, false, "later", 5, "/", recent + 1);
+    CHECK(q1 > 0 && q4 > 0);
+    /* written up to the third frame; events from 40 s on are kept */
+    CHECK_INT(sg_store_queue_trim_kept(s, SID1, q4 - 1, 40000 * 1000), 0);
+    sg_buf got = SG_BUF_INIT;
+    stream_of(s, SID1, &got);
+    CHECK_STR(got.data, "new|later");
+    /* a ghost with a socket and a room, purged once its window ended */
+    CHECK_INT(sg_store_socket_insert(s, "sockA", SID1, "/", 1), 0);
+    CHECK_INT(sg_store_room_join(s, "/", "lobby", "sockA"), 0);
+    CHECK_INT(sg_store_session_close(s, SID1, "transport error", 60000), 0);
+    CHECK_INT(sg_store_socket_ghost(s, "sockA", SID1, "/", 60000, 61000), 0);
+    CHECK_INT(sg_store_ghosts_purge(s, 61000), 0); /* not before its end */
+    CHECK_INT(sg_store_ghosts_purge(s, 61001), 1);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM sockets"), 0);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM rooms"), 0);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM queue WHERE sid = '~" SID1 "'"), 0);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM sessions WHERE state = 2"), 0);
+    sg_buf_free(&got);
+    sg_store_close(s);
+}
+
 TEST("store: rollback discards a transaction")
 {
     sg_store *s = fresh();

@@ -3,8 +3,9 @@
 // their command line (--port PORT [--host 127.0.0.1] [--conf FILE]) and
 // the socket.io Server options read from siogate's conf format ("key =
 // value" lines, '#' comments): ping_interval, ping_timeout,
-// connect_timeout (ms), max_payload (bytes), path, cors_origin and the
-// cookie keys; other keys (db, plugin, the limits) are accepted and ignored.
+// connect_timeout (ms), max_payload (bytes), path, cors_origin, the
+// cookie keys and recovery_window (connectionStateRecovery's
+// maxDisconnectionDuration, middlewares skipped; 0 or absent: off); other keys (db, plugin, the limits) are accepted and ignored.
 
 import { readFileSync } from "node:fs";
 
@@ -49,6 +50,13 @@ export function referenceOptions(argv) {
     maxHttpBufferSize: num("max_payload", 1e6),
     serveClient: false,
   };
+  // siogate's recovery_window: connection state recovery, as the
+  // reference's defaults but for the duration
+  if (num("recovery_window", 0) > 0)
+    opts.connectionStateRecovery = {
+      maxDisconnectionDuration: num("recovery_window", 0),
+      skipMiddlewares: true,
+    };
   // siogate's cors_origin: "*" reflects any origin, else a space-separated
   // list of origins; with credentials, as socket.io deployments usually do
   if (conf.cors_origin)
