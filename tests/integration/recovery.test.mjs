@@ -135,7 +135,9 @@ test('"/": a dropped connection comes back recovered: the same id, recovered tru
     const got = await back;
     assert.equal(got[0], "hi");
     assert.equal(typeof got[1], "string");
-    assert.ok(BigInt(got[1]) > BigInt(off));
+    assert.notEqual(got[1], off);
+    // siogate's offsets are decimals that increase (the reference's are opaque)
+    if (!IS_REFERENCE) assert.ok(BigInt(got[1]) > BigInt(off));
     closeClient(b);
   }
 });
