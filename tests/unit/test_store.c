@@ -91,6 +91,36 @@ TEST("store: a version 2 store is taken forward with its sessions' handshakes")
     sg_store_close(s);
 }
 
+TEST("store: a version 5 store is taken forward to recovery (schema 0006), its rows kept")
+{
+    static int n;
+    snprintf(path, sizeof path, "%s/v5-%d.db", dir, n++);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    for (int k = 0; k < 5; k++)
+        CHECK_INT(sqlite3_exec(db, sg_schema_migrations[k], NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db,
+                           "PRAGMA user_version = 5;"
+                           "INSERT INTO sockets (id, sid, nsp, created_at) VALUES ('sockA', '" SID1
+                           "', '/', 1);"
+                           "INSERT INTO queue (sid, binary, frame) VALUES ('" SID1 "', 0, 'f');",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    sg_store *s = sg_store_open(path);
+    CHECK(s != NULL);
+    CHECK_INT(sg_store_version(s), sg_store_latest_version());
+    CHECK(sg_store_latest_version() >= 6);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM sockets WHERE id = 'sockA' AND pid IS NULL"), 1);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM queue WHERE frame = 'f' AND eid IS NULL"), 1);
+    CHECK_INT(sg_store_eid_next(s, 2), 2000);
+    CHECK_INT(sg_store_socket_set_pid(s, "sockA", "p"), 0);
+    /* a pid is unique */
+    CHECK_INT(sg_store_socket_insert(s, "sockB", SID2, "/", 1), 0);
+    CHECK(sg_store_socket_set_pid(s, "sockB", "p") != 0);
+    sg_store_close(s);
+}
+
 TEST("store: a new store and its WAL are 0600 whatever the umask; an existing one keeps its mode")
 {
     mode_t old = umask(0);
