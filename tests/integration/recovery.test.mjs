@@ -3,14 +3,14 @@
 // the CONNECT reply, the offset as an event's last argument, both sent
 // back in the next CONNECT):
 //
-//  - a dropped connection (polling, WebSocket) is recovered: the same
+//  - a dropped connection (polling, WebSocket, upgraded) is recovered: the same
 //    socket id, its rooms and data, every event sent meanwhile exactly once
 //    and in order (a volatile one not), socket.recovered true on the
 //    client, and the plugin's connection handler told so;
 //  - the reconnect served by another siogate-fcgi / siogate-wsd (the one
 //    that served it was killed);
-//  - after every siogate process was killed and started again (the events
-//    of the downtime come from `siogate emit`);
+//  - after every siogate process was killed (SIGKILL) or stopped (SIGTERM)
+//    and started again (the events of the downtime from `siogate emit`);
 //  - a client that had received no event yet (no offset) is recovered too;
 //  - after the window: a new socket id, recovered false, no old rooms;
 //  - SIGKILL of each siogate-fcgi and siogate-wsd during a stream of
@@ -116,9 +116,12 @@ async function noticedGone(a, room, nsp = "/f") {
 
 test('"/": a dropped connection comes back recovered: the same id, recovered true', T, async () => {
   const stack = await start();
-  for (const transport of ["polling", "websocket"]) {
-    const b = makeClient(stack, "/", { transports: [transport] });
+  for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]]) {
+    const transport = transports.join("+");
+    const b = makeClient(stack, "/", { transports });
     const [auth, off] = await connectWith(b, "auth");
+    if (transports.length > 1)
+      await until(() => b.io.engine.transport.name === "websocket", 10000, "the upgrade");
     assert.deepEqual(auth, {}, "the CONNECT carried no pid yet");
     assert.equal(typeof off, "string", "the event carries its offset as its last argument");
     assert.equal(b.recovered, false);
@@ -239,39 +242,46 @@ for (const transport of ["polling", "websocket"]) {
   });
 }
 
-test("after every siogate process was killed and started again: recovered, the events of the downtime once and in order", TS, async () => {
-  const stack = await start({ fcgi: 2, wsd: 2, restart: true });
-  const clients = [];
-  for (const transport of ["polling", "websocket"]) {
-    const s = makeClient(stack, "/f", { ...RECONNECTING, transports: [transport] });
-    await connectWith(s, "hello");
-    await emitAck(s, "join", ["r"]);
-    clients.push({ s, id: s.id, news: recorder(s, "news"), hellos: recorder(s, "hello") });
-  }
-  await cliEmit(stack, "--nsp", "/f", "--to", "r", "news", "0");
-  await until(() => clients.every((c) => c.news.length === 1), 5000, "news 0");
-  const before = stack.daemons();
-  assert.equal(before.length, 4);
-  for (const d of before) process.kill(d.pid, "SIGKILL");
-  for (let k = 1; k <= 5; k++) await cliEmit(stack, "--nsp", "/f", "--to", "r", "news", String(k));
-  await until(() => {
-    const now = stack.daemons();
-    return now.length === 4 && now.every((d) => !before.some((b) => b.pid === d.pid));
-  }, 20000, "every process started again");
-  await until(() => clients.every((c) => c.s.connected && c.hellos.length >= 1), 20000, "the clients back");
-  await cliEmit(stack, "--nsp", "/f", "--to", "r", "news", "6");
-  await until(() => clients.every((c) => c.news.length >= 7), 10000,
-    () => `7 news each, got ${clients.map((c) => JSON.stringify(c.news.map((x) => x[0])))}`);
-  await sleep(300);
-  for (const c of clients) {
-    assert.equal(c.s.recovered, true);
-    assert.equal(c.s.id, c.id);
-    assert.ok(c.hellos.every((h) => h[0].recovered === true), "every reconnect recovered");
-    assert.deepEqual(c.news.map((x) => x[0]), [0, 1, 2, 3, 4, 5, 6]);
-    assertOffsets(c.news);
-    closeClient(c.s);
-  }
-});
+for (const signal of ["SIGKILL", "SIGTERM"]) {
+  test(`after every siogate process was stopped (${signal}) and started again: recovered, the events of the downtime once and in order`, TS, async () => {
+    const stack = await start({ fcgi: 2, wsd: 2, restart: true });
+    const clients = [];
+    for (const transport of ["polling", "websocket"]) {
+      const s = makeClient(stack, "/f", { ...RECONNECTING, transports: [transport] });
+      await connectWith(s, "hello");
+      await emitAck(s, "join", ["r"]);
+      clients.push({ s, id: s.id, transport, news: recorder(s, "news"), hellos: recorder(s, "hello") });
+    }
+    await cliEmit(stack, "--nsp", "/f", "--to", "r", "news", "0");
+    await until(() => clients.every((c) => c.news.length === 1), 5000, "news 0");
+    const before = stack.daemons();
+    assert.equal(before.length, 4);
+    // SIGTERM: siogate-wsd closes its sessions ("server shutting down", a
+    // recoverable reason), siogate-fcgi answers its held GETs; SIGKILL:
+    // nothing is closed, the sessions stay open in the store
+    for (const d of before) process.kill(d.pid, signal);
+    for (let k = 1; k <= 5; k++) await cliEmit(stack, "--nsp", "/f", "--to", "r", "news", String(k));
+    await until(() => {
+      const now = stack.daemons();
+      return now.length === 4 && now.every((d) => !before.some((b) => b.pid === d.pid));
+    }, 20000, "every process started again");
+    // the WebSocket client has to come back (its connection ended)
+    await until(() => clients.every((c) => c.s.connected && (c.transport === "polling" || c.hellos.length >= 1)),
+      20000, "the clients back");
+    await cliEmit(stack, "--nsp", "/f", "--to", "r", "news", "6");
+    await until(() => clients.every((c) => c.news.length >= 7), 10000,
+      () => `7 news each, got ${clients.map((c) => JSON.stringify(c.news.map((x) => x[0])))}`);
+    await sleep(300);
+    for (const c of clients) {
+      assert.equal(c.s.id, c.id, `${c.transport}: the same id`);
+      assert.ok(c.hellos.every((h) => h[0].recovered === true), `${c.transport}: every reconnect recovered`);
+      if (c.hellos.length > 0) assert.equal(c.s.recovered, true);
+      assert.deepEqual(c.news.map((x) => x[0]), [0, 1, 2, 3, 4, 5, 6], c.transport);
+      assertOffsets(c.news);
+      closeClient(c.s);
+    }
+  });
+}
 
 test("a client that had received no event yet (no offset) is recovered with every event sent meanwhile", TS, async () => {
   const stack = await start();
