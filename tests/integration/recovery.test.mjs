@@ -27,10 +27,11 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { closeAllClients, closeClient, emitAck, makeClient, nextOn, whenConnected } from "./lib/client.mjs";
-import { sleep, waitUntil as until, withTimeout } from "./lib/util.mjs";
+import { sleep, toBuffer, waitUntil as until, withTimeout } from "./lib/util.mjs";
 
 const run = promisify(execFile);
 const SIOGATE = join(BUILDDIR, "gateway", "siogate");
@@ -226,6 +227,10 @@ for (const transport of ["polling", "websocket"]) {
     await drop(b);
     process.kill(who.pid, "SIGKILL");
     for (let k = 1; k <= 3; k++) await cliEmit(stack, "--nsp", "/f", "--to", "r", "news", String(k));
+    // and one with a binary argument (an attachment frame kept with its packet)
+    const bin = join(stack.dir, "bytes");
+    writeFileSync(bin, Buffer.from([1, 2, 3, 250]));
+    await cliEmit(stack, "--nsp", "/f", "--to", "r", "--bin", bin, "news", "4");
     await until(() => stack.daemons().length === 4 && !stack.daemons().some((d) => d.pid === who.pid),
       15000, "the killed process started again");
     const [hello] = await reconnect(b, "hello");
@@ -234,9 +239,10 @@ for (const transport of ["polling", "websocket"]) {
     assert.equal(hello.recovered, true);
     const [who2] = await emitAck(b, "whoami", []);
     assert.notEqual(who2.pid, who.pid, "another process");
-    await until(() => news.length >= 3, 5000, () => `3 news, got ${JSON.stringify(news)}`);
+    await until(() => news.length >= 4, 5000, () => `4 news, got ${JSON.stringify(news)}`);
     await sleep(300);
-    assert.deepEqual(news.map((x) => x[0]), [1, 2, 3]);
+    assert.deepEqual(news.map((x) => x[0]), [1, 2, 3, 4]);
+    assert.deepEqual([...toBuffer(news[3][1])], [1, 2, 3, 250], "the binary argument");
     assertOffsets(news);
     closeClient(b);
   });
