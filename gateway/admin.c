@@ -533,8 +533,11 @@ static int add(json_t *o, const char *key, sqlite3_stmt *st, int col)
 static int row_sessions(void *ud, sqlite3_stmt *st)
 {
     json_t *o = ud;
-    bool open = sqlite3_column_int(st, 0) == 0;
-    if (add(o, open ? "open" : "closed", st, 2) < 0)
+    int state = sqlite3_column_int(st, 0);
+    bool open = state == SG_SESSION_OPEN;
+    /* a recovery ghost (schema 0006): the sockets of a closed session kept
+     * for connection state recovery */
+    if (add(o, open ? "open" : state == SG_SESSION_GHOST ? "recoverable" : "closed", st, 2) < 0)
         return -1;
     const char *tr = (const char *)sqlite3_column_text(st, 1);
     if (open && tr && (strcmp(tr, "polling") == 0 || strcmp(tr, "websocket") == 0))
@@ -577,8 +580,8 @@ static json_int_t file_size(const char *path, const char *suffix)
 int sg_admin_stats(sg_admin *a, json_t **out)
 {
     *out = NULL;
-    json_t *sessions = json_pack("{s:i,s:i,s:i,s:i}", "open", 0, "closed", 0, "polling", 0,
-                                 "websocket", 0);
+    json_t *sessions = json_pack("{s:i,s:i,s:i,s:i,s:i}", "open", 0, "closed", 0, "polling", 0,
+                                 "websocket", 0, "recoverable", 0);
     json_t *sockets = json_pack("{s:i,s:{}}", "total", 0, "namespaces");
     json_t *queue = json_pack("{s:i,s:i}", "frames", 0, "bytes", 0);
     json_t *rooms = json_pack("{s:i}", "n", 0), *acks = json_pack("{s:i}", "n", 0);

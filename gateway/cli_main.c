@@ -995,6 +995,7 @@ static int cmd_stats(struct cli *c, int argc, char **argv)
         printf("sessions_closed %lld\n", ival(st, "sessions", "closed"));
         printf("sessions_polling %lld\n", ival(st, "sessions", "polling"));
         printf("sessions_websocket %lld\n", ival(st, "sessions", "websocket"));
+        printf("sessions_recoverable %lld\n", ival(st, "sessions", "recoverable"));
         printf("sockets %lld\n", ival(st, "sockets", "total"));
         const char *nsp;
         json_t *by;

@@ -563,7 +563,7 @@ static int sio_recover(sg_worker *w, sg_session *ss, const char *nsp, const char
         if (rc != 0)
             return rc == SG_STORE_NOTFOUND ? 0 : -1;
     }
-    if (state != 2 || until < sg_now_ms())
+    if (state != SG_SESSION_GHOST || until < sg_now_ms())
         return 0;
     if (eng_bcast_settle(w, ss->sid) < 0)
         return -1;

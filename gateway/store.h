@@ -74,7 +74,10 @@ int sg_store_batch_end(sg_store *s);
 
 /* ---- sessions ---------------------------------------------------------- */
 
-enum { SG_SESSION_OPEN = 0, SG_SESSION_CLOSED = 1 };
+/* SG_SESSION_GHOST: not a connection but the sockets of a closed session
+ * kept for connection state recovery (sid '~' + the session's; schema
+ * 0006). */
+enum { SG_SESSION_OPEN = 0, SG_SESSION_CLOSED = 1, SG_SESSION_GHOST = 2 };
 
 typedef struct sg_session {
     char sid[SG_ID_LEN + 1];

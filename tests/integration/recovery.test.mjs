@@ -58,6 +58,13 @@ async function cliEmit(stack, ...args) {
   await run(SIOGATE, ["--conf", join(stack.dir, "siogate.conf"), "emit", ...args], { timeout: 30000 });
 }
 
+/** `siogate stats --json`: the store's figures. */
+async function stats(stack) {
+  const { stdout } = await run(SIOGATE, ["--conf", join(stack.dir, "siogate.conf"), "stats", "--json"],
+    { timeout: 30000 });
+  return JSON.parse(stdout);
+}
+
 /** The arguments of every `event` the socket gets, in order. */
 function recorder(socket, event) {
   const got = [];
@@ -196,6 +203,7 @@ for (const transport of ["polling", "websocket"]) {
     for (let k = 1; k <= 5; k++)
       assert.deepEqual(await emitAck(a, "emit-to", [{ event: "news", args: [k], rooms: ["r"] }]), [0]);
     await emitAck(a, "emit-to", [{ event: "news", args: ["volatile"], rooms: ["r"], volatile: true }]);
+    assert.equal((await stats(stack)).sessions.recoverable, 1, "the socket kept");
     const fetched = await emitAck(a, "fetch", [{ nsp: "/f", rooms: ["r"] }]);
     assert.deepEqual(fetched[0], [], "fetchSockets lists no ghost");
     const [hello2] = await reconnect(b, "hello");
@@ -203,6 +211,7 @@ for (const transport of ["polling", "websocket"]) {
     assert.equal(b.id, id);
     assert.equal(hello2.recovered, true, "the connection handler was told");
     assert.equal(hello2.id, id);
+    assert.equal((await stats(stack)).sessions.recoverable, 0, "nothing kept once recovered");
     assert.deepEqual(await emitAck(a, "emit-to", [{ event: "news", args: [6], rooms: ["r"] }]), [1]);
     await until(() => news.length >= 7, 5000, () => `7 news, got ${JSON.stringify(news)}`);
     await sleep(300); // a duplicate would come meanwhile
@@ -330,7 +339,9 @@ test("back after the window: a new socket id, recovered false, no old rooms, not
   await drop(b);
   await noticedGone(a, "r");
   await emitAck(a, "emit-to", [{ event: "news", args: [1], rooms: ["r"] }]);
-  await sleep(2000); // the window passes
+  assert.equal((await stats(stack)).sessions.recoverable, 1, "the socket kept");
+  // the window passes: the servers' sweep deletes what was kept
+  await until(async () => (await stats(stack)).sessions.recoverable === 0, 10000, "the kept socket deleted");
   const [hello] = await reconnect(b, "hello");
   assert.equal(b.recovered, false);
   assert.notEqual(b.id, id);

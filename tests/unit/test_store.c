@@ -561,7 +561,7 @@ TEST("store: recovery: offsets, ghosts keep rooms, data and events, restore repl
     CHECK_STR(id, "sockA");
     CHECK_STR(owner, "~" SID1);
     CHECK_STR(nsp, "/");
-    CHECK_INT(state, 2);
+    CHECK_INT(state, SG_SESSION_GHOST);
     CHECK_INT(until, 9000);
     /* restored into SID2 after offset e1: e3 only; the ghost goes */
     CHECK_INT(sg_store_socket_restore(s, "sockA", owner, SID2, "/", e1), 1);
