@@ -183,6 +183,78 @@ TEST("engine: an event comes back, an ack is answered, in order")
     CHECK_INT(post(sid, "42[\"nobody-listens\"]"), SG_OK);
 }
 
+static void recovery_on(sg_config *c) { c->recovery_window = 60000; }
+
+TEST("engine: recovery: CONNECT reply {sid, pid}, offsets on events (not acks), recovered after a close")
+{
+    tune = recovery_on;
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1] = "", pid[SG_ID_LEN + 1] = "";
+    CHECK_INT(open_session(sid), SG_OK);
+    CHECK_INT(post(sid, "40"), SG_OK);
+    char *p = poll1(sid);
+    /* 40{"sid":"<20>","pid":"<20>"}\x1e42["auth",{},"<offset>"] */
+    CHECK(p && strlen(p) > 66 && strncmp(p, "40{\"sid\":\"", 10) == 0 &&
+          strncmp(p + 30, "\",\"pid\":\"", 9) == 0 && strncmp(p + 59, "\"}\x1e", 3) == 0);
+    long long off1 = 0, off2 = 0, off3 = 0;
+    if (p && strlen(p) > 66) {
+        memcpy(id, p + 10, SG_ID_LEN);
+        memcpy(pid, p + 39, SG_ID_LEN);
+        CHECK_INT(sscanf(p + 62, "42[\"auth\",{},\"%lld\"]", &off1), 1);
+    }
+    free(p);
+    CHECK(off1 > 0);
+    CHECK_INT(post(sid, "42[\"message\",1]\x1e" "4212[\"message-with-ack\",\"x\"]"), SG_OK);
+    p = poll1(sid);
+    char tail[64] = "";
+    CHECK(p && sscanf(p, "42[\"message-back\",1,\"%lld\"]\x1e%63s", &off2, tail) == 2);
+    CHECK_STR(tail, "4312[\"x\"]"); /* an ack carries no offset */
+    CHECK(off2 > off1);
+    free(p);
+    /* one more event the client never reads, then its transport closes */
+    CHECK_INT(post(sid, "42[\"message\",2]"), SG_OK);
+    CHECK_INT(sg_engine_close(w, sid, "transport close"), SG_OK);
+    /* back on a new session with pid and the last offset it saw (off2) */
+    char sid2[SG_ID_LEN + 1], body[160];
+    CHECK_INT(open_session(sid2), SG_OK);
+    snprintf(body, sizeof body, "40{\"pid\":\"%s\",\"offset\":\"%lld\"}", pid, off2);
+    CHECK_INT(post(sid2, body), SG_OK);
+    p = poll1(sid2);
+    char want[160];
+    snprintf(want, sizeof want, "40{\"sid\":\"%s\",\"pid\":\"%s\"}\x1e" "42[\"message-back\",2,\"", id,
+             pid);
+    CHECK(p && strncmp(p, want, strlen(want)) == 0);
+    if (p && strlen(p) > strlen(want))
+        CHECK_INT(sscanf(p + strlen(want), "%lld", &off3), 1);
+    CHECK(off3 > off2);
+    snprintf(want, sizeof want, "42[\"auth\",{\"pid\":\"%s\",\"offset\":\"%lld\"},\"", pid, off2);
+    CHECK(p && strstr(p, want) != NULL); /* the connection handler ran, after the replay */
+    free(p);
+    /* the pid again, from a third session: its socket is connected now (on
+     * sid2, open): that session is closed and the socket comes over */
+    char sid3[SG_ID_LEN + 1];
+    CHECK_INT(open_session(sid3), SG_OK);
+    snprintf(body, sizeof body, "40{\"pid\":\"%s\",\"offset\":\"%lld\"}", pid, off3);
+    CHECK_INT(post(sid3, body), SG_OK);
+    p = poll1(sid3);
+    snprintf(want, sizeof want, "40{\"sid\":\"%s\",\"pid\":\"%s\"}\x1e" "42[\"auth\",", id, pid);
+    CHECK(p && strncmp(p, want, strlen(want)) == 0);
+    free(p);
+    forgotten(sid2, tap_failed); /* closed as "transport close": forgotten */
+    /* an unknown pid, or a bad offset: a new socket with a new pid */
+    char sid4[SG_ID_LEN + 1];
+    CHECK_INT(open_session(sid4), SG_OK);
+    CHECK_INT(post(sid4, "40{\"pid\":\"nobody\",\"offset\":\"12\"}"), SG_OK);
+    p = poll1(sid4);
+    CHECK(p && strncmp(p, "40{\"sid\":\"", 10) == 0 && strncmp(p + 10, id, SG_ID_LEN) != 0);
+    free(p);
+    /* recovery off: no pid, no offsets (the connect_root helper checks it) */
+    setup(25000, 20000);
+    char id5[SG_ID_LEN + 1];
+    CHECK_INT(open_session(sid), SG_OK);
+    connect_root(sid, id5, tap_failed);
+}
+
 TEST("engine: binary event and binary ack, attachments in one or two POSTs")
 {
     char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1];
