@@ -27,9 +27,10 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
+import { BUILDDIR, IS_REFERENCE, SRCDIR, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { closeAllClients, closeClient, emitAck, makeClient, nextOn, whenConnected } from "./lib/client.mjs";
 import { sleep, toBuffer, waitUntil as until, withTimeout } from "./lib/util.mjs";
 
@@ -417,4 +418,32 @@ test("SIGKILL of each siogate-fcgi and siogate-wsd during a broadcast stream: ev
     closeClient(c.s);
   }
   t.diagnostic(`emits committed ${committed.length}, failed ${failed}; reconnects ${reconnects}`);
+});
+
+test("siogate migrate takes a store of schema 5, with its sessions and sockets, to schema 6", TS, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sg-migrate-"));
+  try {
+    const db = join(dir, "old.db");
+    const sql = ["0001_init", "0002_speed", "0003_handshakes", "0004_limits", "0005_broadcast_log"]
+      .map((f) => readFileSync(join(SRCDIR, "schema", `${f}.sql`), "utf8"))
+      .join("\n") +
+      "\nPRAGMA user_version = 5;" +
+      "\nINSERT INTO sessions (sid, transport, created_at, next_ping_at, expires_at)" +
+      " VALUES ('AAAAAAAAAAAAAAAAAAAA', 'polling', 1, 2, 3);" +
+      "\nINSERT INTO sockets (id, sid, nsp, created_at) VALUES ('SSSSSSSSSSSSSSSSSSSS', 'AAAAAAAAAAAAAAAAAAAA', '/', 1);\n";
+    writeFileSync(join(dir, "old.sql"), sql);
+    await run("sqlite3", [db, `.read ${join(dir, "old.sql")}`], { timeout: 30000 });
+    const conf = join(dir, "siogate.conf");
+    writeFileSync(conf, `db = ${db}\nrecovery_window = 1000\n`);
+    const { stdout } = await run(SIOGATE, ["--conf", conf, "migrate", "-v"], { timeout: 30000 });
+    assert.equal(stdout.trim(), "6");
+    const q = async (query) => (await run("sqlite3", [db, query], { timeout: 30000 })).stdout.trim();
+    assert.equal(await q("PRAGMA user_version"), "6");
+    assert.equal(await q("SELECT id || ':' || coalesce(pid, 'null') FROM sockets"), "SSSSSSSSSSSSSSSSSSSS:null");
+    assert.equal(await q("SELECT n FROM counters WHERE name = 'eid'"), "0");
+    assert.equal(await q("SELECT count(*) FROM sessions"), "1");
+    assert.equal(await q("PRAGMA integrity_check"), "ok");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
