@@ -6,7 +6,8 @@
  *   connect middleware   rejects when the handshake query has deny=1
  *                        (message "denied", data {query, ua}); returns -1
  *                        without rejecting when auth.fail is true
- *   on connection        emits "hello" {id, nsp, auth, handshake}
+ *   on connection        emits "hello" {id, nsp, auth, handshake, recovered}
+ *                        (recovered: host->recovered(), ABI 1.2)
  *   per-packet mw        drops every event named "forbidden"
  *   catch-all            acks ["catch-all", event] and emits "caught" [event]
  *   "echo" ...           emits "echo" with the same arguments
