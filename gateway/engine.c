@@ -1339,7 +1339,7 @@ int sg_engine_sweep(sg_worker *w)
         if (sg_store_sessions_purge(w->store, sw.now - PURGE_AFTER_MS) < 0 ||
             sg_store_rate_purge(w->store, sw.now - 1000) < 0 ||
             sg_store_bcast_gc(w->store, INT64_MAX) < 0 ||
-            (eng_recovery(w) && sg_store_ghosts_purge(w->store, sw.now) < 0))
+            sg_store_ghosts_purge(w->store, sw.now) < 0)
             sg_store_rollback(w->store);
         else
             sg_store_commit(w->store);

@@ -41,7 +41,7 @@ enum stmt_id {
     ST_EID_NEXT, ST_QUEUE_PUSH_EID, ST_SOCKET_PID, ST_GHOST_INSERT, ST_GHOST_SOCKET,
     ST_GHOST_QUEUE, ST_BY_PID, ST_RESTORE_SOCKET, ST_RESTORE_QUEUE, ST_RESTORE_DROP,
     ST_GHOST_EMPTY, ST_QUEUE_TRIM_KEPT, ST_GHOSTS_ROOMS, ST_GHOSTS_SOCKETS, ST_GHOSTS_QUEUE,
-    ST_GHOSTS_SESSIONS, ST_TARGETS_ALL,
+    ST_GHOSTS_SESSIONS, ST_GHOSTS_DUE, ST_TARGETS_ALL,
     ST_COUNT
 };
 
@@ -198,6 +198,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         "DELETE FROM queue WHERE sid IN"
         " (SELECT sid FROM sessions WHERE state = 2 AND expires_at < ?1)",
     [ST_GHOSTS_SESSIONS] = "DELETE FROM sessions WHERE state = 2 AND expires_at < ?1",
+    /* one lookup of the index sessions_expiry (state, expires_at) */
+    [ST_GHOSTS_DUE] = "SELECT 1 FROM sessions WHERE state = 2 AND expires_at < ?1 LIMIT 1",
     /* ST_TARGETS with the ghosts' sockets too (never ready) */
     [ST_TARGETS_ALL] =
         "SELECT DISTINCT s.id, s.sid, ss.state = 0 AND"
@@ -1716,6 +1718,13 @@ int sg_store_ghosts_purge(sg_store *s, int64_t now)
 {
     static const enum stmt_id order[] = {ST_GHOSTS_ROOMS, ST_GHOSTS_SOCKETS, ST_GHOSTS_QUEUE,
                                          ST_GHOSTS_SESSIONS};
+    sqlite3_stmt *due = stmt(s, ST_GHOSTS_DUE);
+    if (!due)
+        return -1;
+    sqlite3_bind_int64(due, 1, now);
+    int64_t any = step_int(s, due, "ghosts due");
+    if (any <= 0)
+        return any < 0 ? -1 : 0; /* none (every sweep but a few): one index lookup */
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof order / sizeof order[0]; i++) {
         sqlite3_stmt *st = stmt(s, order[i]);

@@ -323,7 +323,9 @@ int sg_store_socket_restore(sg_store *s, const char *id, const char *ghost, cons
  * (a WebSocket's frames are written, not yet known to have arrived). */
 int sg_store_queue_trim_kept(sg_store *s, const char *sid, int64_t upto, int64_t keep_from);
 /* Delete the ghosts whose window ended before now, with their sockets,
- * rooms and rows. Returns the number of ghosts deleted, or -1. */
+ * rooms and rows (also once recovery_window was turned off: nothing is
+ * left behind). One index lookup when there are none. Returns the number
+ * of ghosts deleted, or -1. */
 int sg_store_ghosts_purge(sg_store *s, int64_t now);
 
 #endif
