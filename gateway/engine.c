@@ -251,7 +251,7 @@ int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e)
     }
     return 0;
 fail:
-    sg_error("cannot queue a packet for session %s", sid);
+    sg_error("cannot queue a packet for session " SG_SID_FMT, sid);
     return -1;
 }
 
@@ -262,7 +262,7 @@ int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const ch
 {
     sg_encoded e;
     if (eng_encode_sio(&e, type, nsp, id, data) < 0) {
-        sg_error("cannot queue a packet for session %s", sid);
+        sg_error("cannot queue a packet for session " SG_SID_FMT, sid);
         return -1;
     }
     int rc = eng_queue_encoded(w, sid, &e);
@@ -548,7 +548,7 @@ static int sio_dispatch(sg_worker *w, sg_session *ss, sg_sio_packet *p, const ch
         return sio_connect(w, ss, p->nsp, p->data);
     }
     if (found != 0 || p->type == SG_SIO_CONNECT_ERROR) {
-        sg_warn("session %s: packet type %d for namespace %s not joined: closing",
+        sg_warn("session " SG_SID_FMT ": packet type %d for namespace %s not joined: closing",
                 ss->sid, (int)p->type, p->nsp);
         *close = CLOSE_FORCED;
         return 0;
@@ -580,7 +580,7 @@ static int rx_finish_pending(sg_worker *w, sg_session *ss, struct rx *rx, const 
 {
     int rc = sg_sio_reconstruct(&rx->pending.data, rx->bins);
     if (rc != 0) {
-        sg_warn("session %s: bad binary packet: %s", ss->sid, sg_sio_strerror(rc));
+        sg_warn("session " SG_SID_FMT ": bad binary packet: %s", ss->sid, sg_sio_strerror(rc));
         *close = CLOSE_PARSE;
         rc = 0;
     } else {
@@ -598,7 +598,7 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
 {
     if (rx->has_pending) {
         if (pk->type != SG_EIO_MESSAGE || !pk->binary) {
-            sg_warn("session %s: text packet while binary attachments were expected", ss->sid);
+            sg_warn("session " SG_SID_FMT ": text packet while binary attachments were expected", ss->sid);
             *close = CLOSE_PARSE;
             return 0;
         }
@@ -616,7 +616,7 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
         return 0;
     case SG_EIO_PING:
         /* Engine.IO v4: the server pings, never the client */
-        sg_warn("session %s: ping from the client (invalid heartbeat direction)", ss->sid);
+        sg_warn("session " SG_SID_FMT ": ping from the client (invalid heartbeat direction)", ss->sid);
         *close = "transport error";
         return 0;
     case SG_EIO_CLOSE:
@@ -628,7 +628,7 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
         return 0; /* open, upgrade, noop: nothing to do on this side */
     }
     if (pk->binary) {
-        sg_warn("session %s: binary packet without a binary Socket.IO packet before it", ss->sid);
+        sg_warn("session " SG_SID_FMT ": binary packet without a binary Socket.IO packet before it", ss->sid);
         *close = CLOSE_PARSE;
         return 0;
     }
@@ -639,7 +639,7 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
     if (rc == SG_SIO_ENOMEM)
         return -1;
     if (rc != 0) {
-        sg_warn("session %s: invalid Socket.IO packet: %s", ss->sid, sg_sio_strerror(rc));
+        sg_warn("session " SG_SID_FMT ": invalid Socket.IO packet: %s", ss->sid, sg_sio_strerror(rc));
         *close = CLOSE_PARSE;
         return 0;
     }
@@ -683,7 +683,7 @@ static int apply_packets(sg_worker *w, sg_session *ss, const sg_eio_packets *pkt
             goto out;
     } else if (rx.has_pending && (int64_t)rx.pending_raw.len > w->e->cfg->max_payload) {
         /* attachments spread over requests are bounded like one request */
-        sg_warn("session %s: binary packet beyond max_payload", ss->sid);
+        sg_warn("session " SG_SID_FMT ": binary packet beyond max_payload", ss->sid);
         *bad = true;
         if (eng_close_session(w, ss, CLOSE_PARSE) < 0)
             goto out;
@@ -1196,7 +1196,7 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
     sg_eio_packets_init(&pkts);
     if ((int64_t)len > cfg->max_payload) {
         int rc = sg_engine_close(w, sid, "transport error");
-        sg_warn("session %s: POST of %zu bytes beyond max_payload %lld", sid, len,
+        sg_warn("session " SG_SID_FMT ": POST of %zu bytes beyond max_payload %lld", sid, len,
                 (long long)cfg->max_payload);
         return rc == SG_OK ? SG_E_TOOLARGE : rc;
     }
@@ -1213,7 +1213,7 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
         if (drc == SG_EIO_ENOMEM) {
             rc = SG_E_INTERNAL;
         } else if (drc != 0) {
-            sg_warn("session %s: bad polling payload: %s", sid, sg_eio_strerror(drc));
+            sg_warn("session " SG_SID_FMT ": bad polling payload: %s", sid, sg_eio_strerror(drc));
             /* not Engine.IO at all: the reference forgets the session */
             rc = close_session(w, &ss, CLOSE_PARSE, true) < 0 ? SG_E_INTERNAL : SG_OK;
         } else {
@@ -1299,7 +1299,7 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
         return SG_OK;
     }
     if (ss->upgrading && now - ss->upgrading > UPGRADE_LIMIT_MS) {
-        sg_warn("session %s: upgrade not completed within %d ms: stays on polling", ss->sid,
+        sg_warn("session " SG_SID_FMT ": upgrade not completed within %d ms: stays on polling", ss->sid,
                 UPGRADE_LIMIT_MS);
         ss->upgrading = 0;
     }
@@ -1344,7 +1344,7 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
         } else if (strcmp(ss.transport, "polling") != 0) {
             rc = SG_E_BADREQ;
         } else if (ss.poller[0] && strcmp(ss.poller, token) != 0 && poller_alive(ss.poller)) {
-            sg_warn("session %s: overlapping GET requests: closing", sid);
+            sg_warn("session " SG_SID_FMT ": overlapping GET requests: closing", sid);
             rc = eng_close_session(w, &ss, "transport error") < 0 ? SG_E_INTERNAL : SG_E_BADREQ;
         } else if (sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0) {
             /* the client polls again: what the previous response carried arrived */

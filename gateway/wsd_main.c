@@ -387,7 +387,7 @@ static void engine_close(struct wsd *d, struct conn *c, const char *reason)
     if (rc == SG_OK)
         sg_debug("session %s: closed (%s)", c->sid, reason);
     else if (rc != SG_E_SID)
-        sg_error("session %s: closing it (%s) failed", c->sid, reason);
+        sg_error("session " SG_SID_FMT ": closing it (%s) failed", c->sid, reason);
 }
 
 /* Send what is buffered. On a write error the connection is lost. */
@@ -589,7 +589,7 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
     if (probe && c->state == ST_PROBE) {
         int rc = sg_engine_ws_probe(d->w, c->sid);
         if (rc != SG_OK) {
-            sg_warn("connection from %s: probe for session %s refused (%d)", c->addr, c->sid, rc);
+            sg_warn("connection from %s: probe for session " SG_SID_FMT " refused (%d)", c->addr, c->sid, rc);
             stop_reading(c, code_for(rc));
             return;
         }
@@ -605,7 +605,7 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
         owner_of(d, c, owner);
         int rc = sg_engine_ws_upgrade(d->w, c->sid, owner);
         if (rc != SG_OK) {
-            sg_warn("connection from %s: upgrade of session %s refused (%d)", c->addr, c->sid, rc);
+            sg_warn("connection from %s: upgrade of session " SG_SID_FMT " refused (%d)", c->addr, c->sid, rc);
             stop_reading(c, code_for(rc));
             return;
         }
@@ -614,7 +614,7 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
         hash_add(d, c);
         mark_dirty(d, c);
     } else {
-        sg_warn("connection from %s: unexpected packet before the upgrade of session %s", c->addr,
+        sg_warn("connection from %s: unexpected packet before the upgrade of session " SG_SID_FMT, c->addr,
                 c->sid);
         stop_reading(c, 1000);
     }
@@ -649,7 +649,7 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         return;
     }
     if (rc != SG_EIO_OK) {
-        sg_warn("session %s: bad packet from %s: %s", c->sid, c->addr, sg_eio_strerror(rc));
+        sg_warn("session " SG_SID_FMT ": bad packet from %s: %s", c->sid, c->addr, sg_eio_strerror(rc));
         c->parse_error = true;
         wslay_event_shutdown_read(c->ws);
         return;
@@ -704,7 +704,7 @@ static void take(struct wsd *d, struct conn *c)
     int rc = sg_engine_ws_take(d->w, c->sid, owner, take_frame, c, &wake_at);
     if (rc == SG_OK) {
         if (schedule(d, c, deadline_for(wake_at)) < 0) {
-            sg_error("session %s: out of memory for a timer", c->sid);
+            sg_error("session " SG_SID_FMT ": out of memory for a timer", c->sid);
             engine_close(d, c, "transport error");
             close_ws(d, c, 1011);
             return;
@@ -714,7 +714,7 @@ static void take(struct wsd *d, struct conn *c)
         sg_debug("session %s: closed; closing its WebSocket", c->sid);
         close_ws(d, c, 1000);
     } else if (rc == SG_E_BADREQ) {
-        sg_info("session %s: held by another connection now; closing this one", c->sid);
+        sg_info("session " SG_SID_FMT ": held by another connection now; closing this one", c->sid);
         close_ws(d, c, 1000);
     } else {
         schedule(d, c, sg_mono_ms() + INTERNAL_RETRY_MS);
@@ -749,7 +749,7 @@ static bool deliver(struct wsd *d, struct conn *c)
         close_ws(d, c, 1000);
     } else if (rc == SG_E_BADREQ) {
         /* a packet the protocol forbids: the engine closed the session */
-        sg_warn("session %s: closed by the engine after a bad packet from %s", c->sid, c->addr);
+        sg_warn("session " SG_SID_FMT ": closed by the engine after a bad packet from %s", c->sid, c->addr);
         close_ws(d, c, 1002);
     } else {
         engine_close(d, c, "transport error");
@@ -1006,7 +1006,7 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
     if (sid && refuse) {
         snprintf(c->sid, sizeof c->sid, "%s", sid);
         c->state = ST_PROBE;
-        sg_info("connection from %s: session %s is upgraded or upgrading already: closing this "
+        sg_info("connection from %s: session " SG_SID_FMT " is upgraded or upgrading already: closing this "
                 "WebSocket", c->addr, c->sid);
         sg_buf_free(&open_packet);
         close_ws(d, c, 1000);
@@ -1024,7 +1024,7 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         int rc = sg_engine_ws_attach(d->w, c->sid, owner);
         c->state = ST_OPEN;
         if (rc != SG_OK || out_frame(c, SG_WS_TEXT, open_packet.data, open_packet.len) < 0) {
-            sg_error("session %s: attaching it to its WebSocket failed (%d)", c->sid, rc);
+            sg_error("session " SG_SID_FMT ": attaching it to its WebSocket failed (%d)", c->sid, rc);
             engine_close(d, c, "transport error");
             sg_buf_free(&open_packet);
             close_ws(d, c, 1011);
@@ -1283,7 +1283,7 @@ static void expire(struct wsd *d, struct conn *c)
             if (rc == SG_OK || rc == SG_E_INTERNAL) {
                 schedule(d, c, probe_recheck_at(c));
             } else {
-                sg_info("connection from %s: session %s %s meanwhile: closing this WebSocket",
+                sg_info("connection from %s: session " SG_SID_FMT " %s meanwhile: closing this WebSocket",
                         c->addr, c->sid, rc == SG_E_SID ? "closed" : "upgraded");
                 close_ws(d, c, 1000);
             }
@@ -1291,7 +1291,7 @@ static void expire(struct wsd *d, struct conn *c)
         }
         /* fall through */
     case ST_PROBED:
-        sg_warn("connection from %s: session %s not upgraded within %d ms", c->addr, c->sid,
+        sg_warn("connection from %s: session " SG_SID_FMT " not upgraded within %d ms", c->addr, c->sid,
                 UPGRADE_TIMEOUT_MS);
         close_ws(d, c, 1000);
         break;
