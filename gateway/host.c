@@ -578,6 +578,78 @@ json_t *sg_engine_fetch_sockets(sg_worker *w, const char *nsp, const char *const
     return fetch_sockets(w, nsp, rooms);
 }
 
+/* ---- deferred acknowledgements (1.2) ------------------------------------------------------ */
+
+struct sg_deferred {
+    char socket_id[SG_ID_LEN + 1];
+    int64_t ack_id;   /* -1: the client asked for none */
+    size_t plugin;    /* whose handler deferred it (for the log) */
+};
+
+static sg_deferred *host_defer(sg_ctx *c)
+{
+    if (!c || !c->socket_id || c->gone) {
+        host_log(c, SG_LOG_ERROR, "defer: %s", !c ? "no context" : "the socket is gone");
+        return NULL;
+    }
+    sg_deferred *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    snprintf(d->socket_id, sizeof d->socket_id, "%s", c->socket_id);
+    d->ack_id = c->ack_id;
+    d->plugin = c->plugin;
+    c->ack_id = -1; /* the handle answers it now */
+    return d;
+}
+
+/* Queue the ACK ack_id with args (stolen; NULL: none) for socket_id on
+ * its session now, in w's open transaction or one of its own. 0, or -1
+ * when the socket is gone or the store failed. */
+static int ack_socket(sg_worker *w, const char *socket_id, int64_t ack_id, json_t *args)
+{
+    char sid[SG_ID_LEN + 1], nsp[256];
+    bool own;
+    if (eng_tx_begin(w, &own) < 0) {
+        json_decref(args);
+        return -1;
+    }
+    int rc = sg_store_socket_get(w->store, socket_id, sid, nsp, sizeof nsp, NULL);
+    if (rc == 0)
+        rc = eng_queue_sio(w, sid, SG_SIO_ACK, nsp, ack_id, args ? args : json_array());
+    else
+        json_decref(args);
+    if (eng_tx_end(w, own, rc == 0) < 0)
+        return -1;
+    return rc == 0 ? 0 : -1;
+}
+
+static int host_finish(sg_deferred *d, json_t *args)
+{
+    if (!d) {
+        json_decref(args);
+        return -1;
+    }
+    const char *name = host_engine ? sg_plugins_name(host_engine->reg, d->plugin) : "?";
+    int rc = 0;
+    if (args && !json_is_array(args)) {
+        sg_log(SG_LOG_ERROR, "plugin %s: finish: args must be an array", name);
+        json_decref(args);
+        rc = -1;
+    } else if (d->ack_id < 0) {
+        json_decref(args);
+    } else {
+        sg_worker *w = thread_worker();
+        if (!w)
+            json_decref(args);
+        if (!w || ack_socket(w, d->socket_id, d->ack_id, args) < 0) {
+            sg_log(SG_LOG_WARN, "plugin %s: finish: the socket is gone (or the store failed)", name);
+            rc = -1;
+        }
+    }
+    free(d);
+    return rc;
+}
+
 /* ---- calling handlers -------------------------------------------------------------------- */
 
 struct call {
@@ -904,4 +976,7 @@ void eng_host_init(sg_host *h, sg_engine *e)
     h->fetch_sockets = host_fetch_sockets;
     /* 1.1 */
     h->refuse = host_refuse;
+    /* 1.2 */
+    h->defer = host_defer;
+    h->finish = host_finish;
 }
