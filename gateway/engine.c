@@ -1075,7 +1075,7 @@ static int queue_limit(sg_worker *w, sg_session *ss)
     if (shed > 0) {
         if (refusal_logged(&queue_sheds, &k))
             sg_info("session %.*s...: over max_queued_packets = %lld: %d volatile frames dropped "
-                    "(%lld sessions in this process since the last such message)",
+                    "(%lld such drops in this process since the last such message)",
                     SID_SHOWN, ss->sid, (long long)max, shed, (long long)k);
         if ((n = sg_store_queue_count(w->store, ss->sid, ss->sent_upto, max + 1)) < 0)
             return -1;
