@@ -34,9 +34,11 @@ struct sg_worker {
     size_t ss_read_partial; /* the length of the partial it read */
     bool batch;       /* in sg_engine_batch_begin/end: rings wait for the end */
     /* sg_engine_ws_receive's local fast path: frames for direct_sid (when
-     * set) collect in direct as [binary 1 byte][length 4 bytes][frame] */
+     * set) collect in direct as [flags 1 byte][length 4 bytes][frame], up
+     * to direct_max bytes (then they go to the store: spill_direct) */
     const char *direct_sid;
     sg_buf direct;
+    size_t direct_max;
     bool queued_own;  /* a frame for the receiving session went to the store */
     /* broadcast log rows this transaction (or batch) appended: seq range
      * (bcast_lo, bcast_hi], for the sessions of this process to take */
@@ -95,8 +97,9 @@ typedef struct sg_encoded {
 int eng_encode_sio(sg_encoded *out, enum sg_sio_type type, const char *nsp, int64_t id,
                    json_t *data);
 void eng_encoded_clear(sg_encoded *e);
-/* Queue an encoded packet's frames for sid. 0 or -1. */
-int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e);
+/* Queue an encoded packet's frames for sid, marked volatile when
+ * is_volatile (max_queued_packets drops those first). 0 or -1. */
+int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e, bool is_volatile);
 /* Queue a Socket.IO packet for sid (data stolen; binary values become
  * attachments). 0 or -1. */
 int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,

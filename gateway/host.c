@@ -219,9 +219,12 @@ static void fanout_one(void *ud, const char *id, const char *sid, bool ready)
         return;
     }
     /* Without an ack id every recipient gets the same frames: encoded once
-     * (a broadcast to 1,000 sockets encoded its packet 1,000 times). With
-     * one, data is shared: each queue_sio steals a reference. */
-    int rc = f->encoded ? eng_queue_encoded(f->w, sid, &f->enc)
+     * (a broadcast to 1,000 sockets encoded its packet 1,000 times), marked
+     * volatile if it is (max_queued_packets drops those first). With one,
+     * data is shared: each queue_sio steals a reference (never marked: an
+     * ack asked is awaited until its timeout, so the packet is kept). */
+    bool vol = (f->flags & SG_EMIT_VOLATILE) != 0;
+    int rc = f->encoded ? eng_queue_encoded(f->w, sid, &f->enc, vol)
                         : eng_queue_sio(f->w, sid, SG_SIO_EVENT, f->nsp, ack, json_incref(f->data));
     if (rc < 0 ||
         (f->asked && json_array_append_new(f->asked, json_string(id)) < 0))

@@ -72,9 +72,13 @@
  * Back-pressure: a connection's output buffer is allocated when there is
  * something to send and freed once sent. While it holds OUT_LIMIT bytes or
  * more, take passes no more frames (they stay queued in the store) and the
- * connection is taken again once the buffer drains below OUT_LIMIT / 2. A
- * client that does not read at all never answers a ping and the heartbeat
- * closes its session.
+ * connection is taken again once the buffer drains below OUT_LIMIT / 2.
+ * The local fast path is bounded the same way: what would pass OUT_LIMIT
+ * goes to the store (sg_engine_ws_receive's direct_max), so a client that
+ * sends acked events and never reads grows the store, where
+ * max_queued_packets closes its session, not this process. A client that
+ * does not read at all never answers a ping and the heartbeat closes its
+ * session.
  *
  * Close codes: 1000 when the session ends (closed by the engine, the
  * client, or taken by another connection) or an upgrade is refused; 1001
@@ -736,7 +740,11 @@ static bool deliver(struct wsd *d, struct conn *c)
     char owner[48];
     owner_of(d, c, owner);
     bool take_due = true;
-    int rc = sg_engine_ws_receive(d->w, c->sid, owner, &c->rx, direct_frame, c, &take_due);
+    /* within OUT_LIMIT, as takes are: beyond it the answers wait in the
+     * store (where max_queued_packets bounds them) and the connection is
+     * taken again once its buffer drained (take_due; a take then blocks) */
+    size_t room = out_pending(c) < OUT_LIMIT ? OUT_LIMIT - out_pending(c) : 0;
+    int rc = sg_engine_ws_receive(d->w, c->sid, owner, &c->rx, room, direct_frame, c, &take_due);
     sg_eio_packets_free(&c->rx);
     if (rc == SG_OK) {
         if (out_pending(c))
