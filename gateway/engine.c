@@ -1053,8 +1053,6 @@ static int check_limits(sg_worker *w, const sg_handshake *hs, int64_t now)
  * (a session id is a credential: the log is not the place for one). */
 static struct refusals queue_sheds, queue_closes;
 
-#define SID_SHOWN 6 /* characters of a session id in the log */
-
 /* The check above for ss (open or not), inside its transaction. 0: within
  * the limit (volatile packets dropped, perhaps); 1: it was over: ss is
  * closed; -1: a store failure. */
@@ -1074,18 +1072,18 @@ static int queue_limit(sg_worker *w, sg_session *ss)
     int64_t k;
     if (shed > 0) {
         if (refusal_logged(&queue_sheds, &k))
-            sg_info("session %.*s...: over max_queued_packets = %lld: %d volatile frames dropped "
+            sg_info("session " SG_SID_FMT ": over max_queued_packets = %lld: %d volatile frames dropped "
                     "(%lld such drops in this process since the last such message)",
-                    SID_SHOWN, ss->sid, (long long)max, shed, (long long)k);
+                    ss->sid, (long long)max, shed, (long long)k);
         if ((n = sg_store_queue_count(w->store, ss->sid, ss->sent_upto, max + 1)) < 0)
             return -1;
         if (n <= max)
             return 0;
     }
     if (refusal_logged(&queue_closes, &k))
-        sg_warn("session %.*s...: more than max_queued_packets = %lld packets queued: closed "
+        sg_warn("session " SG_SID_FMT ": more than max_queued_packets = %lld packets queued: closed "
                 "(transport error) (%lld sessions in this process since the last such message)",
-                SID_SHOWN, ss->sid, (long long)max, (long long)k);
+                ss->sid, (long long)max, (long long)k);
     if (sg_store_queue_drop(w->store, ss->sid) != 0 ||
         eng_close_session(w, ss, "transport error") < 0)
         return -1;
