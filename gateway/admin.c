@@ -535,7 +535,7 @@ static int row_sessions(void *ud, sqlite3_stmt *st)
     json_t *o = ud;
     int state = sqlite3_column_int(st, 0);
     bool open = state == SG_SESSION_OPEN;
-    /* a recovery ghost (schema 0006): the sockets of a closed session kept
+    /* a recovery ghost (schema 0007): the sockets of a closed session kept
      * for connection state recovery */
     if (add(o, open ? "open" : state == SG_SESSION_GHOST ? "recoverable" : "closed", st, 2) < 0)
         return -1;

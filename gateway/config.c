@@ -37,7 +37,8 @@ enum cfg_kind { CFG_STR, CFG_LIST, CFG_PATH, CFG_INT, CFG_WORD, CFG_TOKEN };
 enum cfg_id { K_DB, K_PLUGIN, K_PATH, K_PING_INTERVAL, K_PING_TIMEOUT, K_CONNECT_TIMEOUT,
               K_MAX_PAYLOAD, K_CORS_ORIGIN, K_MAX_SESSIONS, K_MAX_SOCKETS, K_HANDSHAKE_RATE,
               K_MAX_ATTACHMENTS, K_MAX_JSON_DEPTH, K_COOKIE, K_COOKIE_PATH, K_COOKIE_SAMESITE,
-              K_COOKIE_HTTPONLY, K_COOKIE_SECURE, K_BROADCAST_LOG_MIN, K_RECOVERY_WINDOW };
+              K_COOKIE_HTTPONLY, K_COOKIE_SECURE, K_BROADCAST_LOG_MIN, K_MAX_QUEUED,
+              K_RECOVERY_WINDOW };
 
 struct cfg_key {
     const char *name;
@@ -73,6 +74,7 @@ static const struct cfg_key cfg_keys[] = {
     {"cookie_httponly", K_COOKIE_HTTPONLY, CFG_WORD, 0, 0, cfg_bool, 2},
     {"cookie_secure", K_COOKIE_SECURE, CFG_WORD, 0, 0, cfg_bool, 2},
     {"broadcast_log_min", K_BROADCAST_LOG_MIN, CFG_INT, 0, 1000000000, NULL, 0},
+    {"max_queued_packets", K_MAX_QUEUED, CFG_INT, 0, 1000000000, NULL, 0},
     {"recovery_window", K_RECOVERY_WINDOW, CFG_INT, 0, CFG_MAX_MS, NULL, 0},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -107,6 +109,7 @@ static int64_t *field_int(sg_config *c, enum cfg_id id)
     case K_COOKIE_HTTPONLY: return &c->cookie_httponly;
     case K_COOKIE_SECURE: return &c->cookie_secure;
     case K_BROADCAST_LOG_MIN: return &c->broadcast_log_min;
+    case K_MAX_QUEUED: return &c->max_queued_packets;
     case K_RECOVERY_WINDOW: return &c->recovery_window;
     default: return NULL;
     }
@@ -149,6 +152,7 @@ int sg_config_defaults(sg_config *c)
     c->cookie_httponly = 1;
     c->cookie_secure = 0;
     c->broadcast_log_min = SG_BROADCAST_LOG_MIN_DEFAULT;
+    c->max_queued_packets = SG_MAX_QUEUED_PACKETS_DEFAULT;
     if (!c->db || !c->path || !c->cookie_path) {
         sg_config_free(c);
         errno = ENOMEM;
@@ -182,6 +186,7 @@ static int config_copy(sg_config *dst, const sg_config *src)
     dst->cookie_httponly = src->cookie_httponly;
     dst->cookie_secure = src->cookie_secure;
     dst->broadcast_log_min = src->broadcast_log_min;
+    dst->max_queued_packets = src->max_queued_packets;
     dst->recovery_window = src->recovery_window;
     if (dup_opt(&dst->db, src->db) < 0 || dup_opt(&dst->path, src->path) < 0 ||
         dup_opt(&dst->cors_origin, src->cors_origin) < 0 ||

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #define SG_BROADCAST_LOG_MIN_DEFAULT 1000
+#define SG_MAX_QUEUED_PACKETS_DEFAULT 1000
 #define SG_DEFAULT_CONF SG_SYSCONFDIR "/siogate/siogate.conf"
 
 /* cookie_samesite values: off (no attribute), Strict, Lax, None */
@@ -45,6 +46,12 @@ typedef struct sg_config {
                                default 10, 1..100000 */
     int64_t max_json_depth; /* "max_json_depth": nesting of a packet's JSON,
                                default 128, 1..1024 (SG_SIO_DEPTH_CAP) */
+    int64_t max_queued_packets; /* "max_queued_packets": Engine.IO packets queued
+                               for one session and not handed to its transport
+                               yet (its own queue rows; broadcast log rows not
+                               counted), checked at each request of its own;
+                               default SG_MAX_QUEUED_PACKETS_DEFAULT, 0..1e9
+                               (0: no limit) */
     /* the "io" cookie of the reference server (off unless cookie is set) */
     char *cookie;           /* "cookie": its name (the reference's is "io"); NULL: no cookie */
     char *cookie_path;      /* "cookie_path", default "/" */

@@ -179,17 +179,45 @@ int eng_bcast_settle(sg_worker *w, const char *sid)
     return 0;
 }
 
-/* Queue one frame for sid; eid > 0: of a recoverable event of nsp. */
-static int push_frame(sg_worker *w, const char *sid, bool binary, const void *frame, size_t len,
-                      const char *nsp, int64_t eid)
+/* The fast path's frames for w->direct_sid would pass what its connection
+ * can take now (w->direct_max): they go to the store instead, in order,
+ * and so does every frame after them in this transaction (nothing of the
+ * session's was in the store when the fast path began: none is overtaken).
+ * 0 or -1. */
+static int spill_direct(sg_worker *w)
+{
+    const char *sid = w->direct_sid;
+    w->direct_sid = NULL;
+    for (size_t at = 0; at + 5 <= w->direct.len;) {
+        const char *p = w->direct.data + at;
+        uint32_t n;
+        memcpy(&n, p + 1, sizeof n);
+        if (sg_store_queue_push_as(w->store, sid, (p[0] & 1) != 0, (p[0] & 2) != 0, p + 5, n) < 0)
+            return -1;
+        at += 5 + (size_t)n;
+    }
+    sg_buf_reset(&w->direct);
+    w->queued_own = true;
+    eng_mark_dirty(w, sid);
+    return 0;
+}
+
+/* Queue one frame for sid; eid > 0: of a recoverable event of nsp (never
+ * volatile). */
+static int push_frame(sg_worker *w, const char *sid, bool binary, bool is_volatile,
+                      const void *frame, size_t len, const char *nsp, int64_t eid)
 {
     /* a recoverable event is kept in the store until it is known to have
      * arrived: siogate-wsd's fast path ends here for this request (its
      * frames written after the commit would overtake it) */
     if (eid > 0 && w->direct_sid && strcmp(sid, w->direct_sid) == 0)
         w->direct_sid = NULL;
+    if (w->direct_sid && strcmp(sid, w->direct_sid) == 0 &&
+        (w->direct.len + 5 + len > w->direct_max) && spill_direct(w) < 0)
+        return -1;
     if (w->direct_sid && strcmp(sid, w->direct_sid) == 0) {
-        uint8_t head[5] = {binary};
+        /* [flags: 1 binary, 2 volatile][length 4 bytes][frame] */
+        uint8_t head[5] = {(uint8_t)(binary | (is_volatile ? 2 : 0))};
         uint32_t n = (uint32_t)len;
         if (len > UINT32_MAX)
             return -1;
@@ -202,7 +230,7 @@ static int push_frame(sg_worker *w, const char *sid, bool binary, const void *fr
     if (w->ss && strcmp(sid, w->ss->sid) == 0)
         w->queued_own = true;
     if ((eid > 0 ? sg_store_queue_push_eid(w->store, sid, binary, frame, len, nsp, eid)
-                 : sg_store_queue_push(w->store, sid, binary, frame, len)) < 0)
+                 : sg_store_queue_push_as(w->store, sid, binary, is_volatile, frame, len)) < 0)
         return -1;
     if (sid[0] != '~') /* a recovery ghost: nobody waits for it */
         eng_mark_dirty(w, sid);
@@ -271,21 +299,21 @@ fail:
     return -1;
 }
 
-int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e)
+int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e, bool is_volatile)
 {
-    if (push_frame(w, sid, false, e->text.data, e->text.len, e->nsp, e->eid) < 0)
+    if (push_frame(w, sid, false, is_volatile, e->text.data, e->text.len, e->nsp, e->eid) < 0)
         goto fail;
     size_t i;
     json_t *b;
     json_array_foreach(e->bins, i, b) {
         size_t len;
         const void *bytes = sg_sio_binary_data(b, &len);
-        if (push_frame(w, sid, true, bytes, len, e->nsp, e->eid) < 0)
+        if (push_frame(w, sid, true, is_volatile, bytes, len, e->nsp, e->eid) < 0)
             goto fail;
     }
     return 0;
 fail:
-    sg_error("cannot queue a packet for session %s", sid);
+    sg_error("cannot queue a packet for session " SG_SID_FMT, sid);
     return -1;
 }
 
@@ -296,10 +324,10 @@ int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const ch
 {
     sg_encoded e;
     if (eng_encode_sio(&e, type, nsp, id, data) < 0) {
-        sg_error("cannot queue a packet for session %s", sid);
+        sg_error("cannot queue a packet for session " SG_SID_FMT, sid);
         return -1;
     }
-    int rc = eng_queue_encoded(w, sid, &e);
+    int rc = eng_queue_encoded(w, sid, &e, false);
     eng_encoded_clear(&e);
     return rc;
 }
@@ -309,7 +337,7 @@ int eng_queue_eio(sg_worker *w, const char *sid, enum sg_eio_type type, const ch
     sg_buf f = SG_BUF_INIT;
     int rc = sg_buf_printf(&f, "%d%s", (int)type, data ? data : "");
     if (rc == 0)
-        rc = push_frame(w, sid, false, f.data, f.len, NULL, 0);
+        rc = push_frame(w, sid, false, false, f.data, f.len, NULL, 0);
     sg_buf_free(&f);
     return rc;
 }
@@ -372,7 +400,7 @@ struct close_walk { sg_worker *w; const char *sid; const char *reason; int rc; }
 static void close_socket_cb(void *ud, const char *id, const char *nsp)
 {
     struct close_walk *cw = ud;
-    int rc = eng_recovery(cw->w) && recoverable(cw->reason)
+    int rc = eng_recovery(cw->w) && !cw->w->no_recover && recoverable(cw->reason)
                  ? socket_ghost(cw->w, cw->sid, id, nsp, cw->reason)
                  : eng_socket_gone(cw->w, cw->sid, id, nsp, cw->reason);
     if (rc < 0)
@@ -707,7 +735,7 @@ static int sio_dispatch(sg_worker *w, sg_session *ss, sg_sio_packet *p, const ch
         return sio_connect(w, ss, p->nsp, p->data);
     }
     if (found != 0 || p->type == SG_SIO_CONNECT_ERROR) {
-        sg_warn("session %s: packet type %d for namespace %s not joined: closing",
+        sg_warn("session " SG_SID_FMT ": packet type %d for namespace %s not joined: closing",
                 ss->sid, (int)p->type, p->nsp);
         *close = CLOSE_FORCED;
         return 0;
@@ -739,7 +767,7 @@ static int rx_finish_pending(sg_worker *w, sg_session *ss, struct rx *rx, const 
 {
     int rc = sg_sio_reconstruct(&rx->pending.data, rx->bins);
     if (rc != 0) {
-        sg_warn("session %s: bad binary packet: %s", ss->sid, sg_sio_strerror(rc));
+        sg_warn("session " SG_SID_FMT ": bad binary packet: %s", ss->sid, sg_sio_strerror(rc));
         *close = CLOSE_PARSE;
         rc = 0;
     } else {
@@ -757,7 +785,7 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
 {
     if (rx->has_pending) {
         if (pk->type != SG_EIO_MESSAGE || !pk->binary) {
-            sg_warn("session %s: text packet while binary attachments were expected", ss->sid);
+            sg_warn("session " SG_SID_FMT ": text packet while binary attachments were expected", ss->sid);
             *close = CLOSE_PARSE;
             return 0;
         }
@@ -775,7 +803,7 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
         return 0;
     case SG_EIO_PING:
         /* Engine.IO v4: the server pings, never the client */
-        sg_warn("session %s: ping from the client (invalid heartbeat direction)", ss->sid);
+        sg_warn("session " SG_SID_FMT ": ping from the client (invalid heartbeat direction)", ss->sid);
         *close = "transport error";
         return 0;
     case SG_EIO_CLOSE:
@@ -787,7 +815,7 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
         return 0; /* open, upgrade, noop: nothing to do on this side */
     }
     if (pk->binary) {
-        sg_warn("session %s: binary packet without a binary Socket.IO packet before it", ss->sid);
+        sg_warn("session " SG_SID_FMT ": binary packet without a binary Socket.IO packet before it", ss->sid);
         *close = CLOSE_PARSE;
         return 0;
     }
@@ -798,7 +826,7 @@ static int handle_eio(sg_worker *w, sg_session *ss, const sg_eio_packet *pk, str
     if (rc == SG_SIO_ENOMEM)
         return -1;
     if (rc != 0) {
-        sg_warn("session %s: invalid Socket.IO packet: %s", ss->sid, sg_sio_strerror(rc));
+        sg_warn("session " SG_SID_FMT ": invalid Socket.IO packet: %s", ss->sid, sg_sio_strerror(rc));
         *close = CLOSE_PARSE;
         return 0;
     }
@@ -842,7 +870,7 @@ static int apply_packets(sg_worker *w, sg_session *ss, const sg_eio_packets *pkt
             goto out;
     } else if (rx.has_pending && (int64_t)rx.pending_raw.len > w->e->cfg->max_payload) {
         /* attachments spread over requests are bounded like one request */
-        sg_warn("session %s: binary packet beyond max_payload", ss->sid);
+        sg_warn("session " SG_SID_FMT ": binary packet beyond max_payload", ss->sid);
         *bad = true;
         if (eng_close_session(w, ss, CLOSE_PARSE) < 0)
             goto out;
@@ -1163,6 +1191,66 @@ static int check_limits(sg_worker *w, const sg_handshake *hs, int64_t now)
     return SG_OK;
 }
 
+/* max_queued_packets (config.h): what was queued for a session and not
+ * handed to its transport yet is counted when a request of its own comes
+ * (a POST, a GET, WebSocket frames), after the request's packets were
+ * applied, in the request's transaction: once per request, never per
+ * frame queued (a count per push made a per-recipient broadcast to 10,000
+ * sockets take 89-95 ms instead of 41-81 ms), so an emitter never pays
+ * for it. A client that sends nothing at all is left to its heartbeat
+ * deadline. Its own queue rows are counted (a packet with attachments is
+ * one Engine.IO packet per frame), not the broadcast log's rows, which
+ * every session shares: counting which of those a session's sockets match
+ * costs what a take costs (~2 us a row), and the log is bounded by the
+ * slowest session's heartbeat deadline anyway (the sweep deletes what
+ * every open session has evaluated). Over the limit: its volatile packets
+ * go first; if it is still over, the session is closed with "transport
+ * error" (what a transport that fails gives: the reference server has no
+ * outbound limit, its buffer grows until the heartbeat ends the session)
+ * and its queue deleted. Both are logged at most once per REFUSAL_LOG_MS
+ * per process, with a count and the first characters of the session id
+ * (a session id is a credential: the log is not the place for one). */
+static struct refusals queue_sheds, queue_closes;
+
+/* The check above for ss (open or not), inside its transaction. 0: within
+ * the limit (volatile packets dropped, perhaps); 1: it was over: ss is
+ * closed; -1: a store failure. */
+static int queue_limit(sg_worker *w, sg_session *ss)
+{
+    int64_t max = w->e->cfg->max_queued_packets;
+    if (max <= 0 || ss->state != SG_SESSION_OPEN)
+        return 0;
+    int64_t n = sg_store_queue_count(w->store, ss->sid, ss->sent_upto, max + 1);
+    if (n < 0)
+        return -1;
+    if (n <= max)
+        return 0;
+    int shed = sg_store_queue_shed(w->store, ss->sid, ss->sent_upto);
+    if (shed < 0)
+        return -1;
+    int64_t k;
+    if (shed > 0) {
+        if (refusal_logged(&queue_sheds, &k))
+            sg_info("session " SG_SID_FMT ": over max_queued_packets = %lld: %d volatile frames dropped "
+                    "(%lld such drops in this process since the last such message)",
+                    ss->sid, (long long)max, shed, (long long)k);
+        if ((n = sg_store_queue_count(w->store, ss->sid, ss->sent_upto, max + 1)) < 0)
+            return -1;
+        if (n <= max)
+            return 0;
+    }
+    if (refusal_logged(&queue_closes, &k))
+        sg_warn("session " SG_SID_FMT ": more than max_queued_packets = %lld packets queued: closed "
+                "(transport error) (%lld sessions in this process since the last such message)",
+                ss->sid, (long long)max, (long long)k);
+    /* what it missed is gone: its sockets cannot be recovered whole */
+    w->no_recover = true;
+    int rc = sg_store_queue_drop(w->store, ss->sid) != 0 ||
+             eng_close_session(w, ss, "transport error") < 0 ? -1 : 1;
+    w->no_recover = false;
+    return rc;
+}
+
 int sg_engine_open(sg_worker *w, sg_handshake *hs, const char *transport,
                    char sid[SG_ID_LEN + 1], sg_buf *open_packet)
 {
@@ -1237,13 +1325,13 @@ int sg_engine_receive(sg_worker *w, const char *sid, const sg_eio_packets *pkts)
     if (rc != SG_OK)
         return rc;
     bool bad = false;
-    rc = apply_packets(w, &ss, pkts, &bad) < 0 ? SG_E_INTERNAL : SG_OK;
+    rc = apply_packets(w, &ss, pkts, &bad) < 0 || queue_limit(w, &ss) < 0 ? SG_E_INTERNAL : SG_OK;
     rc = end_session(w, &ss, rc);
     return rc == SG_OK && bad ? SG_E_BADREQ : rc;
 }
 
 int sg_engine_ws_receive(sg_worker *w, const char *sid, const char *owner,
-                        const sg_eio_packets *pkts,
+                        const sg_eio_packets *pkts, size_t direct_max,
                         int (*fn)(void *ud, bool binary, const void *frame, size_t len),
                         void *ud, bool *take_due)
 {
@@ -1267,10 +1355,19 @@ int sg_engine_ws_receive(sg_worker *w, const char *sid, const char *owner,
     }
     sg_buf_reset(&w->direct);
     w->direct_sid = direct ? ss.sid : NULL;
+    w->direct_max = direct_max;
     w->queued_own = false;
     bool bad = false;
     rc = apply_packets(w, &ss, pkts, &bad) < 0 ? SG_E_INTERNAL : SG_OK;
+    /* on the fast path with nothing of its own queued, its queue is as
+     * empty as it was: no count (see queue_limit) */
+    bool empty = w->direct_sid && !w->queued_own;
     w->direct_sid = NULL;
+    int over = rc == SG_OK && !empty ? queue_limit(w, &ss) : 0;
+    if (over < 0)
+        rc = SG_E_INTERNAL;
+    else if (over > 0)
+        sg_buf_reset(&w->direct); /* closed: nothing more goes to it */
     bool open = ss.state == SG_SESSION_OPEN;
     rc = end_session(w, &ss, rc);
     if (rc == SG_OK && bad)
@@ -1281,7 +1378,7 @@ int sg_engine_ws_receive(sg_worker *w, const char *sid, const char *owner,
             const char *p = w->direct.data + at;
             uint32_t n;
             memcpy(&n, p + 1, sizeof n);
-            if (fn(ud, p[0] != 0, p + 5, n) != 0) {
+            if (fn(ud, (p[0] & 1) != 0, p + 5, n) != 0) {
                 rc = SG_E_INTERNAL;
                 break;
             }
@@ -1356,7 +1453,7 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
     sg_eio_packets_init(&pkts);
     if ((int64_t)len > cfg->max_payload) {
         int rc = sg_engine_close(w, sid, "transport error");
-        sg_warn("session %s: POST of %zu bytes beyond max_payload %lld", sid, len,
+        sg_warn("session " SG_SID_FMT ": POST of %zu bytes beyond max_payload %lld", sid, len,
                 (long long)cfg->max_payload);
         return rc == SG_OK ? SG_E_TOOLARGE : rc;
     }
@@ -1373,7 +1470,7 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
         if (drc == SG_EIO_ENOMEM) {
             rc = SG_E_INTERNAL;
         } else if (drc != 0) {
-            sg_warn("session %s: bad polling payload: %s", sid, sg_eio_strerror(drc));
+            sg_warn("session " SG_SID_FMT ": bad polling payload: %s", sid, sg_eio_strerror(drc));
             /* not Engine.IO at all: the reference forgets the session */
             rc = close_session(w, &ss, CLOSE_PARSE, true) < 0 ? SG_E_INTERNAL : SG_OK;
         } else {
@@ -1382,7 +1479,8 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len)
              * reference server, and the client learns of the close on its
              * GET */
             bool bad = false;
-            rc = apply_packets(w, &ss, &pkts, &bad) < 0 ? SG_E_INTERNAL : SG_OK;
+            rc = apply_packets(w, &ss, &pkts, &bad) < 0 || queue_limit(w, &ss) < 0
+                     ? SG_E_INTERNAL : SG_OK;
         }
     }
     sg_eio_packets_free(&pkts);
@@ -1459,7 +1557,7 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
         return SG_OK;
     }
     if (ss->upgrading && now - ss->upgrading > UPGRADE_LIMIT_MS) {
-        sg_warn("session %s: upgrade not completed within %d ms: stays on polling", ss->sid,
+        sg_warn("session " SG_SID_FMT ": upgrade not completed within %d ms: stays on polling", ss->sid,
                 UPGRADE_LIMIT_MS);
         ss->upgrading = 0;
     }
@@ -1489,6 +1587,7 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
                        int64_t *wake_at, bool first)
 {
     sg_session ss;
+    int over;
     int rc = begin_session(w, sid, &ss, true);
     if (rc != SG_OK)
         return rc;
@@ -1504,11 +1603,15 @@ static int poll_common(sg_worker *w, const char *sid, const char *token, sg_buf 
         } else if (strcmp(ss.transport, "polling") != 0) {
             rc = SG_E_BADREQ;
         } else if (ss.poller[0] && strcmp(ss.poller, token) != 0 && poller_alive(ss.poller)) {
-            sg_warn("session %s: overlapping GET requests: closing", sid);
+            sg_warn("session " SG_SID_FMT ": overlapping GET requests: closing", sid);
             rc = eng_close_session(w, &ss, "transport error") < 0 ? SG_E_INTERNAL : SG_E_BADREQ;
         } else if (sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0) {
             /* the client polls again: what the previous response carried arrived */
             rc = SG_E_INTERNAL;
+        } else if ((over = queue_limit(w, &ss)) != 0) {
+            /* closed over max_queued_packets: gone before this GET, as
+             * for expired_now (its queue went with it) */
+            rc = over < 0 ? SG_E_INTERNAL : SG_E_SID;
         }
     } else if (ss.state == SG_SESSION_OPEN && strcmp(ss.transport, "polling") != 0) {
         /* The "5" came while this GET was held. The reference server answers

@@ -162,12 +162,18 @@ int sg_engine_receive(sg_worker *w, const char *sid, const sg_eio_packets *pkts)
  * produce for sid itself (acks, a reply to the sender) are not queued but
  * handed to fn(ud, binary, frame, len), in order, after the receive
  * succeeded; in a batch they are not committed yet, so write them after
- * sg_engine_batch_end. A non-zero fn result stops it with SG_E_INTERNAL
+ * sg_engine_batch_end. direct_max: what the connection can take now, in
+ * bytes (frames plus 5 bytes each; 0: nothing, SIZE_MAX: no bound): once
+ * the fast path's frames would pass it, they and every later frame for
+ * sid go to the store instead, in order (a client that sends without
+ * reading grows the store, which max_queued_packets bounds, not the
+ * transport's memory). A non-zero fn result stops it with SG_E_INTERNAL
  * (the rest is lost: close the connection). *take_due: something for sid
  * was queued in the store, or the session closed; take it (as after
- * sg_engine_receive, which is this with *take_due always true). */
+ * sg_engine_receive, which is this with *take_due always true). Both
+ * receives apply max_queued_packets (config.h) after the packets. */
 int sg_engine_ws_receive(sg_worker *w, const char *sid, const char *owner,
-                         const sg_eio_packets *pkts,
+                         const sg_eio_packets *pkts, size_t direct_max,
                          int (*fn)(void *ud, bool binary, const void *frame, size_t len),
                          void *ud, bool *take_due);
 
@@ -224,7 +230,10 @@ json_t *sg_engine_fetch_sockets(sg_worker *w, const char *nsp, const char *const
  * gets the close packet, as from the reference server), SG_E_SID (also
  * when its heartbeat deadline passed: it is closed now, "ping timeout"),
  * SG_E_BADREQ (the session was upgraded: polling is refused), SG_E_TOOLARGE
- * (len > max_payload: closed with "transport error"), SG_E_INTERNAL. */
+ * (len > max_payload: closed with "transport error"), SG_E_INTERNAL. After
+ * its packets, max_queued_packets (config.h) is applied: SG_OK when that
+ * closed the session too ("transport error"; the next request gets
+ * SG_E_SID). */
 int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
 
 /* A GET for sid, from the poller identified by token (unique within the
@@ -235,7 +244,9 @@ int sg_engine_post(sg_worker *w, const char *sid, const char *body, size_t len);
  * ms), then call sg_engine_poll_again(). SG_E_SID (unknown or closed; or
  * its heartbeat deadline passed before this GET: it is closed now with
  * "ping timeout", and only a GET held at the close gets the close packet,
- * as from the reference server), SG_E_BADREQ (upgraded: polling is
+ * as from the reference server; or more than max_queued_packets were
+ * queued for it: closed now with "transport error", its queue deleted),
+ * SG_E_BADREQ (upgraded: polling is
  * refused; or a GET is already in flight for sid: the session is closed
  * with "transport error" and the held GET will return the close packet),
  * SG_E_INTERNAL. During an upgrade (after "2probe") a GET with nothing to

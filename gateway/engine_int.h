@@ -34,10 +34,15 @@ struct sg_worker {
     size_t ss_read_partial; /* the length of the partial it read */
     bool batch;       /* in sg_engine_batch_begin/end: rings wait for the end */
     /* sg_engine_ws_receive's local fast path: frames for direct_sid (when
-     * set) collect in direct as [binary 1 byte][length 4 bytes][frame] */
+     * set) collect in direct as [flags 1 byte][length 4 bytes][frame], up
+     * to direct_max bytes (then they go to the store: spill_direct) */
     const char *direct_sid;
     sg_buf direct;
+    size_t direct_max;
     bool queued_own;  /* a frame for the receiving session went to the store */
+    bool no_recover;  /* closing a session whose queue was dropped (over
+                         max_queued_packets): its sockets are not kept for
+                         connection state recovery, whatever the reason */
     /* broadcast log rows this transaction (or batch) appended: seq range
      * (bcast_lo, bcast_hi], for the sessions of this process to take */
     int64_t bcast_lo, bcast_hi;
@@ -105,8 +110,9 @@ bool eng_recovery(const sg_worker *w);
  * the next offset (inside the transaction) as its last argument, a JSON
  * string, and out->eid; else as eng_encode_sio. 0 or -1. */
 int eng_encode_event(sg_worker *w, sg_encoded *out, const char *nsp, json_t *data);
-/* Queue an encoded packet's frames for sid. 0 or -1. */
-int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e);
+/* Queue an encoded packet's frames for sid, marked volatile when
+ * is_volatile (max_queued_packets drops those first). 0 or -1. */
+int eng_queue_encoded(sg_worker *w, const char *sid, const sg_encoded *e, bool is_volatile);
 /* Queue a Socket.IO packet for sid (data stolen; binary values become
  * attachments). 0 or -1. */
 int eng_queue_sio(sg_worker *w, const char *sid, enum sg_sio_type type, const char *nsp,

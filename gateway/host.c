@@ -190,7 +190,7 @@ static int host_emit(sg_ctx *c, const char *event, json_t *args)
         c->failed = 1;
         return -1;
     }
-    int rc = eng_queue_encoded(c->w, c->sid, &e);
+    int rc = eng_queue_encoded(c->w, c->sid, &e, false);
     eng_encoded_clear(&e);
     if (rc < 0) {
         c->failed = 1;
@@ -223,7 +223,7 @@ static void fanout_one(void *ud, const char *id, const char *sid, bool ready)
     if (sid[0] == '~') {
         /* a recovery ghost (only listed for a recoverable event): it keeps
          * the event for its client, but is not counted as reached */
-        if (f->encoded && f->enc.eid > 0 && eng_queue_encoded(f->w, sid, &f->enc) < 0)
+        if (f->encoded && f->enc.eid > 0 && eng_queue_encoded(f->w, sid, &f->enc, false) < 0)
             f->rc = -1;
         return;
     }
@@ -236,9 +236,12 @@ static void fanout_one(void *ud, const char *id, const char *sid, bool ready)
         return;
     }
     /* Without an ack id every recipient gets the same frames: encoded once
-     * (a broadcast to 1,000 sockets encoded its packet 1,000 times). With
-     * one, data is shared: each queue_sio steals a reference. */
-    int rc = f->encoded ? eng_queue_encoded(f->w, sid, &f->enc)
+     * (a broadcast to 1,000 sockets encoded its packet 1,000 times), marked
+     * volatile if it is (max_queued_packets drops those first). With one,
+     * data is shared: each queue_sio steals a reference (never marked: an
+     * ack asked is awaited until its timeout, so the packet is kept). */
+    bool vol = (f->flags & SG_EMIT_VOLATILE) != 0;
+    int rc = f->encoded ? eng_queue_encoded(f->w, sid, &f->enc, vol)
                         : eng_queue_sio(f->w, sid, SG_SIO_EVENT, f->nsp, ack, json_incref(f->data));
     if (rc < 0 ||
         (f->asked && json_array_append_new(f->asked, json_string(id)) < 0))
@@ -612,6 +615,78 @@ json_t *sg_engine_fetch_sockets(sg_worker *w, const char *nsp, const char *const
     return fetch_sockets(w, nsp, rooms);
 }
 
+/* ---- deferred acknowledgements (1.2) ------------------------------------------------------ */
+
+struct sg_deferred {
+    char socket_id[SG_ID_LEN + 1];
+    int64_t ack_id;   /* -1: the client asked for none */
+    size_t plugin;    /* whose handler deferred it (for the log) */
+};
+
+static sg_deferred *host_defer(sg_ctx *c)
+{
+    if (!c || !c->socket_id || c->gone) {
+        host_log(c, SG_LOG_ERROR, "defer: %s", !c ? "no context" : "the socket is gone");
+        return NULL;
+    }
+    sg_deferred *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    snprintf(d->socket_id, sizeof d->socket_id, "%s", c->socket_id);
+    d->ack_id = c->ack_id;
+    d->plugin = c->plugin;
+    c->ack_id = -1; /* the handle answers it now */
+    return d;
+}
+
+/* Queue the ACK ack_id with args (stolen; NULL: none) for socket_id on
+ * its session now, in w's open transaction or one of its own. 0, or -1
+ * when the socket is gone or the store failed. */
+static int ack_socket(sg_worker *w, const char *socket_id, int64_t ack_id, json_t *args)
+{
+    char sid[SG_ID_LEN + 1], nsp[256];
+    bool own;
+    if (eng_tx_begin(w, &own) < 0) {
+        json_decref(args);
+        return -1;
+    }
+    int rc = sg_store_socket_get(w->store, socket_id, sid, nsp, sizeof nsp, NULL);
+    if (rc == 0)
+        rc = eng_queue_sio(w, sid, SG_SIO_ACK, nsp, ack_id, args ? args : json_array());
+    else
+        json_decref(args);
+    if (eng_tx_end(w, own, rc == 0) < 0)
+        return -1;
+    return rc == 0 ? 0 : -1;
+}
+
+static int host_finish(sg_deferred *d, json_t *args)
+{
+    if (!d) {
+        json_decref(args);
+        return -1;
+    }
+    const char *name = host_engine ? sg_plugins_name(host_engine->reg, d->plugin) : "?";
+    int rc = 0;
+    if (args && !json_is_array(args)) {
+        sg_log(SG_LOG_ERROR, "plugin %s: finish: args must be an array", name);
+        json_decref(args);
+        rc = -1;
+    } else if (d->ack_id < 0) {
+        json_decref(args);
+    } else {
+        sg_worker *w = thread_worker();
+        if (!w)
+            json_decref(args);
+        if (!w || ack_socket(w, d->socket_id, d->ack_id, args) < 0) {
+            sg_log(SG_LOG_WARN, "plugin %s: finish: the socket is gone (or the store failed)", name);
+            rc = -1;
+        }
+    }
+    free(d);
+    return rc;
+}
+
 /* ---- calling handlers -------------------------------------------------------------------- */
 
 struct call {
@@ -939,5 +1014,8 @@ void eng_host_init(sg_host *h, sg_engine *e)
     /* 1.1 */
     h->refuse = host_refuse;
     /* 1.2 */
+    h->defer = host_defer;
+    h->finish = host_finish;
+    /* 1.3 */
     h->recovered = host_recovered;
 }

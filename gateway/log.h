@@ -19,6 +19,13 @@ void sg_log_init(const char *prog, int level);
 void sg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sg_logv(int level, const char *fmt, __builtin_va_list ap);
 
+/* A session id is a bearer credential: whoever has it can poll the
+ * session's packets. Error, warning and info lines show its first six
+ * characters (36 bits: enough to tell sessions apart in a log, not to
+ * take one over) as "session " SG_SID_FMT; debug lines, off by default,
+ * may show all of it. */
+#define SG_SID_FMT "%.6s.."
+
 #define sg_error(...) sg_log(SG_LOG_ERROR, __VA_ARGS__)
 #define sg_warn(...)  sg_log(SG_LOG_WARN, __VA_ARGS__)
 #define sg_info(...)  sg_log(SG_LOG_INFO, __VA_ARGS__)

@@ -387,7 +387,7 @@ static void run(sg_parked *p, struct job *j)
          * beyond max_payload, answered 413 */
         int rc = sg_engine_close(p->w, j->sid, "transport error");
         j->rc = rc == SG_E_SID || rc == SG_E_INTERNAL ? rc : SG_E_TOOLARGE;
-        sg_warn("POST for session %s: body longer than max_payload", j->sid);
+        sg_warn("POST for session " SG_SID_FMT ": body longer than max_payload", j->sid);
         break;
     }
     case SG_PARKED_GET: {

@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 #define SG_ABI_MAJOR 1
-#define SG_ABI_MINOR 2
+#define SG_ABI_MINOR 3
 
 /* The context of one handler call: one socket (namespace connection) and,
  * for events, the packet being handled. Valid only during the call. */
@@ -55,6 +55,8 @@ typedef struct sg_plugin sg_plugin;
 /* A handshake being decided by allow_request handlers (1.1); valid only
  * during the call. */
 typedef struct sg_request sg_request;
+/* An event answered later, from any thread (1.2): see defer/finish. */
+typedef struct sg_deferred sg_deferred;
 
 /* Middleware at connect: look at the CONNECT payload (auth, borrowed; an
  * empty object when the client sent none) and the handshake (host->
@@ -221,6 +223,29 @@ typedef struct sg_host {
     int (*refuse)(sg_request *req, int code, const char *message);
 
     /* ---- 1.2 ---------------------------------------------------------- */
+    /* Slow work off the handler. A handler runs inside its process's
+     * transaction, and siogate-wsd serves every WebSocket of its process
+     * from one thread: a handler that waits (a database, an HTTP call)
+     * holds up every client of that process and the store's writers
+     * meanwhile. Instead, defer(ctx) in the handler takes over the
+     * event's acknowledgement (if the client asked for one) and returns a
+     * handle (owned by the plugin until finish; NULL on failure, or when
+     * ctx has no socket); the handler starts its work elsewhere (its own
+     * thread) and returns at once. Later, from any thread, finish(d,
+     * args) sends the acknowledgement with args (a JSON array, stolen;
+     * NULL: no arguments) in a transaction of its own, and frees d; call
+     * it exactly once per handle, also when the client asked for no
+     * acknowledgement (then args are dropped). It returns -1 (logged)
+     * when args are not an array or the socket is gone meanwhile (the
+     * client disconnected), 0 otherwise. Meanwhile that thread may emit
+     * with emit_to(NULL, …) (target.nsp set; the socket's own id as its
+     * room reaches just it) and use fetch_sockets(NULL, …). The host does
+     * not wait for deferred work when it stops: finish what you can in
+     * the plugin's own shutdown. */
+    sg_deferred *(*defer)(sg_ctx *ctx);
+    int (*finish)(sg_deferred *d, json_t *args);
+
+    /* ---- 1.3 ---------------------------------------------------------- */
     /* From a connection handler: 1 when the socket was recovered (config
      * recovery_window: its client came back within the window with the
      * socket's private id; it has its id, rooms and data back and gets the

@@ -37,7 +37,7 @@ enum stmt_id {
     ST_OPEN_SESSIONS, ST_SOCKETS_COUNT, ST_RATE_GET, ST_RATE_PUT, ST_RATE_PURGE,
     ST_TARGETS_COUNT, ST_BCAST_PUSH, ST_STREAM_READ, ST_STREAM_PENDING, ST_BCAST_MAX,
     ST_FRONTIER, ST_BCAST_REQUEUE, ST_QUEUE_TRIM_RANGE, ST_BCAST_SEEN, ST_BCAST_SESSIONS,
-    ST_BCAST_GC,
+    ST_BCAST_GC, ST_QUEUE_COUNT, ST_QUEUE_SHED,
     ST_EID_NEXT, ST_QUEUE_PUSH_EID, ST_SOCKET_PID, ST_GHOST_INSERT, ST_GHOST_SOCKET,
     ST_GHOST_QUEUE, ST_BY_PID, ST_RESTORE_SOCKET, ST_RESTORE_QUEUE, ST_RESTORE_DROP,
     ST_GHOST_EMPTY, ST_QUEUE_TRIM_KEPT, ST_GHOSTS_ROOMS, ST_GHOSTS_SOCKETS, ST_GHOSTS_QUEUE,
@@ -69,10 +69,11 @@ enum stmt_id {
     "   AND x.room IN (SELECT value FROM json_each(q.except_rooms))))"
 
 /* Session ?1's stream: its own frames after ?2 and the log rows after ?3
- * its sockets match now, in seq order. */
+ * its sockets match now, in seq order (with the volatile mark of its own
+ * frames, which a settle carries over; log rows are never volatile). */
 #define STREAM \
-    "SELECT seq, binary, frame FROM queue WHERE sid = ?1 AND seq > ?2" \
-    " UNION ALL SELECT q.seq, q.binary, q.frame FROM queue q" \
+    "SELECT seq, binary, frame, volatile FROM queue WHERE sid = ?1 AND seq > ?2" \
+    " UNION ALL SELECT q.seq, q.binary, q.frame, NULL FROM queue q" \
     " WHERE q.sid = '' AND q.seq > ?3 AND EXISTS (SELECT 1 FROM sockets s JOIN rooms r" \
     "   ON r.socket_id = s.id WHERE s.sid = ?1 AND s.nsp = q.nsp AND" LOG_MATCH ")"
 
@@ -113,7 +114,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SESSION_PURGE_HANDSHAKES] =
         "DELETE FROM handshakes WHERE sid IN"
         " (SELECT sid FROM sessions WHERE state = 1 AND closed_at < ?1)",
-    [ST_QUEUE_PUSH] = "INSERT INTO queue (sid, binary, frame) VALUES (?1, ?2, ?3)",
+    [ST_QUEUE_PUSH] = "INSERT INTO queue (sid, binary, frame, volatile) VALUES (?1, ?2, ?3, ?4)",
     [ST_QUEUE_READ] = "SELECT seq, binary, frame FROM queue WHERE sid = ?1 AND seq > ?2 ORDER BY seq",
     [ST_QUEUE_TRIM] = "DELETE FROM queue WHERE sid = ?1 AND seq <= ?2",
     [ST_QUEUE_PENDING] = "SELECT 1 FROM queue WHERE sid = ?1 AND seq > ?2 LIMIT 1",
@@ -149,7 +150,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_FRONTIER] = "SELECT sent_upto, bcast_seen FROM sessions WHERE sid = ?1",
     /* ?4: the highest seq when it began; the copies come after it */
     [ST_BCAST_REQUEUE] =
-        "INSERT INTO queue (sid, binary, frame) SELECT ?1, binary, frame"
+        "INSERT INTO queue (sid, binary, frame, volatile) SELECT ?1, binary, frame, volatile"
         " FROM (" STREAM ") WHERE seq <= ?4 ORDER BY seq",
     [ST_QUEUE_TRIM_RANGE] = "DELETE FROM queue WHERE sid = ?1 AND seq > ?2 AND seq <= ?3",
     [ST_BCAST_SEEN] = "UPDATE sessions SET bcast_seen = max(bcast_seen, ?2) WHERE sid = ?1",
@@ -161,7 +162,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BCAST_GC] =
         "DELETE FROM queue WHERE sid = '' AND seq <= min(?1,"
         " (SELECT coalesce(min(max(sent_upto, bcast_seen)), ?1) FROM sessions WHERE state = 0))",
-    /* connection state recovery (schema 0006) */
+    /* connection state recovery (schema 0007) */
     [ST_EID_NEXT] =
         "UPDATE counters SET n = max(n + 1, ?1 * 1000) WHERE name = 'eid' RETURNING n",
     [ST_QUEUE_PUSH_EID] =
@@ -239,6 +240,19 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_RATE_GET] = "SELECT tokens, at FROM handshake_rate WHERE address = ?1",
     [ST_RATE_PUT] = "INSERT OR REPLACE INTO handshake_rate (address, tokens, at) VALUES (?1, ?2, ?3)",
     [ST_RATE_PURGE] = "DELETE FROM handshake_rate WHERE at <= ?1",
+    /* max_queued_packets (schema 0006): ?1's own frames after ?2, counted
+     * up to ?3 (an index range of queue_by_sid, bounded whatever the
+     * queue holds) */
+    [ST_QUEUE_COUNT] =
+        "SELECT count(*) FROM (SELECT 1 FROM queue WHERE sid = ?1 AND seq > ?2 LIMIT ?3)",
+    /* ?1's volatile frames after ?2, from its first text frame there on:
+     * binary frames before it are the attachments of a packet whose text
+     * frame was handed out already, and a packet goes whole or not at all
+     * (its frames are consecutive among ?1's: one transaction pushes them
+     * in a row) */
+    [ST_QUEUE_SHED] =
+        "DELETE FROM queue WHERE sid = ?1 AND volatile = 1 AND seq >= (SELECT seq FROM queue"
+        " WHERE sid = ?1 AND seq > ?2 AND binary = 0 ORDER BY seq LIMIT 1)",
 };
 
 struct sg_store {
@@ -918,8 +932,8 @@ int sg_store_sessions_purge(sg_store *s, int64_t before)
 
 /* ---- queue --------------------------------------------------------------- */
 
-int64_t sg_store_queue_push(sg_store *s, const char *sid, bool binary, const void *frame,
-                            size_t len)
+int64_t sg_store_queue_push_as(sg_store *s, const char *sid, bool binary, bool is_volatile,
+                               const void *frame, size_t len)
 {
     sqlite3_stmt *st = stmt(s, ST_QUEUE_PUSH);
     if (!st)
@@ -927,9 +941,44 @@ int64_t sg_store_queue_push(sg_store *s, const char *sid, bool binary, const voi
     sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, binary);
     sqlite3_bind_blob64(st, 3, len ? frame : "", len, SQLITE_STATIC);
+    if (is_volatile)
+        sqlite3_bind_int(st, 4, 1); /* else NULL: not volatile */
     if (exec_stmt(s, st, "queue push") != 0)
         return -1;
     return sqlite3_last_insert_rowid(s->db);
+}
+
+int64_t sg_store_queue_push(sg_store *s, const char *sid, bool binary, const void *frame,
+                            size_t len)
+{
+    return sg_store_queue_push_as(s, sid, binary, false, frame, len);
+}
+
+int64_t sg_store_queue_count(sg_store *s, const char *sid, int64_t after, int64_t cap)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_COUNT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int64(st, 3, cap < 0 ? -1 : cap); /* LIMIT -1: none */
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        store_rc(s, rc, "queue count");
+    return n;
+}
+
+int sg_store_queue_shed(sg_store *s, const char *sid, int64_t after)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_SHED);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after);
+    int rc = exec_stmt(s, st, "queue shed");
+    return rc < 0 ? rc : sqlite3_changes(s->db);
 }
 
 /* Pass the frames of st (seq, binary, frame rows, bound) to fn; see
@@ -1585,7 +1634,7 @@ int sg_store_rate_purge(sg_store *s, int64_t before)
     return rc < 0 ? rc : sqlite3_changes(s->db);
 }
 
-/* ---- connection state recovery (schema 0006) ------------------------------------- */
+/* ---- connection state recovery (schema 0007) ------------------------------------- */
 
 int64_t sg_store_eid_next(sg_store *s, int64_t now)
 {

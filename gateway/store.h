@@ -76,7 +76,7 @@ int sg_store_batch_end(sg_store *s);
 
 /* SG_SESSION_GHOST: not a connection but the sockets of a closed session
  * kept for connection state recovery (sid '~' + the session's; schema
- * 0006). */
+ * 0007). */
 enum { SG_SESSION_OPEN = 0, SG_SESSION_CLOSED = 1, SG_SESSION_GHOST = 2 };
 
 typedef struct sg_session {
@@ -135,6 +135,18 @@ int sg_store_sessions_purge(sg_store *s, int64_t before);
 /* Append a frame for sid. Returns its seq (> 0) or -1. */
 int64_t sg_store_queue_push(sg_store *s, const char *sid, bool binary,
                             const void *frame, size_t len);
+/* The same, marked volatile when is_volatile (a frame of a volatile
+ * packet: sg_store_queue_shed may delete it). */
+int64_t sg_store_queue_push_as(sg_store *s, const char *sid, bool binary, bool is_volatile,
+                               const void *frame, size_t len);
+/* The number of sid's own frames with seq > after (broadcast log rows are
+ * not counted), counting no further than cap (cap < 0: all), so that the
+ * cost is bounded by cap whatever the queue holds. >= 0, or -1. */
+int64_t sg_store_queue_count(sg_store *s, const char *sid, int64_t after, int64_t cap);
+/* Delete sid's volatile frames with seq > after, whole packets only (the
+ * attachments of a packet whose text frame is at or below after stay).
+ * Returns the number of frames deleted, or -1. */
+int sg_store_queue_shed(sg_store *s, const char *sid, int64_t after);
 /* Call fn for each frame of sid with seq > after, in order, until fn
  * returns non-zero or max_bytes of frames were passed (at least one frame
  * always is). *last gets the seq of the last frame passed (unchanged when
@@ -285,7 +297,7 @@ int sg_store_rate_take(sg_store *s, const char *address, int64_t rate, int64_t n
  * that is a second ago). The number deleted, or -1. */
 int sg_store_rate_purge(sg_store *s, int64_t before);
 
-/* ---- connection state recovery (schema 0006) -------------------------------
+/* ---- connection state recovery (schema 0007) -------------------------------
  *
  * Only used while recovery_window is on. A recoverable event's queue rows
  * carry its offset (eid) and namespace; a socket whose session closed for

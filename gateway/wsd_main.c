@@ -72,9 +72,13 @@
  * Back-pressure: a connection's output buffer is allocated when there is
  * something to send and freed once sent. While it holds OUT_LIMIT bytes or
  * more, take passes no more frames (they stay queued in the store) and the
- * connection is taken again once the buffer drains below OUT_LIMIT / 2. A
- * client that does not read at all never answers a ping and the heartbeat
- * closes its session.
+ * connection is taken again once the buffer drains below OUT_LIMIT / 2.
+ * The local fast path is bounded the same way: what would pass OUT_LIMIT
+ * goes to the store (sg_engine_ws_receive's direct_max), so a client that
+ * sends acked events and never reads grows the store, where
+ * max_queued_packets closes its session, not this process. A client that
+ * does not read at all never answers a ping and the heartbeat closes its
+ * session.
  *
  * Close codes: 1000 when the session ends (closed by the engine, the
  * client, or taken by another connection) or an upgrade is refused; 1001
@@ -387,7 +391,7 @@ static void engine_close(struct wsd *d, struct conn *c, const char *reason)
     if (rc == SG_OK)
         sg_debug("session %s: closed (%s)", c->sid, reason);
     else if (rc != SG_E_SID)
-        sg_error("session %s: closing it (%s) failed", c->sid, reason);
+        sg_error("session " SG_SID_FMT ": closing it (%s) failed", c->sid, reason);
 }
 
 /* Send what is buffered. On a write error the connection is lost. */
@@ -535,7 +539,11 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
     for (;;) {
         ssize_t n = recv(c->fd, buf, len, 0);
         if (n > 0) {
-            c->budget -= (uint32_t)n;
+            /* A short read drained the socket: the next recv would only
+             * say EAGAIN, one wasted syscall per frame (a third of the
+             * syscalls of an echo). Epoll is level-triggered, so bytes
+             * that arrive after this are reported next turn. */
+            c->budget = (size_t)n < len ? 0 : c->budget - (uint32_t)n;
             return n;
         }
         if (n < 0 && errno == EINTR)
@@ -585,7 +593,7 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
     if (probe && c->state == ST_PROBE) {
         int rc = sg_engine_ws_probe(d->w, c->sid);
         if (rc != SG_OK) {
-            sg_warn("connection from %s: probe for session %s refused (%d)", c->addr, c->sid, rc);
+            sg_warn("connection from %s: probe for session " SG_SID_FMT " refused (%d)", c->addr, c->sid, rc);
             stop_reading(c, code_for(rc));
             return;
         }
@@ -601,7 +609,7 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
         owner_of(d, c, owner);
         int rc = sg_engine_ws_upgrade(d->w, c->sid, owner);
         if (rc != SG_OK) {
-            sg_warn("connection from %s: upgrade of session %s refused (%d)", c->addr, c->sid, rc);
+            sg_warn("connection from %s: upgrade of session " SG_SID_FMT " refused (%d)", c->addr, c->sid, rc);
             stop_reading(c, code_for(rc));
             return;
         }
@@ -610,7 +618,7 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
         hash_add(d, c);
         mark_dirty(d, c);
     } else {
-        sg_warn("connection from %s: unexpected packet before the upgrade of session %s", c->addr,
+        sg_warn("connection from %s: unexpected packet before the upgrade of session " SG_SID_FMT, c->addr,
                 c->sid);
         stop_reading(c, 1000);
     }
@@ -645,7 +653,7 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         return;
     }
     if (rc != SG_EIO_OK) {
-        sg_warn("session %s: bad packet from %s: %s", c->sid, c->addr, sg_eio_strerror(rc));
+        sg_warn("session " SG_SID_FMT ": bad packet from %s: %s", c->sid, c->addr, sg_eio_strerror(rc));
         c->parse_error = true;
         wslay_event_shutdown_read(c->ws);
         return;
@@ -700,7 +708,7 @@ static void take(struct wsd *d, struct conn *c)
     int rc = sg_engine_ws_take(d->w, c->sid, owner, take_frame, c, &wake_at);
     if (rc == SG_OK) {
         if (schedule(d, c, deadline_for(wake_at)) < 0) {
-            sg_error("session %s: out of memory for a timer", c->sid);
+            sg_error("session " SG_SID_FMT ": out of memory for a timer", c->sid);
             engine_close(d, c, "transport error");
             close_ws(d, c, 1011);
             return;
@@ -710,7 +718,7 @@ static void take(struct wsd *d, struct conn *c)
         sg_debug("session %s: closed; closing its WebSocket", c->sid);
         close_ws(d, c, 1000);
     } else if (rc == SG_E_BADREQ) {
-        sg_info("session %s: held by another connection now; closing this one", c->sid);
+        sg_info("session " SG_SID_FMT ": held by another connection now; closing this one", c->sid);
         close_ws(d, c, 1000);
     } else {
         schedule(d, c, sg_mono_ms() + INTERNAL_RETRY_MS);
@@ -732,7 +740,11 @@ static bool deliver(struct wsd *d, struct conn *c)
     char owner[48];
     owner_of(d, c, owner);
     bool take_due = true;
-    int rc = sg_engine_ws_receive(d->w, c->sid, owner, &c->rx, direct_frame, c, &take_due);
+    /* within OUT_LIMIT, as takes are: beyond it the answers wait in the
+     * store (where max_queued_packets bounds them) and the connection is
+     * taken again once its buffer drained (take_due; a take then blocks) */
+    size_t room = out_pending(c) < OUT_LIMIT ? OUT_LIMIT - out_pending(c) : 0;
+    int rc = sg_engine_ws_receive(d->w, c->sid, owner, &c->rx, room, direct_frame, c, &take_due);
     sg_eio_packets_free(&c->rx);
     if (rc == SG_OK) {
         if (out_pending(c))
@@ -745,7 +757,7 @@ static bool deliver(struct wsd *d, struct conn *c)
         close_ws(d, c, 1000);
     } else if (rc == SG_E_BADREQ) {
         /* a packet the protocol forbids: the engine closed the session */
-        sg_warn("session %s: closed by the engine after a bad packet from %s", c->sid, c->addr);
+        sg_warn("session " SG_SID_FMT ": closed by the engine after a bad packet from %s", c->sid, c->addr);
         close_ws(d, c, 1002);
     } else {
         engine_close(d, c, "transport error");
@@ -1002,7 +1014,7 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
     if (sid && refuse) {
         snprintf(c->sid, sizeof c->sid, "%s", sid);
         c->state = ST_PROBE;
-        sg_info("connection from %s: session %s is upgraded or upgrading already: closing this "
+        sg_info("connection from %s: session " SG_SID_FMT " is upgraded or upgrading already: closing this "
                 "WebSocket", c->addr, c->sid);
         sg_buf_free(&open_packet);
         close_ws(d, c, 1000);
@@ -1020,7 +1032,7 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         int rc = sg_engine_ws_attach(d->w, c->sid, owner);
         c->state = ST_OPEN;
         if (rc != SG_OK || out_frame(c, SG_WS_TEXT, open_packet.data, open_packet.len) < 0) {
-            sg_error("session %s: attaching it to its WebSocket failed (%d)", c->sid, rc);
+            sg_error("session " SG_SID_FMT ": attaching it to its WebSocket failed (%d)", c->sid, rc);
             engine_close(d, c, "transport error");
             sg_buf_free(&open_packet);
             close_ws(d, c, 1011);
@@ -1279,7 +1291,7 @@ static void expire(struct wsd *d, struct conn *c)
             if (rc == SG_OK || rc == SG_E_INTERNAL) {
                 schedule(d, c, probe_recheck_at(c));
             } else {
-                sg_info("connection from %s: session %s %s meanwhile: closing this WebSocket",
+                sg_info("connection from %s: session " SG_SID_FMT " %s meanwhile: closing this WebSocket",
                         c->addr, c->sid, rc == SG_E_SID ? "closed" : "upgraded");
                 close_ws(d, c, 1000);
             }
@@ -1287,7 +1299,7 @@ static void expire(struct wsd *d, struct conn *c)
         }
         /* fall through */
     case ST_PROBED:
-        sg_warn("connection from %s: session %s not upgraded within %d ms", c->addr, c->sid,
+        sg_warn("connection from %s: session " SG_SID_FMT " not upgraded within %d ms", c->addr, c->sid,
                 UPGRADE_TIMEOUT_MS);
         close_ws(d, c, 1000);
         break;

@@ -20,12 +20,19 @@
 //     to the web server, so nobody else waits;
 //   - one session sending thousands of events a second, over polling or
 //     WebSocket: each is handled (its echoes queued for it); a session that
-//     does not read what is queued for it ends at its heartbeat deadline
-//     ("ping timeout", ping_interval + ping_timeout) and its queue goes
-//     with it, so the store holds at most that long a stretch of it;
+//     does not read what is queued for it is closed ("transport error",
+//     its queue deleted) by the request of its own that leaves more than
+//     max_queued_packets (1,000 by default) queued: no other process ever
+//     sees more queued for it;
 //   - a WebSocket client that never reads: siogate-wsd's output buffer for
-//     it holds what was sent in the meantime until the heartbeat deadline
-//     ends it; the other WebSockets of the same siogate-wsd are served.
+//     it holds at most about 1 MiB (OUT_LIMIT), its own answers to the
+//     client's events included; beyond it they wait in the store, where
+//     max_queued_packets applies, so a client that pongs blind (no reading
+//     needed) and sends acked events is closed by it, siogate-wsd's memory
+//     unchanged; one that sends nothing ends at its heartbeat deadline; a
+//     client that stops reading for a while and reads again gets every
+//     answer, in order; the other WebSockets of the same siogate-wsd are
+//     served throughout.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -39,6 +46,7 @@ import { BUILDDIR, IS_REFERENCE, startStack } from "./lib/stack.mjs";
 import { assertServesFreshClient, closeAllClients, connectClient, emitAck } from "./lib/client.mjs";
 import { eioUrl, handshake, send, waitSessionGone, RS, connectedSession } from "./lib/eio.mjs";
 import { sleep, waitUntil } from "./lib/util.mjs";
+import { rawWsSession, wsdSocket } from "./lib/rawws.mjs";
 
 const T = { timeout: 60000 };
 const execFileP = promisify(execFile);
@@ -226,36 +234,49 @@ test("a client reading a 600 KB response 1 KB at a time: everyone else is served
   await bystandersServed("after");
 });
 
-/** Rows queued for sid in the store. */
-function queued(sid) {
-  const r = spawnSync("sqlite3", [stack.db, `SELECT count(*) FROM queue WHERE sid = '${sid}';`], {
-    encoding: "utf8",
-    timeout: 10000,
-  });
-  assert.equal(r.status, 0, r.stderr);
-  return Number(r.stdout.trim());
+/**
+ * Rows queued for sid in the store and not yet handed to its transport
+ * (what max_queued_packets counts; a polling GET's rows stay until the
+ * next GET). Async: the bystanders keep answering pings.
+ */
+async function queuedAsync(sid) {
+  const q = `SELECT count(*) FROM queue WHERE sid = '${sid}'` +
+    ` AND seq > coalesce((SELECT sent_upto FROM sessions WHERE sid = '${sid}'), 0);`;
+  const { stdout } = await execFileP("sqlite3", [stack.db, q], { timeout: 10000 });
+  return Number(stdout.trim());
 }
 
-test("one polling session sending thousands of events a second, never reading: served, then gone at its heartbeat deadline with its queue", SG, async (t) => {
+/** "state|close_reason" of sid in the store ("" once purged). */
+async function stateOf(sid) {
+  const { stdout } = await execFileP("sqlite3", [stack.db, `SELECT state || '|' || coalesce(close_reason, '') FROM sessions WHERE sid = '${sid}';`], { timeout: 10000 });
+  return stdout.trim();
+}
+
+const LIMIT = 1000; // max_queued_packets, its default
+
+test("one polling session sending thousands of events a second, never reading: closed once its queue passes max_queued_packets, which it never stays above", SG, async (t) => {
   const sid = await connectedSession(stack);
   const batch = Array.from({ length: 500 }, (_, i) => `42["message",${i}]`).join(RS);
-  let events = 0;
-  const end = Date.now() + 3000;
-  const flood = (async () => {
-    while (Date.now() < end) {
-      const r = await send(stack, sid, batch, { timeoutMs: 10000 });
-      if (r.status !== 200) break;
-      events += 500;
-    }
-  })();
-  await bystandersServed("during the flood");
-  await flood;
-  assert.ok(events >= 2000, `${events} events sent`);
-  const peak = queued(sid);
-  assert.ok(peak > 0, "its echoes are queued for it");
-  t.diagnostic(`${events} events in 3 s; ${peak} rows queued for it at the end of the flood`);
-  // it never polls: gone at ping_interval + ping_timeout (5 s), its queue too
-  await waitUntil(() => queued(sid) === 0, 15000, () => `${queued(sid)} rows still queued for ${sid}`);
+  let events = 0, peak = 0, last = 0;
+  const end = Date.now() + 5000;
+  while (Date.now() < end) {
+    const r = await send(stack, sid, batch, { timeoutMs: 10000 });
+    last = r.status;
+    if (r.status !== 200) break;
+    events += 500;
+    // what the others see after each request: never over the limit
+    const n = await queuedAsync(sid);
+    peak = Math.max(peak, n);
+    assert.ok(n <= LIMIT, `${n} rows queued for it after ${events} events`);
+    if (events % 1000 === 0) await bystandersServed(`during the flood, ${events}`);
+  }
+  t.diagnostic(`${events} events accepted; at most ${peak} rows queued for it; then HTTP ${last}`);
+  // 500 echoes a POST: 1,000 fit, the third POST passes the limit and
+  // closes it ("transport error", its queue deleted); the next one is 400
+  assert.equal(events, 1500);
+  assert.equal(last, 400);
+  assert.equal(await stateOf(sid), "1|transport error");
+  assert.equal(await queuedAsync(sid), 0);
   await waitSessionGone(stack, sid, 3000);
   await bystandersServed("after");
 });
@@ -366,4 +387,65 @@ test("a WebSocket client that never reads while broadcasts pile up: the others a
   c.destroy();
   await bystandersServed("after it ended");
   t.diagnostic(`siogate-wsd RSS ${rss0} kB before, ${rss} kB at its end`);
+});
+
+test("a WebSocket client sending acked events without reading, its pongs sent blind: siogate-wsd's memory stays bounded; closed by max_queued_packets; the others are served", SG, async (t) => {
+  // straight to siogate-wsd (through the web server, the web server would
+  // buffer what it leaves unread)
+  const ws = await rawWsSession(stack, { unix: wsdSocket(stack) });
+  ws.c.pause();
+  const rss0 = wsdRss();
+  let rssMax = rss0;
+  // the heartbeat cannot end it: it pongs every 500 ms without reading
+  // the pings (Engine.IO lets a pong come unasked)
+  const ponger = setInterval(() => ws.send("3"), 500);
+  try {
+    // 100 KB acked events until their answers wait in the store: up to
+    // 600 (60 MB), which siogate-wsd would otherwise buffer for it
+    const big = JSON.stringify("a".repeat(100000));
+    let sent = 0;
+    while ((await queuedAsync(ws.sid)) === 0) {
+      assert.ok(sent < 600, `${sent} answers of 100 KB unread and none waits in the store; siogate-wsd RSS ${rss0} -> ${wsdRss()} kB`);
+      for (let i = 0; i < 10; i++) ws.send(`42${sent++}["message-with-ack",${big}]`);
+      await sleep(20);
+      rssMax = Math.max(rssMax, wsdRss());
+    }
+    // small ones then, until the queue passes the limit (1,000 + some)
+    for (let i = 0; i < LIMIT + 200; i++) {
+      ws.send(`42${sent++}["message-with-ack",${i}]`);
+      if (i % 100 === 0) {
+        await sleep(10);
+        rssMax = Math.max(rssMax, wsdRss());
+      }
+      if (i === 500) await bystandersServed(`during, ${sent} sent`);
+    }
+    await waitUntil(async () => (await stateOf(ws.sid)) !== "0|", 15000,
+      async () => `still open, ${await queuedAsync(ws.sid)} queued for it`);
+    rssMax = Math.max(rssMax, wsdRss());
+    assert.equal(await stateOf(ws.sid), "1|transport error");
+    assert.equal(await queuedAsync(ws.sid), 0);
+    await bystandersServed("after it was closed");
+    t.diagnostic(`${sent} acked events sent unread; siogate-wsd RSS ${rss0} kB before, at most ${rssMax} kB`);
+    // its output (1 MiB) and SQLite's page cache, never the megabytes it left unread
+    assert.ok(rssMax - rss0 < 16 * 1024, `siogate-wsd RSS ${rss0} -> ${rssMax} kB`);
+  } finally {
+    clearInterval(ponger);
+    ws.c.destroy();
+  }
+});
+
+test("a WebSocket client that stops reading for a while, then reads: every answer to its acked events arrives, in order", SG, async () => {
+  const ws = await rawWsSession(stack, { unix: wsdSocket(stack) });
+  ws.c.pause();
+  // 4 MB of answers: more than siogate-wsd's 1 MiB and the kernel's buffers
+  const big = JSON.stringify("r".repeat(100000));
+  for (let i = 0; i < 40; i++) ws.send(`42${i}["message-with-ack",${big}]`);
+  await waitUntil(async () => (await queuedAsync(ws.sid)) > 0, 10000, "answers waiting in the store");
+  ws.c.resume();
+  const acks = () => ws.texts().filter((x) => /^43\d+\[/.test(x));
+  await waitUntil(() => acks().length === 40, 20000, () => `${acks().length} acks of 40`);
+  assert.deepEqual(acks().map((x) => Number(/^43(\d+)/.exec(x)[1])), [...Array(40).keys()]);
+  assert.equal(await stateOf(ws.sid), "0|");
+  ws.c.destroy();
+  await bystandersServed("after");
 });

@@ -1,7 +1,8 @@
 // The limits (README, "Limits"): max_sessions, max_sockets_per_session,
-// handshakes_per_second, max_attachments and max_json_depth, each with
-// real clients through the web server: the documented answer for the one
-// over the limit, and everybody else still served.
+// handshakes_per_second, max_attachments, max_json_depth and
+// max_queued_packets, each with real clients through the web server: the
+// documented answer for the one over the limit, and everybody else still
+// served.
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -12,11 +13,19 @@ import {
   closeAllClients,
   closeClient,
   connectClient,
+  emitAck,
   makeClient,
   makeManager,
   whenConnected,
 } from "./lib/client.mjs";
-import { withTimeout } from "./lib/util.mjs";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { join } from "node:path";
+import { BUILDDIR } from "./lib/stack.mjs";
+import { rawWsSession, wsdSocket } from "./lib/rawws.mjs";
+import { sleep, waitUntil, withTimeout } from "./lib/util.mjs";
+
+const execFileP = promisify(execFile);
 
 const skip = IS_REFERENCE ? "siogate only (siogate's configuration keys)" : false;
 const T = { timeout: 90000, skip };
@@ -139,4 +148,131 @@ test("max_json_depth: a packet nested deeper closes its session (parse error); s
   assert.equal(await gone, "transport close");
   closeClient(socket);
   await assertServesFreshClient(s, assert);
+});
+
+/** One row of SQL's answer from the stack's store (sqlite3, async). */
+async function sql(s, query) {
+  const { stdout } = await execFileP("sqlite3", [s.db, query], { timeout: 10000 });
+  return stdout.trim();
+}
+const queued = async (s, sid) => Number(await sql(s, `SELECT count(*) FROM queue WHERE sid = '${sid}';`));
+const sessionState = (s, sid) => sql(s, `SELECT state || '|' || coalesce(close_reason, '') FROM sessions WHERE sid = '${sid}';`);
+
+/** `siogate emit` to one socket (args: JSON texts), as a shell script would. */
+function emitTo(s, socketId, flags, event, ...args) {
+  return execFileP(join(BUILDDIR, "gateway", "siogate"),
+    ["--conf", join(s.dir, "siogate.conf"), "emit", ...flags, "--socket", socketId, event, ...args],
+    { timeout: 10000 });
+}
+
+/**
+ * ws (rawWsSession) stops reading, then sends acked events of 200 KB until
+ * the answers stop fitting in siogate-wsd's output buffer (and the
+ * kernel's): the first ones then wait in the store. Resolves with the
+ * number of events sent (at most 60: 12 MB).
+ */
+async function stopReadingUntilQueued(s, ws) {
+  ws.c.pause();
+  const big = JSON.stringify("q".repeat(200000));
+  let sent = 0;
+  await waitUntil(async () => {
+    if (await queued(s, ws.sid) > 0) return true;
+    if (sent >= 60) throw new Error(`${sent} answers of 200 KB unread, none waits in the store`);
+    ws.send(`42${sent}["message-with-ack",${big}]`);
+    sent++;
+    await sleep(100);
+    return false;
+  }, 30000, "answers waiting in the store");
+  // the last events sent may still be on their way: until it settles
+  let last = -1;
+  await waitUntil(async () => {
+    const n = await queued(s, ws.sid);
+    const same = n === last;
+    last = n;
+    if (!same) await sleep(200);
+    return same;
+  }, 10000, "the queue to settle");
+  return sent;
+}
+
+test("max_queued_packets: a WebSocket client that stops reading loses its volatile packets first; all the others arrive", T, async () => {
+  const s = await stackWith({ max_queued_packets: 20 });
+  const { socket: bystander } = await connectClient(s, "/");
+  // straight to siogate-wsd: through the web server, what it does not
+  // read is buffered by the web server first (lighttpd: all of it)
+  const ws = await rawWsSession(s, { unix: wsdSocket(s) });
+  const acked = await stopReadingUntilQueued(s, ws);
+  const k = await queued(s, ws.sid);
+  assert.ok(k <= 5, `${k} answers waiting already (a limit of 20 leaves room for the test's 5 + 1)`);
+  // 30 volatile packets and 5 others from elsewhere: the emits do not check
+  // the limit (the session's own requests do), so 35 + k wait
+  for (let i = 0; i < 30; i++) await emitTo(s, ws.socketId, ["--volatile"], "v", String(i));
+  for (let i = 0; i < 5; i++) await emitTo(s, ws.socketId, [], "n", String(i));
+  assert.equal(await queued(s, ws.sid), k + 35);
+  // its next frame: 36 + k > 20; the 30 volatile ones go, 6 + k stay
+  ws.send('42["message","poke"]');
+  await waitUntil(async () => (await queued(s, ws.sid)) === k + 6, 10000,
+    async () => `${await queued(s, ws.sid)} waiting, expected ${k + 6}`);
+  assert.equal(await sessionState(s, ws.sid), "0|", "still open");
+  // it reads again: every answer, the 5 others and the echo, no volatile one
+  ws.c.resume();
+  await waitUntil(() => ws.texts().includes('42["message-back","poke"]'), 20000,
+    () => `the echo of "poke" (${ws.texts().length} frames read)`);
+  const texts = ws.texts();
+  const acks = texts.filter((t) => /^43\d+\[/.test(t));
+  assert.equal(acks.length, acked, "every ack, those that waited in the store too");
+  assert.deepEqual(acks.map((t) => Number(/^43(\d+)/.exec(t)[1])), [...Array(acked).keys()], "in order");
+  assert.deepEqual(texts.filter((t) => t.startsWith('42["n"')), [0, 1, 2, 3, 4].map((i) => `42["n",${i}]`));
+  assert.deepEqual(texts.filter((t) => t.startsWith('42["v"')), [], "no volatile packet");
+  assert.ok(texts.indexOf('42["n",4]') < texts.indexOf('42["message-back","poke"]'), "in order");
+  assert.equal(ws.closed(), null);
+  ws.c.destroy();
+  assert.deepEqual(await emitAck(bystander, "message-with-ack", ["here"]), ["here"]);
+});
+
+test("max_queued_packets: over it with nothing volatile, the session is closed (transport error) and its queue deleted", T, async () => {
+  const s = await stackWith({ max_queued_packets: 20 });
+  const { socket: bystander } = await connectClient(s, "/");
+  // straight to siogate-wsd: through the web server, what it does not
+  // read is buffered by the web server first (lighttpd: all of it)
+  const ws = await rawWsSession(s, { unix: wsdSocket(s) });
+  await stopReadingUntilQueued(s, ws);
+  for (let i = 0; i < 25; i++) await emitTo(s, ws.socketId, [], "n", String(i));
+  assert.ok(await queued(s, ws.sid) > 20, "over it: the emits do not check");
+  assert.equal(await sessionState(s, ws.sid), "0|");
+  ws.send('42["message","poke"]');
+  await waitUntil(async () => (await sessionState(s, ws.sid)) !== "0|", 10000, "its close");
+  assert.equal(await sessionState(s, ws.sid), "1|transport error");
+  assert.equal(await queued(s, ws.sid), 0, "its queue went with it");
+  // it reads again: what was buffered before, then the close frame (1000);
+  // nothing that waited in the store
+  ws.c.resume();
+  // (the close frame, unless siogate-wsd's 2 s linger after it ran out
+  // before this client drained what came first: then the connection ends)
+  await waitUntil(() => ws.closed() !== null || ws.ended(), 20000,
+    () => `a close frame (${ws.texts().length} frames read)`);
+  if (ws.closed() !== null) assert.equal(ws.closed(), 1000);
+  assert.deepEqual(ws.texts().filter((t) => t.startsWith('42["n"') || t.includes("poke")), []);
+  ws.c.destroy();
+  assert.deepEqual(await emitAck(bystander, "message-with-ack", ["here"]), ["here"]);
+  await assertServesFreshClient(s, assert);
+});
+
+test("max_queued_packets: a polling client whose echoes pile up is closed at the POST over it; its next request gets 400", T, async () => {
+  const s = await stackWith({ max_queued_packets: 20 });
+  const { socket: bystander } = await connectClient(s, "/");
+  const { sid } = await handshake(s);
+  assert.equal((await send(s, sid, "40")).status, 200);
+  const ten = Array.from({ length: 10 }, (_, i) => `42["message",${i}]`).join("\x1e");
+  // the CONNECT reply, "auth" and 10 echoes: 12; then 22 > 20
+  assert.equal((await send(s, sid, ten)).status, 200);
+  assert.equal(await sessionState(s, sid), "0|");
+  assert.equal(await queued(s, sid), 12);
+  assert.equal((await send(s, sid, ten)).status, 200, "the POST was received");
+  assert.equal(await sessionState(s, sid), "1|transport error");
+  assert.equal(await queued(s, sid), 0);
+  const r = await request(eioUrl(s, { sid }));
+  assert.equal(r.status, 400);
+  assert.deepEqual(errorBody(r), { code: 1, message: "Session ID unknown" });
+  assert.deepEqual(await emitAck(bystander, "message-with-ack", ["here"]), ["here"]);
 });

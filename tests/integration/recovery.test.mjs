@@ -420,14 +420,14 @@ test("SIGKILL of each siogate-fcgi and siogate-wsd during a broadcast stream: ev
   t.diagnostic(`emits committed ${committed.length}, failed ${failed}; reconnects ${reconnects}`);
 });
 
-test("siogate migrate takes a store of schema 5, with its sessions and sockets, to schema 6", TS, async () => {
+test("siogate migrate takes a store of schema 6, with its sessions and sockets, to schema 7", TS, async () => {
   const dir = mkdtempSync(join(tmpdir(), "sg-migrate-"));
   try {
     const db = join(dir, "old.db");
-    const sql = ["0001_init", "0002_speed", "0003_handshakes", "0004_limits", "0005_broadcast_log"]
+    const sql = ["0001_init", "0002_speed", "0003_handshakes", "0004_limits", "0005_broadcast_log", "0006_queue_volatile"]
       .map((f) => readFileSync(join(SRCDIR, "schema", `${f}.sql`), "utf8"))
       .join("\n") +
-      "\nPRAGMA user_version = 5;" +
+      "\nPRAGMA user_version = 6;" +
       "\nINSERT INTO sessions (sid, transport, created_at, next_ping_at, expires_at)" +
       " VALUES ('AAAAAAAAAAAAAAAAAAAA', 'polling', 1, 2, 3);" +
       "\nINSERT INTO sockets (id, sid, nsp, created_at) VALUES ('SSSSSSSSSSSSSSSSSSSS', 'AAAAAAAAAAAAAAAAAAAA', '/', 1);\n";
@@ -436,9 +436,9 @@ test("siogate migrate takes a store of schema 5, with its sessions and sockets, 
     const conf = join(dir, "siogate.conf");
     writeFileSync(conf, `db = ${db}\nrecovery_window = 1000\n`);
     const { stdout } = await run(SIOGATE, ["--conf", conf, "migrate", "-v"], { timeout: 30000 });
-    assert.equal(stdout.trim(), "6");
+    assert.equal(stdout.trim(), "7");
     const q = async (query) => (await run("sqlite3", [db, query], { timeout: 30000 })).stdout.trim();
-    assert.equal(await q("PRAGMA user_version"), "6");
+    assert.equal(await q("PRAGMA user_version"), "7");
     assert.equal(await q("SELECT id || ':' || coalesce(pid, 'null') FROM sockets"), "SSSSSSSSSSSSSSSSSSSS:null");
     assert.equal(await q("SELECT n FROM counters WHERE name = 'eid'"), "0");
     assert.equal(await q("SELECT count(*) FROM sessions"), "1");

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { IS_REFERENCE, pluginPath, stacksForFile, testPluginPath } from "./lib/stack.mjs";
-import { eioUrl, errorBody, rawGet, request } from "./lib/eio.mjs";
+import { connectedSession, eioUrl, errorBody, rawGet, request, send, waitSessionGone } from "./lib/eio.mjs";
 import { assertServesFreshClient, closeAllClients, connectClient, makeClient } from "./lib/client.mjs";
 import { withTimeout } from "./lib/util.mjs";
 
@@ -163,4 +163,22 @@ test("file modes: store and WAL 0600, doorbell directory 0700 and its sockets 06
   const socks = readdirSync(bells).filter((f) => statSync(join(bells, f)).isSocket());
   assert.ok(socks.length >= 2, `bell sockets: ${socks}`); // siogate-fcgi and siogate-wsd
   for (const f of socks) assert.equal(mode(join(bells, f)), "600", f);
+});
+
+test("logs: a warning names a session by the first 6 characters of its id, never the payload", T, async () => {
+  const s = await stackWith({});
+  const sid = await connectedSession(s);
+  // an invalid Socket.IO packet: siogate warns and closes the session
+  const secret = "s3cr3t-payload-4f9a";
+  assert.equal((await send(s, sid, `42["x","${secret}"`)).status, 200);
+  await waitSessionGone(s, sid, 5000);
+  let line;
+  for (let i = 0; i < 40 && !line; i++) {
+    line = s.stderr().split("\n").find((l) => l.includes(`session ${sid.slice(0, 6)}..`));
+    if (!line) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(line, `a warning about session ${sid.slice(0, 6)}.. in:\n${s.stderr().slice(-2000)}`);
+  assert.match(line, /invalid Socket\.IO packet/);
+  assert.ok(!s.stderr().includes(sid), "the whole session id is not in the log");
+  assert.ok(!s.stderr().includes(secret), "the payload is not in the log");
 });

@@ -7,7 +7,7 @@
  *                        (message "denied", data {query, ua}); returns -1
  *                        without rejecting when auth.fail is true
  *   on connection        emits "hello" {id, nsp, auth, handshake, recovered}
- *                        (recovered: host->recovered(), ABI 1.2)
+ *                        (recovered: host->recovered(), ABI 1.3)
  *   per-packet mw        drops every event named "forbidden"
  *   catch-all            acks ["catch-all", event] and emits "caught" [event]
  *   "echo" ...           emits "echo" with the same arguments
@@ -40,7 +40,7 @@
  *
  * Namespace "/q": the events of "/f" (acks and emit-to alike), but nothing
  * emitted on connection; the connection handler sets socket data
- * {"recovered": host->recovered()} (1.2), which "set-data" may replace.
+ * {"recovered": host->recovered()} (1.3), which "set-data" may replace.
  * On "/f", "hello" also carries "recovered".
  *
  * Namespace pattern "/tenant-*": on connection emits "hello" [nsp()];

@@ -24,7 +24,7 @@ static int is_default(const sg_config *c)
            c->max_attachments == 10 && c->max_json_depth == 128 && c->cookie == NULL &&
            c->cookie_path && !strcmp(c->cookie_path, "/") &&
            c->cookie_samesite == SG_SAMESITE_LAX && c->cookie_httponly == 1 &&
-           c->cookie_secure == 0;
+           c->cookie_secure == 0 && c->max_queued_packets == 1000;
 }
 
 /* Write text[0..len) to a new file in a new temp dir; path[] gets its name. */
@@ -151,6 +151,8 @@ static const struct ok_case ok_cases[] = {
     {"max_attachments = 100000", "max_attachments", NULL, 100000},
     {"max_json_depth = 1", "max_json_depth", NULL, 1},
     {"max_json_depth = 1024", "max_json_depth", NULL, 1024},
+    {"max_queued_packets = 0", "max_queued_packets", NULL, 0},
+    {"max_queued_packets = 1000000000", "max_queued_packets", NULL, 1000000000},
     {"cookie = io", "cookie", "io", 0},
     {"cookie = my-sess.id_2", "cookie", "my-sess.id_2", 0},
     {"cookie_path = /app/", "cookie_path", "/app/", 0},
@@ -190,6 +192,7 @@ static int64_t int_field(const sg_config *c, const char *key)
     if (!strcmp(key, "handshakes_per_second")) return c->handshakes_per_second;
     if (!strcmp(key, "max_attachments")) return c->max_attachments;
     if (!strcmp(key, "max_json_depth")) return c->max_json_depth;
+    if (!strcmp(key, "max_queued_packets")) return c->max_queued_packets;
     if (!strcmp(key, "cookie_samesite")) return c->cookie_samesite;
     if (!strcmp(key, "cookie_httponly")) return c->cookie_httponly;
     if (!strcmp(key, "cookie_secure")) return c->cookie_secure;
@@ -262,6 +265,8 @@ static const struct err_case err_cases[] = {
     {"max_attachments = 0", NAME ":1: 'max_attachments' must be between 1 and 100000, not '0'"},
     {"max_json_depth = 1025", NAME ":1: 'max_json_depth' must be between 1 and 1024, not '1025'"},
     {"max_sessions = -1", NAME ":1: 'max_sessions' must be a decimal integer, not '-1'"},
+    {"max_queued_packets = 1000000001",
+     NAME ":1: 'max_queued_packets' must be between 0 and 1000000000, not '1000000001'"},
     {"cookie = a;b", NAME ":1: 'cookie' must be a cookie name (letters, digits, "
                      "!#$%&'*+-.^_`|~), not 'a;b'"},
     {"cookie = io=x", NAME ":1: 'cookie' must be a cookie name (letters, digits, "

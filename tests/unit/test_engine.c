@@ -641,16 +641,23 @@ TEST("engine: a WebSocket-only session, pinged by ws_take")
     sg_buf_free(&open);
 }
 
-/* One WebSocket message (text) through sg_engine_ws_receive. */
-static int ws_recv(const char *sid, const char *owner, const char *msg, struct frames *fr,
-                   bool *take_due)
+/* One WebSocket message (text) through sg_engine_ws_receive, for a
+ * connection with room for room bytes. */
+static int ws_recv_room(const char *sid, const char *owner, const char *msg, size_t room,
+                        struct frames *fr, bool *take_due)
 {
     sg_eio_packets ps;
     sg_eio_packets_init(&ps);
     sg_eio_packets_push(&ps, (enum sg_eio_type)(msg[0] - '0'), false, msg + 1, strlen(msg + 1));
-    int rc = sg_engine_ws_receive(w, sid, owner, &ps, collect_frame, fr, take_due);
+    int rc = sg_engine_ws_receive(w, sid, owner, &ps, room, collect_frame, fr, take_due);
     sg_eio_packets_free(&ps);
     return rc;
+}
+
+static int ws_recv(const char *sid, const char *owner, const char *msg, struct frames *fr,
+                   bool *take_due)
+{
+    return ws_recv_room(sid, owner, msg, SIZE_MAX, fr, take_due);
 }
 
 TEST("engine: ws_receive hands the answers to its own WebSocket unless queued frames come first")
@@ -1020,6 +1027,138 @@ TEST("engine: max_sockets_per_session answers CONNECT_ERROR beyond it")
     p = poll1(sid);
     CHECK(p && strncmp(p, "40/custom,{\"sid\":\"", 18) == 0);
     free(p);
+    setup(25000, 20000);
+}
+
+static void tune_queue(sg_config *c) { c->max_queued_packets = 4; }
+
+/* The close reason of sid as stored ("" while open), into out[40]. */
+static void close_reason(const char *sid, char out[40])
+{
+    sg_store *s = sg_store_open(cfg.db);
+    sg_session ss;
+    out[0] = '\0';
+    if (s && sg_store_session_get(s, sid, &ss) == 0) {
+        snprintf(out, 40, "%s", ss.state == SG_SESSION_OPEN ? "" : ss.close_reason);
+        sg_session_clear(&ss);
+    }
+    sg_store_close(s);
+}
+
+TEST("engine: max_queued_packets over polling: volatile packets go first, then the session")
+{
+    tune = tune_queue;
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1] = "";
+    char why[40];
+    CHECK_INT(open_session(sid), SG_OK);
+    connect_root(sid, id, tap_failed);
+    /* a GET held: volatile packets are queued for it (marked volatile) */
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    char held[32];
+    snprintf(held, sizeof held, "%s", token());
+    CHECK_INT(sg_engine_poll(w, sid, held, &b, &wake), SG_WAIT);
+    sg_target vol = {"/", NULL, NULL, SG_EMIT_VOLATILE};
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(sg_engine_emit(w, &vol, "v", json_pack("[i]", i)), 1);
+    sg_engine_poll_release(w, sid, held);
+    /* 3 volatile + 2 echoes = 5 > 4: the volatile ones go, the session stays */
+    CHECK_INT(post(sid, "42[\"message\",1]\x1e" "42[\"message\",2]"), SG_OK);
+    close_reason(sid, why);
+    CHECK_STR(why, "");
+    char *p = poll1(sid);
+    CHECK_STR(p, "42[\"message-back\",1]\x1e" "42[\"message-back\",2]");
+    free(p);
+    /* 4 is the limit, not over it */
+    CHECK_INT(post(sid, "42[\"message\",1]\x1e" "42[\"message\",2]\x1e" "42[\"message\",3]\x1e"
+                        "42[\"message\",4]"), SG_OK);
+    close_reason(sid, why);
+    CHECK_STR(why, "");
+    /* 5 with nothing volatile: closed at this POST (answered ok, the
+     * packets were received), its queue gone: the next GET gets 400 */
+    CHECK_INT(post(sid, "42[\"message\",5]"), SG_OK);
+    close_reason(sid, why);
+    CHECK_STR(why, "transport error");
+    forgotten(sid, tap_failed);
+    /* over it by emits from elsewhere (no check there): the session's
+     * next GET finds it over, closes it and gets SG_E_SID */
+    CHECK_INT(open_session(sid), SG_OK);
+    connect_root(sid, id, tap_failed);
+    const char *only[] = {id, NULL};
+    sg_target to = {"/", only, NULL, 0};
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(sg_engine_emit(w, &to, "n", NULL), 1);
+    close_reason(sid, why);
+    CHECK_STR(why, "");
+    p = NULL;
+    CHECK_INT(poll_tok(sid, token(), &p), SG_E_SID);
+    free(p);
+    close_reason(sid, why);
+    CHECK_STR(why, "transport error");
+    sg_buf_free(&b);
+    setup(25000, 20000);
+}
+
+static void tune_queue_off(sg_config *c) { c->max_queued_packets = 0; }
+
+TEST("engine: max_queued_packets = 0 is no limit")
+{
+    tune = tune_queue_off;
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1], id[SG_ID_LEN + 1] = "";
+    char why[40];
+    CHECK_INT(open_session(sid), SG_OK);
+    connect_root(sid, id, tap_failed);
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(post(sid, "42[\"message\",1]\x1e" "42[\"message\",2]\x1e" "42[\"message\",3]\x1e"
+                            "42[\"message\",4]\x1e" "42[\"message\",5]"), SG_OK);
+    close_reason(sid, why);
+    CHECK_STR(why, "");
+    setup(25000, 20000);
+}
+
+TEST("engine: ws_receive beyond the connection's room: the answers go to the store, in order")
+{
+    tune = tune_queue;
+    setup(25000, 20000);
+    char sid[SG_ID_LEN + 1];
+    char why[40];
+    sg_buf open = SG_BUF_INIT;
+    sg_handshake hs = {0};
+    CHECK_INT(sg_engine_open(w, &hs, "websocket", sid, &open), SG_OK);
+    CHECK_INT(sg_engine_ws_attach(w, sid, "1.2"), SG_OK);
+    struct frames fr = {SG_BUF_INIT, 0};
+    bool take_due = false;
+    /* the CONNECT reply (38 bytes with its head) fits in 40, "auth" does
+     * not: both go to the store, the first too (nothing overtakes) */
+    CHECK_INT(ws_recv_room(sid, "1.2", "40", 40, &fr, &take_due), SG_OK);
+    CHECK(take_due);
+    CHECK_INT(sg_buf_str(&fr.all)[0], '\0');
+    int64_t wake = 0;
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_OK);
+    CHECK(strncmp(sg_buf_str(&fr.all), "40{\"sid\":\"", 10) == 0);
+    CHECK(strstr(sg_buf_str(&fr.all), "\"}|42[\"auth\",{}]") != NULL);
+    sg_buf_reset(&fr.all);
+    /* a connection that takes nothing (a client that does not read): its
+     * acks pile up in the store until max_queued_packets (4) closes it */
+    for (int i = 0; i < 4; i++) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "42%d[\"message-with-ack\",%d]", i, i);
+        CHECK_INT(ws_recv_room(sid, "1.2", msg, 0, &fr, &take_due), SG_OK);
+        CHECK(take_due);
+    }
+    close_reason(sid, why);
+    CHECK_STR(why, "");
+    CHECK_INT(sg_buf_str(&fr.all)[0], '\0');
+    CHECK_INT(ws_recv_room(sid, "1.2", "424[\"message-with-ack\",4]", 0, &fr, &take_due), SG_OK);
+    CHECK(take_due);
+    close_reason(sid, why);
+    CHECK_STR(why, "transport error");
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_E_SID);
+    CHECK_INT(sg_buf_str(&fr.all)[0], '\0'); /* its queue went with it */
+    sg_buf_free(&fr.all);
+    sg_buf_free(&open);
     setup(25000, 20000);
 }
 

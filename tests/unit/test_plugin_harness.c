@@ -218,7 +218,7 @@ TEST("harness: an allow_request handler called directly with a handshake object"
     if (!dl)
         return;
     const uint32_t *abi = dlsym(dl, "sg_plugin_abi");
-    CHECK(abi && abi[0] == 1 && abi[1] == SG_ABI_MINOR); /* built against this header (>= 1.1) */
+    CHECK(abi && abi[0] == 1 && abi[1] == SG_ABI_MINOR); /* built against this header */
     sg_plugin_init_fn init;
     void *sym = dlsym(dl, "sg_plugin_init");
     memcpy(&init, &sym, sizeof init);

@@ -91,16 +91,16 @@ TEST("store: a version 2 store is taken forward with its sessions' handshakes")
     sg_store_close(s);
 }
 
-TEST("store: a version 5 store is taken forward to recovery (schema 0006), its rows kept")
+TEST("store: a version 6 store is taken forward to recovery (schema 0007), its rows kept")
 {
     static int n;
-    snprintf(path, sizeof path, "%s/v5-%d.db", dir, n++);
+    snprintf(path, sizeof path, "%s/v6-%d.db", dir, n++);
     sqlite3 *db = NULL;
     CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 6; k++)
         CHECK_INT(sqlite3_exec(db, sg_schema_migrations[k], NULL, NULL, NULL), SQLITE_OK);
     CHECK_INT(sqlite3_exec(db,
-                           "PRAGMA user_version = 5;"
+                           "PRAGMA user_version = 6;"
                            "INSERT INTO sockets (id, sid, nsp, created_at) VALUES ('sockA', '" SID1
                            "', '/', 1);"
                            "INSERT INTO queue (sid, binary, frame) VALUES ('" SID1 "', 0, 'f');",
@@ -110,7 +110,7 @@ TEST("store: a version 5 store is taken forward to recovery (schema 0006), its r
     sg_store *s = sg_store_open(path);
     CHECK(s != NULL);
     CHECK_INT(sg_store_version(s), sg_store_latest_version());
-    CHECK(sg_store_latest_version() >= 6);
+    CHECK(sg_store_latest_version() >= 7);
     CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM sockets WHERE id = 'sockA' AND pid IS NULL"), 1);
     CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM queue WHERE frame = 'f' AND eid IS NULL"), 1);
     CHECK_INT(sg_store_eid_next(s, 2), 2000);
@@ -434,6 +434,69 @@ TEST("store: the broadcast log: targets, order with own frames, frontier, settle
     CHECK_INT(sg_store_session_update(s, &a), 0);
     CHECK_INT(sg_store_bcast_gc(s, INT64_MAX), 2);
     sg_buf_free(&ids);
+    sg_buf_free(&fr.all);
+    sg_store_close(s);
+}
+
+TEST("store: max_queued_packets: count bounded by its cap, volatile frames shed as whole packets")
+{
+    sg_store *s = fresh();
+    /* SID1: a volatile packet with an attachment, its text frame handed
+     * out (at or below `after`), then an own packet, a volatile one with
+     * an attachment, a broadcast log row, one more volatile */
+    int64_t v0 = sg_store_queue_push_as(s, SID1, false, true, "451-[\"v0\"]", 10);
+    int64_t v0b = sg_store_queue_push_as(s, SID1, true, true, "\x01", 1);
+    int64_t n1 = sg_store_queue_push(s, SID1, false, "42[\"n1\"]", 8);
+    int64_t v1 = sg_store_queue_push_as(s, SID1, false, true, "451-[\"v1\"]", 10);
+    int64_t v1b = sg_store_queue_push_as(s, SID1, true, true, "\x02", 1);
+    int64_t l = sg_store_bcast_push(s, "/", NULL, NULL, NULL, false, "42[\"log\"]", 9);
+    int64_t o2 = sg_store_queue_push(s, SID2, false, "42[\"other\"]", 11);
+    int64_t v2 = sg_store_queue_push_as(s, SID1, false, true, "42[\"v2\"]", 8);
+    CHECK(v0 > 0 && v0b > v0 && n1 > v0b && v1 > n1 && v1b > v1 && l > v1b && o2 > l && v2 > o2);
+    /* its own rows after `after` only: the log row and SID2's are not its */
+    CHECK_INT(sg_store_queue_count(s, SID1, 0, -1), 6);
+    CHECK_INT(sg_store_queue_count(s, SID1, v0, -1), 5);
+    CHECK_INT(sg_store_queue_count(s, SID1, v0, 3), 3);
+    CHECK_INT(sg_store_queue_count(s, SID1, v2, 10), 0);
+    CHECK_INT(sg_store_queue_count(s, SID2, 0, 10), 1);
+    /* shed after v0: v0's attachment stays (its text frame went out), the
+     * whole of v1 and v2 go, n1 stays */
+    CHECK_INT(sg_store_queue_shed(s, SID1, v0), 3);
+    struct frames fr = {SG_BUF_INIT, 0};
+    int64_t last = 0;
+    CHECK_INT(sg_store_queue_read(s, SID1, v0, 1 << 20, collect_frame, &fr, &last), 2);
+    CHECK_MEM(fr.all.data, fr.all.len, "B\x01|T42[\"n1\"]|", 13);
+    CHECK_INT(sg_store_queue_shed(s, SID1, v0), 0);
+    /* nothing after `after` but attachments: nothing shed */
+    CHECK_INT(sg_store_queue_trim(s, SID1, v0b), 0);
+    CHECK_INT(sg_store_queue_push_as(s, SID1, true, true, "\x03", 1) > 0, 1);
+    CHECK_INT(sg_store_queue_shed(s, SID1, n1), 0);
+    /* the log row and the other session's row are untouched */
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM queue WHERE sid <> 'AAAAAAAAAAAAAAAAAAAA'"), 2);
+    sg_buf_free(&fr.all);
+    sg_store_close(s);
+}
+
+TEST("store: a settle carries the volatile mark of the frames it re-queues")
+{
+    sg_store *s = fresh();
+    sg_session a;
+    mk_session(&a, SID1);
+    CHECK_INT(sg_store_session_insert(s, &a, "{}"), 0);
+    CHECK_INT(sg_store_socket_insert(s, "sockA", SID1, "/", 1), 0);
+    CHECK_INT(sg_store_queue_push_as(s, SID1, false, true, "vol", 3) > 0, 1);
+    CHECK_INT(sg_store_bcast_push(s, "/", NULL, NULL, NULL, false, "log", 3) > 0, 1);
+    CHECK_INT(sg_store_queue_push(s, SID1, false, "own", 3) > 0, 1);
+    int64_t bseen = 0;
+    bool moved = false;
+    CHECK_INT(sg_store_bcast_settle(s, SID1, 0, &bseen, &moved), 0);
+    CHECK(moved);
+    CHECK_INT(sg_store_queue_count(s, SID1, 0, -1), 3);
+    CHECK_INT(sg_store_queue_shed(s, SID1, 0), 1);
+    struct frames fr = {SG_BUF_INIT, 0};
+    int64_t last = 0;
+    CHECK_INT(sg_store_queue_read(s, SID1, 0, 1 << 20, collect_frame, &fr, &last), 2);
+    CHECK_MEM(fr.all.data, fr.all.len, "Tlog|Town|", 10);
     sg_buf_free(&fr.all);
     sg_store_close(s);
 }

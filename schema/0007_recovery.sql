@@ -1,4 +1,4 @@
--- 0006_recovery.sql - connection state recovery (config recovery_window).
+-- 0007_recovery.sql - connection state recovery (config recovery_window).
 -- A socket gets a private id (pid) that its client sends back with the
 -- offset of the last event it saw; an event that can be recovered (no
 -- ack, not volatile) carries its offset (eid, from the counter row 'eid':

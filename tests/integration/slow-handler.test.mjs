@@ -1,0 +1,76 @@
+// A slow handler done right (plugin ABI 1.2, docs/plugins.md "Slow work"):
+// the handler defers its event and returns, a thread of the plugin does the
+// slow part and answers with host->finish. Meanwhile every other client of
+// the same siogate-wsd and siogate-fcgi is served (tests/plugins/faults.c,
+// event "slow" [ms]).
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
+import { assertServesFreshClient, closeAllClients, closeClient, connectClient, emitAck } from "./lib/client.mjs";
+import { sleep, waitUntil as until } from "./lib/util.mjs";
+
+const skip = IS_REFERENCE ? "siogate only (plugins)" : false;
+const T = { timeout: 60000, skip };
+const SLOW_MS = 3000;
+
+let stack;
+after(async () => {
+  closeAllClients();
+  if (stack) await stack.stop();
+});
+async function theStack() {
+  // one siogate-fcgi and one siogate-wsd: everybody shares them
+  stack ??= await startStack({ fcgi: 1, wsd: 1, conf: { plugin: [pluginPath("echo"), testPluginPath("faults")] } });
+  return stack;
+}
+
+/** While a deferred "slow" of `slowOn` is pending, 20 acked echoes of each
+ * of the others complete; then the slow ack arrives. */
+async function servedMeanwhile(slowOn, others) {
+  let answered = false;
+  const slow = emitAck(slowOn, "slow", [SLOW_MS], SLOW_MS + 15000).then((r) => {
+    answered = true;
+    return r;
+  });
+  for (let i = 0; i < 20; i++)
+    await Promise.all(others.map((o, k) => emitAck(o, "message-with-ack", [`${k}-${i}`]).then((r) => assert.deepEqual(r, [`${k}-${i}`]))));
+  assert.equal(answered, false, `the others' 20 echoes each finished before the ${SLOW_MS} ms work`);
+  assert.deepEqual(await slow, ["done", SLOW_MS], "the deferred event is acked by the plugin's thread");
+}
+
+test("a deferred event on a WebSocket: the other clients of the same siogate-wsd and siogate-fcgi are served meanwhile", T, async () => {
+  const s = await theStack();
+  const { socket: a } = await connectClient(s, "/", { transports: ["websocket"] });
+  const { socket: b } = await connectClient(s, "/", { transports: ["websocket"] });
+  const { socket: p } = await connectClient(s, "/");
+  try {
+    await servedMeanwhile(a, [b, p]);
+  } finally {
+    for (const c of [a, b, p]) closeClient(c);
+  }
+});
+
+test("a deferred event on long-polling: the other clients are served meanwhile, the ack comes through the held GET", T, async () => {
+  const s = await theStack();
+  const { socket: a } = await connectClient(s, "/");
+  const { socket: b } = await connectClient(s, "/", { transports: ["websocket"] });
+  const { socket: p } = await connectClient(s, "/");
+  try {
+    await servedMeanwhile(a, [b, p]);
+  } finally {
+    for (const c of [a, b, p]) closeClient(c);
+  }
+});
+
+test("a deferred event whose client left: finish says the socket is gone, nothing breaks", T, async () => {
+  const s = await theStack();
+  const { socket: a } = await connectClient(s, "/", { transports: ["websocket"] });
+  a.timeout(10000).emit("slow", 300, () => {});
+  await sleep(50); // the event is in
+  closeClient(a);
+  await until(() => /plugin \S*faults\.so: finish: the socket is gone/.test(s.stderr()), 5000,
+    () => `"finish: the socket is gone" in the log:\n${s.stderr().slice(-2000)}`);
+  await assertServesFreshClient(s, assert);
+  s.assertAlive();
+});
