@@ -12,6 +12,7 @@
 //  - after every siogate process was killed (SIGKILL) or stopped (SIGTERM)
 //    and started again (the events of the downtime from `siogate emit`);
 //  - a client that had received no event yet (no offset) is recovered too;
+//  - a recovered socket skips the connect middlewares (skipMiddlewares);
 //  - after the window: a new socket id, recovered false, no old rooms;
 //  - SIGKILL of each siogate-fcgi and siogate-wsd during a stream of
 //    `siogate emit` events to everyone: every committed event reaches every
@@ -326,6 +327,27 @@ test("a client that had received no event yet (no offset) is recovered with ever
     closeClient(b);
   }
   closeClient(a);
+});
+
+test("a recovered socket skips the connect middlewares (the reference's skipMiddlewares); a new one does not", TS, async () => {
+  const stack = await start();
+  const b = makeClient(stack, "/f");
+  await connectWith(b, "hello");
+  const id = b.id;
+  await drop(b);
+  // the middleware of "/f" refuses a handshake whose query has deny=1
+  b.io.opts.query = { deny: "1" };
+  const [hello] = await reconnect(b, "hello");
+  assert.equal(b.recovered, true);
+  assert.equal(b.id, id);
+  assert.equal(hello.recovered, true);
+  assert.equal(hello.handshake.query.deny, "1", "the new connection's handshake has deny=1");
+  closeClient(b);
+  const c = makeClient(stack, "/f", { query: { deny: "1" } });
+  const refused = new Promise((resolve) => c.once("connect_error", (e) => resolve(e.message)));
+  c.connect();
+  assert.equal(await withTimeout(refused, 10000, "connect_error"), "denied");
+  closeClient(c);
 });
 
 test("back after the window: a new socket id, recovered false, no old rooms, nothing of the old socket", TS, async () => {
