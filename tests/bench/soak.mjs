@@ -67,17 +67,14 @@ const hardStop = setTimeout(() => {
 }, (MINUTES * 60 + 90) * 1000);
 hardStop.unref();
 
-function storeBytes(db) {
-  let n = 0;
-  for (const f of [db, `${db}-wal`]) {
-    try {
-      n += statSync(f).size;
-    } catch {
-      /* no WAL yet */
-    }
+function fileBytes(f) {
+  try {
+    return statSync(f).size;
+  } catch {
+    return 0; /* no WAL yet */
   }
-  return n;
 }
+const storeBytes = (db) => fileBytes(db) + fileBytes(`${db}-wal`);
 
 const stats = {
   receivers: 0, // receivers started (sessions churned)
@@ -263,7 +260,10 @@ async function main() {
         })(),
       );
     }
-    const progress = setInterval(() => log(JSON.stringify({ s: Math.round((Date.now() - t0) / 1000), ...stats })), 30000);
+    const progress = setInterval(() => {
+      const mb = (f) => (fileBytes(f) / 1048576).toFixed(2);
+      log(JSON.stringify({ s: Math.round((Date.now() - t0) / 1000), ...stats, db_mb: mb(stack.db), wal_mb: mb(`${stack.db}-wal`) }));
+    }, 30000);
     await Promise.all([send, ...slots]);
     clearInterval(progress);
     await kill.catch(() => {});
