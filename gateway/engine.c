@@ -344,21 +344,28 @@ int eng_queue_eio(sg_worker *w, const char *sid, enum sg_eio_type type, const ch
 
 /* ---- sockets and sessions -------------------------------------------------- */
 
-/* Remove a socket and run its disconnect handlers (once: the row delete
- * happens in the same transaction). */
-int eng_socket_gone(sg_worker *w, const char *sid, const char *id, const char *nsp,
-                       const char *reason)
+/* A socket leaves its session: its disconnect handlers run while it still
+ * has its rooms and data (Socket.IO's "disconnecting"; emits to it are
+ * refused already), then what the broadcast log holds for it is settled,
+ * as decided while it was a member (the handlers' own broadcasts
+ * included). 0 or -1. */
+static int socket_leaving(sg_worker *w, const char *sid, const char *id, const char *nsp,
+                          const char *reason)
 {
-    /* the handlers run while the socket still has its rooms and data
-     * (Socket.IO's "disconnecting"); emits to it are refused already */
     sg_ctx c;
     eng_ctx_init(&c, w, sid, id, nsp);
     c.gone = true;
     eng_run_disconnect(&c, reason);
     eng_ctx_clear(&c);
-    /* what the log holds for it was decided while it was a member (the
-     * handlers' own broadcasts included) */
-    if (eng_bcast_settle(w, sid) < 0)
+    return eng_bcast_settle(w, sid) < 0 ? -1 : 0;
+}
+
+/* Remove a socket and run its disconnect handlers (once: the row delete
+ * happens in the same transaction). */
+int eng_socket_gone(sg_worker *w, const char *sid, const char *id, const char *nsp,
+                       const char *reason)
+{
+    if (socket_leaving(w, sid, id, nsp, reason) < 0)
         return -1;
     return sg_store_socket_delete(w->store, id) != 0 ? -1 : 0;
 }
@@ -383,12 +390,7 @@ static bool recoverable(const char *reason)
 static int socket_ghost(sg_worker *w, const char *sid, const char *id, const char *nsp,
                         const char *reason)
 {
-    sg_ctx c;
-    eng_ctx_init(&c, w, sid, id, nsp);
-    c.gone = true;
-    eng_run_disconnect(&c, reason);
-    eng_ctx_clear(&c);
-    if (eng_bcast_settle(w, sid) < 0)
+    if (socket_leaving(w, sid, id, nsp, reason) < 0)
         return -1;
     int64_t now = sg_now_ms();
     return sg_store_socket_ghost(w->store, id, sid, nsp, now,

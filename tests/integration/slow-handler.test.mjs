@@ -39,29 +39,22 @@ async function servedMeanwhile(slowOn, others) {
   assert.deepEqual(await slow, ["done", SLOW_MS], "the deferred event is acked by the plugin's thread");
 }
 
-test("a deferred event on a WebSocket: the other clients of the same siogate-wsd and siogate-fcgi are served meanwhile", T, async () => {
-  const s = await theStack();
-  const { socket: a } = await connectClient(s, "/", { transports: ["websocket"] });
-  const { socket: b } = await connectClient(s, "/", { transports: ["websocket"] });
-  const { socket: p } = await connectClient(s, "/");
-  try {
-    await servedMeanwhile(a, [b, p]);
-  } finally {
-    for (const c of [a, b, p]) closeClient(c);
-  }
-});
-
-test("a deferred event on long-polling: the other clients are served meanwhile, the ack comes through the held GET", T, async () => {
-  const s = await theStack();
-  const { socket: a } = await connectClient(s, "/");
-  const { socket: b } = await connectClient(s, "/", { transports: ["websocket"] });
-  const { socket: p } = await connectClient(s, "/");
-  try {
-    await servedMeanwhile(a, [b, p]);
-  } finally {
-    for (const c of [a, b, p]) closeClient(c);
-  }
-});
+for (const [what, opts] of [
+  ["a WebSocket", { transports: ["websocket"] }],
+  ["long-polling (the ack comes through the held GET)", {}],
+]) {
+  test(`a deferred event on ${what}: the other clients of the same siogate-wsd and siogate-fcgi are served meanwhile`, T, async () => {
+    const s = await theStack();
+    const { socket: a } = await connectClient(s, "/", opts);
+    const { socket: b } = await connectClient(s, "/", { transports: ["websocket"] });
+    const { socket: p } = await connectClient(s, "/");
+    try {
+      await servedMeanwhile(a, [b, p]);
+    } finally {
+      for (const c of [a, b, p]) closeClient(c);
+    }
+  });
+}
 
 test("a deferred event whose client left: finish says the socket is gone, nothing breaks", T, async () => {
   const s = await theStack();
