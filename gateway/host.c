@@ -651,6 +651,8 @@ static int ack_socket(sg_worker *w, const char *socket_id, int64_t ack_id, json_
         return -1;
     }
     int rc = sg_store_socket_get(w->store, socket_id, sid, nsp, sizeof nsp, NULL);
+    if (rc == 0 && sid[0] == '~')
+        rc = SG_STORE_NOTFOUND; /* a recovery ghost's: its client left (an ack is not replayed) */
     if (rc == 0)
         rc = eng_queue_sio(w, sid, SG_SIO_ACK, nsp, ack_id, args ? args : json_array());
     else

@@ -237,7 +237,9 @@ typedef struct sg_host {
      * it exactly once per handle, also when the client asked for no
      * acknowledgement (then args are dropped). It returns -1 (logged)
      * when args are not an array or the socket is gone meanwhile (the
-     * client disconnected), 0 otherwise. Meanwhile that thread may emit
+     * client disconnected; also while its socket waits to be recovered:
+     * an acknowledgement is not replayed, as in the reference), 0
+     * otherwise. Meanwhile that thread may emit
      * with emit_to(NULL, …) (target.nsp set; the socket's own id as its
      * room reaches just it) and use fetch_sockets(NULL, …). The host does
      * not wait for deferred work when it stops: finish what you can in

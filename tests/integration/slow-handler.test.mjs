@@ -7,22 +7,24 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
-import { assertServesFreshClient, closeAllClients, closeClient, connectClient, emitAck } from "./lib/client.mjs";
+import { closeAllClients, closeClient, connectClient, emitAck } from "./lib/client.mjs";
 import { sleep, waitUntil as until } from "./lib/util.mjs";
 
 const skip = IS_REFERENCE ? "siogate only (plugins)" : false;
 const T = { timeout: 60000, skip };
 const SLOW_MS = 3000;
 
-let stack;
+const stacks = new Map();
 after(async () => {
   closeAllClients();
-  if (stack) await stack.stop();
+  for (const s of stacks.values()) await s.stop();
 });
-async function theStack() {
+async function theStack(conf = {}) {
   // one siogate-fcgi and one siogate-wsd: everybody shares them
-  stack ??= await startStack({ fcgi: 1, wsd: 1, conf: { plugin: [pluginPath("echo"), testPluginPath("faults")] } });
-  return stack;
+  const key = JSON.stringify(conf);
+  if (!stacks.has(key))
+    stacks.set(key, await startStack({ fcgi: 1, wsd: 1, conf: { plugin: [pluginPath("echo"), testPluginPath("faults")], ...conf } }));
+  return stacks.get(key);
 }
 
 /** While a deferred "slow" of `slowOn` is pending, 20 acked echoes of each
@@ -56,14 +58,23 @@ for (const [what, opts] of [
   });
 }
 
-test("a deferred event whose client left: finish says the socket is gone, nothing breaks", T, async () => {
-  const s = await theStack();
-  const { socket: a } = await connectClient(s, "/", { transports: ["websocket"] });
-  a.timeout(10000).emit("slow", 300, () => {});
-  await sleep(50); // the event is in
-  closeClient(a);
-  await until(() => /plugin \S*faults\.so: finish: the socket is gone/.test(s.stderr()), 5000,
-    () => `"finish: the socket is gone" in the log:\n${s.stderr().slice(-2000)}`);
-  await assertServesFreshClient(s, assert);
-  s.assertAlive();
-});
+for (const [what, conf] of [
+  ["", {}],
+  [" (recovery on: its socket is kept for the window, but the ack is not)", { recovery_window: 5000 }],
+]) {
+  test(`a deferred event whose client left: finish says the socket is gone, nothing breaks${what}`, T, async () => {
+    const s = await theStack(conf);
+    const { socket: a } = await connectClient(s, "/", { transports: ["websocket"] });
+    a.timeout(10000).emit("slow", 300, () => {});
+    await sleep(50); // the event is in
+    a.io.engine.close(); // the connection drops: "transport close", recoverable
+    closeClient(a);
+    await until(() => /plugin \S*faults\.so: finish: the socket is gone/.test(s.stderr()), 5000,
+      () => `"finish: the socket is gone" in the log:\n${s.stderr().slice(-2000)}`);
+    // a fresh client is served (an acked echo: acks carry no offset)
+    const { socket: f } = await connectClient(s, "/");
+    assert.deepEqual(await emitAck(f, "message-with-ack", ["fresh"]), ["fresh"]);
+    closeClient(f);
+    s.assertAlive();
+  });
+}
