@@ -556,8 +556,6 @@ int sg_engine_disconnect(sg_worker *w, const char *socket_id, bool close)
     if (eng_tx_begin(w, &own) < 0)
         return SG_E_INTERNAL;
     int rc = sg_store_socket_get(w->store, socket_id, sid, nsp, sizeof nsp, NULL);
-    if (rc == 0 && sid[0] == '~')
-        rc = SG_STORE_NOTFOUND; /* a recovery ghost's: not connected */
     if (rc == 0)
         rc = disconnect_socket(w, sid, socket_id, nsp, close) < 0 ? -1 : 0;
     if (eng_tx_end(w, own, rc >= 0) < 0)
@@ -651,8 +649,7 @@ static int ack_socket(sg_worker *w, const char *socket_id, int64_t ack_id, json_
         return -1;
     }
     int rc = sg_store_socket_get(w->store, socket_id, sid, nsp, sizeof nsp, NULL);
-    if (rc == 0 && sid[0] == '~')
-        rc = SG_STORE_NOTFOUND; /* a recovery ghost's: its client left (an ack is not replayed) */
+    /* (a socket kept for recovery is not found: an ack is not replayed) */
     if (rc == 0)
         rc = eng_queue_sio(w, sid, SG_SIO_ACK, nsp, ack_id, args ? args : json_array());
     else

@@ -212,7 +212,9 @@ static const char *const stmt_sql[ST_COUNT] = {
         " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = ?1 AND x.socket_id = s.id"
         "   AND x.room IN (SELECT value FROM json_each(?3)))"
         " ORDER BY s.created_at, s.id",
-    [ST_SOCKET_GET] = "SELECT sid, nsp, data FROM sockets WHERE id = ?1",
+    /* a recovery ghost's socket (sid '~' + ...) is not connected: not found */
+    [ST_SOCKET_GET] =
+        "SELECT sid, nsp, data FROM sockets WHERE id = ?1 AND substr(sid, 1, 1) <> '~'",
     [ST_SOCKET_ROOMS] = "SELECT room FROM rooms WHERE socket_id = ?1 ORDER BY room = socket_id DESC, room",
     [ST_DATA_SET] = "UPDATE sockets SET data = ?2 WHERE id = ?1",
     [ST_ACK_NEXT] = "UPDATE sockets SET next_ack = next_ack + 1 WHERE id = ?1 RETURNING next_ack - 1",

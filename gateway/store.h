@@ -244,9 +244,10 @@ int sg_store_targets(sg_store *s, const char *nsp, const char *rooms, const char
                      const char *skip, void (*fn)(void *ud, const char *id, const char *sid,
                                                   bool ready),
                      void *ud);
-/* One socket: its session id (into sid[SG_ID_LEN + 1]), namespace (nsp,
- * nspcap bytes) and data (new reference, JSON null when unset); any output
- * may be NULL. 0, SG_STORE_NOTFOUND or -1. */
+/* One connected socket: its session id (into sid[SG_ID_LEN + 1]),
+ * namespace (nsp, nspcap bytes) and data (new reference, JSON null when
+ * unset); any output may be NULL. 0, SG_STORE_NOTFOUND (also for a socket
+ * kept in a recovery ghost: not connected) or -1. */
 int sg_store_socket_get(sg_store *s, const char *id, char *sid, char *nsp, size_t nspcap,
                         json_t **data);
 /* The rooms of a socket, its own first (new JSON array), NULL on failure. */

@@ -644,6 +644,8 @@ TEST("store: recovery: offsets, ghosts keep rooms, data and events, restore repl
     /* no offset (-1): every kept event, binary frames with their text */
     CHECK_INT(sg_store_session_close(s, SID2, "ping timeout", 7000), 0);
     CHECK_INT(sg_store_socket_ghost(s, "sockA", SID2, "/", 7000, 10000), 0);
+    /* kept for recovery, it is not a connected socket */
+    CHECK_INT(sg_store_socket_get(s, "sockA", sid, NULL, 0, NULL), SG_STORE_NOTFOUND);
     CHECK(sg_store_queue_push_eid(s, "~" SID2, false, "e4", 2, "/", sg_store_eid_next(s, 7000)) > 0);
     mk_session(&a, "CCCCCCCCCCCCCCCCCCCC");
     CHECK_INT(sg_store_session_insert(s, &a, "{}"), 0);
