@@ -27,6 +27,15 @@
 
 typedef struct sg_store sg_store;
 
+/* The callbacks of the calls that list rows (each gets copies, borrowed
+ * for the call). */
+typedef void (*sg_sid_fn)(void *ud, const char *sid);
+typedef int (*sg_frame_fn)(void *ud, bool binary, const void *frame, size_t len);
+typedef void (*sg_target_fn)(void *ud, const char *id, const char *sid, bool ready);
+typedef void (*sg_socket_fn)(void *ud, const char *id, const char *nsp);
+typedef void (*sg_expired_ack_fn)(void *ud, const char *socket_id, int64_t id);
+typedef void (*sg_reply_fn)(void *ud, const char *socket_id, const char *args);
+
 /* Open (creating the file if needed) and migrate. NULL on failure. */
 sg_store *sg_store_open(const char *path);
 /* A store on db, a connection to path that the caller opened at the
