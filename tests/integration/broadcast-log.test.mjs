@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { closeAllClients, emitAck, nextOn } from "./lib/client.mjs";
 import { SKIP_REFERENCE as skip, startFeaturesStack, connectF } from "./lib/features.mjs";
 import { BUILDDIR } from "./lib/stack.mjs";
+import { storeQuery } from "./lib/store.mjs";
 import { handshake, send, collect } from "./lib/eio.mjs";
 import { toBuffer } from "./lib/util.mjs";
 
@@ -61,15 +62,9 @@ async function rawF() {
 
 const ev = (event, ...args) => `42/f,${JSON.stringify([event, ...args])}`;
 
-/** The log rows of the store (sid ''), counted with sqlite3's shell. */
-function logRows() {
-  return new Promise((resolve, reject) => {
-    const p = spawn("sqlite3", ["-readonly", stack.db, "SELECT count(*) FROM queue WHERE sid = ''"]);
-    let out = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.on("error", reject);
-    p.on("exit", (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`sqlite3: ${code}`))));
-  });
+/** The log rows of the store (sid ''), counted with its own shell. */
+async function logRows() {
+  return Number(await storeQuery(stack.db, "SELECT count(*) FROM queue WHERE sid = ''"));
 }
 
 test("membership at the emit: join after it does not get it, leave after it does, in order", T, async () => {

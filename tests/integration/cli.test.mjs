@@ -12,14 +12,15 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUILDDIR, pluginPath, startStack } from "./lib/stack.mjs";
+import { BUILDDIR, SRCDIR, pluginPath, startStack } from "./lib/stack.mjs";
 import { closeClient, closeAllClients, connectClient, nextOn } from "./lib/client.mjs";
 import { SKIP_REFERENCE as skip, startFeaturesStack, connectF, observer } from "./lib/features.mjs";
 import { handshake, send } from "./lib/eio.mjs";
 import { collectEvents, sleep, toBuffer, withTimeout } from "./lib/util.mjs";
+import { IS_PG, newStore, psqlPath } from "./lib/store.mjs";
 
 const T = { timeout: 120000, skip };
 const SIOGATE = join(BUILDDIR, "gateway", "siogate");
@@ -359,9 +360,16 @@ test("stats: plain KEY VALUE lines and --json", T, async () => {
     assert.ok(st.sockets.namespaces["/"].polling >= 2);
     assert.equal(typeof st.queue.frames, "number");
     assert.equal(typeof st.acks.pending, "number");
-    assert.equal(st.store.path, stack.db);
-    assert.ok(st.store.db_bytes > 0);
-    assert.equal(st.store.total_bytes, st.store.db_bytes + st.store.wal_bytes + st.store.shm_bytes);
+    if (IS_PG) {
+      // the database as the CLI names it (its conninfo, no password)
+      assert.ok(st.store.path.includes(stack.store.name), st.store.path);
+      assert.ok(st.store.db_bytes > 0);
+      assert.ok(st.store.total_bytes >= st.store.db_bytes);
+    } else {
+      assert.equal(st.store.path, stack.db);
+      assert.ok(st.store.db_bytes > 0);
+      assert.equal(st.store.total_bytes, st.store.db_bytes + st.store.wal_bytes + st.store.shm_bytes);
+    }
     const plain = await ok(["stats"]);
     const kv = Object.fromEntries(plain.trim().split("\n").map((l) => l.split(" ")));
     for (const k of ["sessions_open", "sessions_closed", "sockets", "rooms", "queued_frames", "acks_pending", "store_bytes", "schema_version"])
@@ -508,10 +516,11 @@ test("gc with the servers running: dead sessions expire once, racing the servers
 
 test("gc and emit with the servers stopped: sessions expire exactly once", T, async () => {
   const dir = mkdtempSync(join(work, "stopped-"));
-  const db = join(dir, "s.db");
+  // a store that outlives its stack
+  const store = await newStore(dir);
   // short heartbeats, but long enough for 20 clients to connect in the
   // sanitizer build on a busy machine
-  const st = await startStack({ fcgi: 1, conf: { db, ping_interval: 1000, ping_timeout: 1000 } });
+  const st = await startStack({ fcgi: 1, store, conf: { ping_interval: 1000, ping_timeout: 1000 } });
   const c2 = join(dir, "siogate.conf");
   copyFileSync(join(st.dir, "siogate.conf"), c2);
   let live = [];
@@ -534,6 +543,7 @@ test("gc and emit with the servers stopped: sessions expire exactly once", T, as
   const stats = JSON.parse(await ok(["stats", "--json"], { conf: c2 }));
   assert.equal(stats.sessions.open, 0);
   assert.equal(stats.sessions.closed, 20);
+  await store.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -612,21 +622,39 @@ test("a concurrent writer load: 200 CLI emits, none lost, no lock failures", T, 
   }
 });
 
+/**
+ * The key of the advisory lock every writer of the PostgreSQL store takes
+ * (SG_PG_LOCK in gateway/store_pg.c), read from the source.
+ */
+function pgLockKey() {
+  const src = readFileSync(join(SRCDIR, "gateway", "store_pg.c"), "utf8");
+  const m = /#define SG_PG_LOCK "?(-?\d+)"?/.exec(src);
+  assert.ok(m, "SG_PG_LOCK not found in gateway/store_pg.c");
+  return m[1];
+}
+
 test("a store locked past the timeout: exit 3 and a one-line message", { ...T, timeout: 120000 }, async () => {
-  // another process holds the write lock (sqlite3's own shell)
-  const locker = spawn("sqlite3", [stack.db]);
+  // another process holds the write lock: sqlite3's own shell, or psql
+  // holding the PostgreSQL store's writer lock (an advisory lock)
+  const locker = IS_PG
+    ? spawn(psqlPath(), ["-X", "-q", "-A", "-t", "-d", stack.db])
+    : spawn("sqlite3", [stack.db]);
   let said = "";
   locker.stdout.setEncoding("utf8").on("data", (d) => (said += d));
-  locker.stdin.write(".timeout 20000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
+  locker.stdin.write(
+    IS_PG
+      ? `BEGIN;\nSELECT pg_advisory_xact_lock(${pgLockKey()});\nSELECT 'locked';\n`
+      : ".timeout 20000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n",
+  );
   try {
     await withTimeout(
       (async () => {
         while (!said.includes("locked")) await sleep(20);
       })(),
       20000,
-      "sqlite3 takes the write lock",
+      "the other process takes the write lock",
     );
-    // reads do not wait for writers (WAL)
+    // reads do not wait for writers (SQLite's WAL; PostgreSQL's MVCC)
     assert.equal((await cli(["stats", "--json"])).code, 0);
     const [join1, emit1] = await Promise.all([
       cli(["join", "--room", "a", "b"]),
@@ -638,7 +666,7 @@ test("a store locked past the timeout: exit 3 and a one-line message", { ...T, t
     assert.match(emit1.err, /^siogate emit: .*locked.*retry later.*\n$/);
     assert.equal(emit1.err.split("\n").length, 2, "one line");
   } finally {
-    locker.stdin.end("ROLLBACK;\n.quit\n");
+    locker.stdin.end(IS_PG ? "ROLLBACK;\n" : "ROLLBACK;\n.quit\n");
     await new Promise((r) => (locker.exitCode !== null ? r() : locker.once("close", r)));
   }
   assert.equal(await ok(["emit", "-v", "--to", "a", "x"]), "0\n", "fine once the lock is gone");

@@ -47,6 +47,7 @@ import { assertServesFreshClient, closeAllClients, connectClient, emitAck } from
 import { eioUrl, handshake, send, waitSessionGone, RS, connectedSession } from "./lib/eio.mjs";
 import { sleep, waitUntil } from "./lib/util.mjs";
 import { rawWsSession, wsdSocket } from "./lib/rawws.mjs";
+import { storeQuery, storeQuerySync } from "./lib/store.mjs";
 
 const T = { timeout: 60000 };
 const execFileP = promisify(execFile);
@@ -242,14 +243,12 @@ test("a client reading a 600 KB response 1 KB at a time: everyone else is served
 async function queuedAsync(sid) {
   const q = `SELECT count(*) FROM queue WHERE sid = '${sid}'` +
     ` AND seq > coalesce((SELECT sent_upto FROM sessions WHERE sid = '${sid}'), 0);`;
-  const { stdout } = await execFileP("sqlite3", [stack.db, q], { timeout: 10000 });
-  return Number(stdout.trim());
+  return Number(await storeQuery(stack.db, q, { timeout: 10000 }));
 }
 
 /** "state|close_reason" of sid in the store ("" once purged). */
 async function stateOf(sid) {
-  const { stdout } = await execFileP("sqlite3", [stack.db, `SELECT state || '|' || coalesce(close_reason, '') FROM sessions WHERE sid = '${sid}';`], { timeout: 10000 });
-  return stdout.trim();
+  return storeQuery(stack.db, `SELECT state || '|' || coalesce(close_reason, '') FROM sessions WHERE sid = '${sid}';`, { timeout: 10000 });
 }
 
 const LIMIT = 1000; // max_queued_packets, its default
@@ -356,10 +355,9 @@ test("a WebSocket client that never reads while broadcasts pile up: the others a
   assert.match(head, /^HTTP\/1\.1 101/);
   const mine = wsBystander.io.engine.id;
   const open = () =>
-    spawnSync("sqlite3", [stack.db, `SELECT sid FROM sessions WHERE state = 0 AND transport = 'websocket' AND sid <> '${mine}';`], {
-      encoding: "utf8",
+    storeQuerySync(stack.db, `SELECT sid FROM sessions WHERE state = 0 AND transport = 'websocket' AND sid <> '${mine}';`, {
       timeout: 10000,
-    }).stdout.trim().split("\n").filter(Boolean);
+    }).stdout.split("\n").filter(Boolean);
   await waitUntil(() => open().length === 1, 5000, () => `its session in the store: ${open()}`);
   const [sid] = open();
   const rss0 = wsdRss();
@@ -381,12 +379,9 @@ test("a WebSocket client that never reads while broadcasts pile up: the others a
   await bystandersServed("after the broadcasts");
   // the heartbeat deadline (5 s) ends it, with "ping timeout"
   const state = () => {
-    const r = spawnSync("sqlite3", [stack.db, `SELECT state, close_reason FROM sessions WHERE sid = '${sid}';`], {
-      encoding: "utf8",
-      timeout: 10000,
-    });
+    const r = storeQuerySync(stack.db, `SELECT state, close_reason FROM sessions WHERE sid = '${sid}';`, { timeout: 10000 });
     assert.equal(r.status, 0, r.stderr);
-    return r.stdout.trim();
+    return r.stdout;
   };
   await waitUntil(() => state() !== "0|", 15000, () => `its session is still open: ${state()}`);
   assert.match(state(), /^(1\|ping timeout)?$/, "closed (or already deleted) for ping timeout");

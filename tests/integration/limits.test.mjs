@@ -23,6 +23,7 @@ import { promisify } from "node:util";
 import { join } from "node:path";
 import { BUILDDIR } from "./lib/stack.mjs";
 import { rawWsSession, wsdSocket } from "./lib/rawws.mjs";
+import { storeQuery } from "./lib/store.mjs";
 import { sleep, waitUntil, withTimeout } from "./lib/util.mjs";
 
 const execFileP = promisify(execFile);
@@ -150,10 +151,9 @@ test("max_json_depth: a packet nested deeper closes its session (parse error); s
   await assertServesFreshClient(s, assert);
 });
 
-/** One row of SQL's answer from the stack's store (sqlite3, async). */
-async function sql(s, query) {
-  const { stdout } = await execFileP("sqlite3", [s.db, query], { timeout: 10000 });
-  return stdout.trim();
+/** One row of SQL's answer from the stack's store (sqlite3 or psql, async). */
+function sql(s, query) {
+  return storeQuery(s.db, query, { timeout: 10000 });
 }
 const queued = async (s, sid) => Number(await sql(s, `SELECT count(*) FROM queue WHERE sid = '${sid}';`));
 const sessionState = (s, sid) => sql(s, `SELECT state || '|' || coalesce(close_reason, '') FROM sessions WHERE sid = '${sid}';`);

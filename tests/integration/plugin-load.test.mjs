@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, SRCDIR, pluginPath, testPluginPath } from "./lib/stack.mjs";
+import { newStore } from "./lib/store.mjs";
 
 // The host's ABI, major.minor, as gateway/plugin.h defines it
 const header = readFileSync(join(SRCDIR, "gateway", "plugin.h"), "utf8");
@@ -28,11 +29,21 @@ after(() => {
  * Runs siogate-fcgi with plugins; when it says "ready", stops it with
  * SIGTERM. Resolves with {code, signal, stderr, ready}.
  */
-function runFcgi(plugins, { env = {}, ms = 20000 } = {}) {
+async function runFcgi(plugins, opts = {}) {
   const dir = mkdtempSync(join(tmpdir(), "sg-load-"));
   dirs.push(dir);
+  const store = await newStore(dir); // SQLite in dir, or a database of its own (SG_STORE=pg)
+  try {
+    return await runFcgiOn(dir, store, plugins, opts);
+  } finally {
+    await store.drop();
+  }
+}
+
+function runFcgiOn(dir, store, plugins, { env = {}, ms = 20000 } = {}) {
   const conf = join(dir, "siogate.conf");
-  writeFileSync(conf, [`db = ${join(dir, "siogate.db")}`, ...plugins.map((p) => `plugin = ${p}`)].join("\n") + "\n");
+  const lines = Object.entries(store.conf).map(([k, v]) => `${k} = ${v}`);
+  writeFileSync(conf, [...lines, ...plugins.map((p) => `plugin = ${p}`)].join("\n") + "\n");
   const child = spawn(join(BUILDDIR, "gateway", "siogate-fcgi"), ["--conf", conf, "--listen", `unix:${join(dir, "s.sock")}`], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },

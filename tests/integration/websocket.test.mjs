@@ -26,6 +26,7 @@ import { io } from "socket.io-client";
 import { BUILDDIR, SRCDIR, freePort, startStack } from "./lib/stack.mjs";
 import { withTimeout, sleep, toBuffer } from "./lib/util.mjs";
 import { pythonSkip, pythonEcho } from "./lib/python.mjs";
+import { newStore } from "./lib/store.mjs";
 
 const T = { timeout: 60000 };
 const WSD = join(BUILDDIR, "gateway", "siogate-wsd");
@@ -41,9 +42,11 @@ process.on("exit", () => {
 /** Starts siogate-wsd; resolves once it logged "ready". */
 async function startWsd(conf = {}, { confFile, port } = {}) {
   let dir = null;
+  let store = null;
   if (!confFile) {
     dir = mkdtempSync(join(tmpdir(), "wsd-"));
-    const full = { db: join(dir, "siogate.db"), plugin: ECHO, path: "/socket.io/", ...conf };
+    store = await newStore(dir); // SQLite in dir, or a database of its own (SG_STORE=pg)
+    const full = { ...store.conf, plugin: ECHO, path: "/socket.io/", ...conf };
     confFile = join(dir, "siogate.conf");
     writeFileSync(
       confFile,
@@ -80,6 +83,7 @@ async function startWsd(conf = {}, { confFile, port } = {}) {
     const r = await withTimeout(exited, 30000, "siogate-wsd exit");
     daemons.delete(d);
     if (dir) rmSync(dir, { recursive: true, force: true });
+    if (store) await store.drop();
     return r;
   };
   return d;

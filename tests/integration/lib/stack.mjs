@@ -6,7 +6,9 @@
 //   // env: extra environment for the stack's processes (plugins read it)
 //   stack.url   // base URL, e.g. "http://127.0.0.1:40123" (no trailing slash)
 //   stack.path  // Engine.IO path, "/socket.io/" unless conf.path says otherwise
-//   stack.db    // the SQLite file of this stack (siogate only)
+//   stack.db    // its store: the SQLite file, or with SG_STORE=pg the
+//               // conninfo of its own PostgreSQL database (lib/store.mjs;
+//               // storeQuery(stack.db, sql) reads either)
 //   await stack.stop();
 //
 // SG_TARGET selects what is started:
@@ -16,6 +18,9 @@
 //   reference          reference/server.mjs: the same echo behaviour written
 //                      with socket.io 4.8, fed the same conf file; used to
 //                      prove that the tests themselves are right.
+//
+// SG_STORE=pg (with SG_TEST_PG): each stack's store is a fresh PostgreSQL
+// database, dropped when it stops (lib/store.mjs says how).
 //
 // Other environment: SG_SERVER (web server for contrib/stack, default
 // lighttpd), SG_KEEP_TMP=1 keeps the temp dirs, SG_STACK_VERBOSE=1 copies
@@ -28,6 +33,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { newStore } from "./store.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const INTEGRATION_DIR = resolve(here, "..");
@@ -133,11 +139,18 @@ function exited(child) {
   return new Promise((r) => child.once("exit", () => r()));
 }
 
-async function startOnce({ fcgi, wsd, restart, conf, env }) {
+async function startOnce({ fcgi, wsd, restart, conf, env, store: given }) {
   const dir = mkdtempSync(join(tmpBase(), "st-"));
-  const db = join(dir, "siogate.db");
+  // a store given by the caller (lib/store.mjs's newStore) outlives the stack
+  let store = given && { ...given, drop: async () => {} };
+  try {
+    store = store || (await newStore(dir));
+  } catch (e) {
+    if (!process.env.SG_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const full = {
-    db,
+    ...store.conf,
     plugin: join(BUILDDIR, "plugins", "echo.so"),
     path: "/socket.io/",
     // SG_BROADCAST_LOG_MIN=0: every broadcast through the broadcast log
@@ -147,6 +160,7 @@ async function startOnce({ fcgi, wsd, restart, conf, env }) {
       : {}),
     ...conf,
   };
+  const db = full.db;
   const confFile = join(dir, "siogate.conf");
   writeFileSync(confFile, confText(full));
   const port = await freePort();
@@ -200,6 +214,7 @@ async function startOnce({ fcgi, wsd, restart, conf, env }) {
       }
     }
     cleanupDir();
+    await store.drop();
   };
 
   let url;
@@ -241,6 +256,9 @@ async function startOnce({ fcgi, wsd, restart, conf, env }) {
     url,
     path: full.path,
     db,
+    /** its doorbell directory: bell_dir, by default the db path + ".bells" */
+    bellDir: full.bell_dir || `${db}.bells`,
+    store,
     dir,
     conf: full,
     target: TARGET,
@@ -280,14 +298,15 @@ function daemonsOf(pgid) {
 
 /**
  * Starts a stack (or the reference server) and waits until it prints its
- * URL. If it exits early, retries (twice) with a new port, since a port
+ * URL. store: a store made with lib/store.mjs's newStore, kept when the
+ * stack stops (else the stack makes its own and removes it). If it exits early, retries (twice) with a new port, since a port
  * picked by freePort() may be taken in between.
  */
-export async function startStack({ fcgi = 1, wsd, restart = false, conf = {}, env = {} } = {}) {
+export async function startStack({ fcgi = 1, wsd, restart = false, conf = {}, env = {}, store } = {}) {
   let last;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce({ fcgi, wsd, restart, conf, env });
+      return await startOnce({ fcgi, wsd, restart, conf, env, store });
     } catch (e) {
       last = e;
       // only an early exit may be a lost port race; a hang is not retried
