@@ -1,11 +1,15 @@
-/* store.h - the SQLite store: sessions, sockets, rooms, outbound queues.
+/* store.h - the store: sessions, sockets, rooms, outbound queues.
  *
  * The one narrow interface between siogate and its database. One sg_store
- * is one connection, used by one thread at a time. WAL mode,
- * synchronous=NORMAL, a busy handler that sleeps ~100 us between retries
- * (see DESIGN §5) up to a bounded total, prepared statements kept per
- * connection. Migrations (schema/NNNN_*.sql, compiled in) are applied on
- * open above PRAGMA user_version.
+ * is one connection, used by one thread at a time; prepared statements
+ * kept per connection. Two implementations (store_int.h):
+ * - SQLite (a file path, the default): WAL mode, synchronous=NORMAL, a
+ *   busy handler that sleeps ~100 us between retries (see DESIGN §5) up
+ *   to a bounded total. Migrations (schema/NNNN_*.sql, compiled in) are
+ *   applied on open above PRAGMA user_version.
+ * - PostgreSQL (a libpq connection string, see sg_store_is_pg): writers
+ *   serialized by an advisory lock taken at BEGIN, lock_timeout 10 s.
+ *   Migrations (schema/pg/NNNN_*.sql) above the table schema_version.
  *
  * Results: 0 success, SG_STORE_NOTFOUND when the row does not exist,
  * SG_STORE_BUSY when the database stayed locked past the timeout, -1 on
@@ -36,8 +40,15 @@ typedef void (*sg_socket_fn)(void *ud, const char *id, const char *nsp);
 typedef void (*sg_expired_ack_fn)(void *ud, const char *socket_id, int64_t id);
 typedef void (*sg_reply_fn)(void *ud, const char *socket_id, const char *args);
 
-/* Open (creating the file if needed) and migrate. NULL on failure. */
-sg_store *sg_store_open(const char *path);
+/* Whether db (a config's `db` value, borrowed) names a PostgreSQL
+ * database: a URI starting with postgresql:// or postgres://, or a libpq
+ * keyword/value string starting with host=, hostaddr=, dbname=, user=,
+ * port=, service= or password=. Anything else is a SQLite file path. */
+bool sg_store_is_pg(const char *db);
+/* Open the store db names (sg_store_is_pg: PostgreSQL, connecting; else
+ * the SQLite file, created if needed) and migrate. NULL on failure
+ * (logged). db is borrowed. */
+sg_store *sg_store_open(const char *db);
 /* A store on db, a connection to path that the caller opened at the
  * current schema, with a busy handler of its own, and keeps open until
  * after sg_store_close (which then finalizes this store's statements and
@@ -60,7 +71,8 @@ void sg_store_close(sg_store *s);
  * with its own connection to path, which runs a passive checkpoint when
  * the WAL reached 1,000 pages or a second after the last commit. 0 or -1
  * (logged; SQLite's automatic checkpoints then stay). Stop it after the
- * last connection of this process was closed. */
+ * last connection of this process was closed. A PostgreSQL path: 0,
+ * nothing to do. */
 int sg_store_checkpointer_start(const char *path);
 void sg_store_checkpointer_stop(void);
 

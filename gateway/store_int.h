@@ -9,6 +9,8 @@
 #ifndef SG_STORE_INT_H
 #define SG_STORE_INT_H
 
+#include <libpq-fe.h>
+
 #include "store.h"
 
 typedef struct sg_store_ops {
@@ -98,5 +100,19 @@ struct sg_store {
 /* The SQLite store on the file at path (store_sqlite.c). NULL on failure
  * (logged). */
 sg_store *sg_store_sqlite_open(const char *path);
+
+/* The PostgreSQL store (store_pg.c) on a new connection to conninfo (any
+ * libpq connection string; borrowed), migrated to the latest schema of
+ * schema/pg/. NULL on failure (logged, without the password). */
+sg_store *sg_store_pg_open(const char *conninfo);
+/* A PostgreSQL store on conn, a connection the caller opened at the
+ * current schema and keeps open until after sg_store_close (which then
+ * leaves it open); conninfo (borrowed) only names it in logs. No
+ * migration, no setting changed: the caller sets lock_timeout as it
+ * wants (sg_store_pg_open sets '10s'). For the CLI, like
+ * sg_store_borrow. NULL on failure (logged). */
+sg_store *sg_store_pg_borrow(PGconn *conn, const char *conninfo);
+/* The number of migrations of schema/pg/ compiled in. */
+int sg_store_pg_latest_version(void);
 
 #endif

@@ -475,8 +475,8 @@ static void *ckpt_main(void *arg)
 
 int sg_store_checkpointer_start(const char *path)
 {
-    if (atomic_load(&ckpt.on))
-        return 0;
+    if (atomic_load(&ckpt.on) || sg_store_is_pg(path))
+        return 0; /* PostgreSQL checkpoints on its own */
     if (sqlite3_open_v2(path, &ckpt.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         sg_error("store %s: checkpointer: %s", path,

@@ -1,4 +1,12 @@
-/* test_store.c - the SQLite store, on a fresh database in a temp dir. */
+/* test_store.c - the SQLite store, on a fresh database in a temp dir.
+ *
+ * Compiled a second time with SG_TEST_PG as test_store_pg: the same tests
+ * on the PostgreSQL store, when the environment variable SG_TEST_PG holds
+ * a connection string (a database the test may fill: each store is a
+ * fresh schema sg_test_<pid>_<n> in it, dropped at the end); skipped
+ * without it. The SQLite-only tests (file modes, SQLite migrations) are
+ * left out there, and PostgreSQL's own added. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,17 +19,94 @@
 #include "log.h"
 #include "tap.h"
 
+#ifdef SG_TEST_PG
+#include <libpq-fe.h>
+#include "store_int.h"
+#endif
+
 extern const char *const sg_schema_migrations[];
 
 static char dir[64];
-static char path[128];
+static char path[2048];
 
+#ifdef SG_TEST_PG
+static PGconn *admin;        /* creates and drops the schemas */
+static int nschemas;
+
+static void put_kv(sg_buf *b, const char *kw, const char *val)
+{
+    sg_buf_printf(b, "%s%s='", b->len ? " " : "", kw);
+    for (const char *c = val; *c; c++) {
+        if (*c == '\\' || *c == '\'')
+            sg_buf_putc(b, '\\');
+        sg_buf_putc(b, *c);
+    }
+    sg_buf_putc(b, '\'');
+}
+
+/* Into path: SG_TEST_PG's connection string with search_path = schema,
+ * as keywords (host first, so that sg_store_is_pg knows it). */
+static int pg_path(const char *schema)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(getenv("SG_TEST_PG"), &err);
+    if (!opts) {
+        PQfreemem(err);
+        return -1;
+    }
+    sg_buf b = SG_BUF_INIT;
+    static const char *const first[] = {"host", "hostaddr", "port", "dbname", "user"};
+    for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
+        for (PQconninfoOption *o = opts; o->keyword; o++)
+            if (o->val && !strcmp(o->keyword, first[i]))
+                put_kv(&b, o->keyword, o->val);
+    if (!b.len)
+        put_kv(&b, "dbname", "postgres");
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        bool done = !strcmp(o->keyword, "options");
+        for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
+            done |= !strcmp(o->keyword, first[i]);
+        if (o->val && !done)
+            put_kv(&b, o->keyword, o->val);
+    }
+    char opt[128];
+    snprintf(opt, sizeof opt, "-c search_path=%s", schema);
+    put_kv(&b, "options", opt);
+    PQconninfoFree(opts);
+    int rc = b.len < sizeof path ? 0 : -1;
+    if (rc == 0)
+        snprintf(path, sizeof path, "%s", sg_buf_str(&b));
+    sg_buf_free(&b);
+    return rc;
+}
+
+/* A new empty schema, path naming it (no store opened). */
+static int pg_schema(void)
+{
+    char schema[64], sql[128];
+    snprintf(schema, sizeof schema, "sg_test_%d_%d", (int)getpid(), nschemas++);
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
+    PGresult *r = PQexec(admin, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        printf("# %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? pg_path(schema) : -1;
+}
+
+static sg_store *fresh(void) { return pg_schema() == 0 ? sg_store_open(path) : NULL; }
+#define SCHEMA_VERSION_SET_999 "UPDATE schema_version SET version = 999"
+#define LATEST_VERSION() sg_store_pg_latest_version()
+#else
 static sg_store *fresh(void)
 {
     static int n;
     snprintf(path, sizeof path, "%s/s%d.db", dir, n++);
     return sg_store_open(path);
 }
+#define SCHEMA_VERSION_SET_999 "PRAGMA user_version = 999"
+#define LATEST_VERSION() sg_store_latest_version()
+#endif
 
 static void mk_session(sg_session *ss, const char *sid)
 {
@@ -42,17 +127,24 @@ TEST("store: open creates and migrates to the latest version")
 {
     sg_store *s = fresh();
     CHECK(s != NULL);
-    CHECK_INT(sg_store_version(s), sg_store_latest_version());
-    CHECK(sg_store_latest_version() >= 1);
+    CHECK_INT(sg_store_version(s), LATEST_VERSION());
+    CHECK(LATEST_VERSION() >= 1);
     sg_store_close(s);
     /* reopening an existing store applies nothing and keeps the version */
     s = sg_store_open(path);
     CHECK(s != NULL);
-    CHECK_INT(sg_store_version(s), sg_store_latest_version());
+    CHECK_INT(sg_store_version(s), LATEST_VERSION());
+#ifdef SG_TEST_PG
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM schema_version"), 1);
+    CHECK_INT(sg_store_scalar(s, "SELECT version FROM schema_version"), LATEST_VERSION());
+    CHECK(sg_store_pg_latest_version() >= 1);
+#else
     CHECK_INT(sg_store_scalar(s, "PRAGMA journal_mode = WAL") >= 0, 1);
+#endif
     sg_store_close(s);
 }
 
+#ifndef SG_TEST_PG
 TEST("store: a version 2 store is taken forward with its sessions' handshakes")
 {
     /* a store as siogate left it before schema 0003: the handshake in the
@@ -74,7 +166,7 @@ TEST("store: a version 2 store is taken forward with its sessions' handshakes")
 
     sg_store *s = sg_store_open(path);
     CHECK(s != NULL);
-    CHECK_INT(sg_store_version(s), sg_store_latest_version());
+    CHECK_INT(sg_store_version(s), LATEST_VERSION());
     json_t *hs = sg_store_session_handshake(s, SID1);
     CHECK(hs != NULL);
     CHECK_STR(json_string_value(json_object_get(hs, "address")), "10.1.2.3");
@@ -109,7 +201,7 @@ TEST("store: a version 6 store is taken forward to recovery (schema 0007), its r
     sqlite3_close(db);
     sg_store *s = sg_store_open(path);
     CHECK(s != NULL);
-    CHECK_INT(sg_store_version(s), sg_store_latest_version());
+    CHECK_INT(sg_store_version(s), LATEST_VERSION());
     CHECK(sg_store_latest_version() >= 7);
     CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM sockets WHERE id = 'sockA' AND pid IS NULL"), 1);
     CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM queue WHERE frame = 'f' AND eid IS NULL"), 1);
@@ -151,11 +243,117 @@ TEST("store: open fails cleanly on an unwritable path")
 {
     CHECK(sg_store_open("/nonexistent-dir/x/y.db") == NULL);
 }
+#else
+TEST("store: a PostgreSQL value is told from a file path")
+{
+    CHECK(sg_store_is_pg("postgresql://u@h/db"));
+    CHECK(sg_store_is_pg("postgres://h"));
+    CHECK(sg_store_is_pg("host=h dbname=d"));
+    CHECK(sg_store_is_pg("dbname=d"));
+    CHECK(sg_store_is_pg("service=s"));
+    CHECK(!sg_store_is_pg("/var/lib/siogate/siogate.db"));
+    CHECK(!sg_store_is_pg("siogate.db"));
+    CHECK(!sg_store_is_pg("postgresql.db"));
+    CHECK(!sg_store_is_pg(""));
+}
+
+TEST("store: a failed connection is logged without its password")
+{
+    char logf[128];
+    snprintf(logf, sizeof logf, "%s/log", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    /* port 1 of loopback: refused at once */
+    sg_store *s = sg_store_open("postgresql://someone:s3cr3tpw@127.0.0.1:1/somedb");
+    sg_store *k = sg_store_open("host=127.0.0.1 port=1 password=s3cr3tpw dbname=otherdb");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    CHECK(s == NULL && k == NULL);
+    char text[4096] = "";
+    FILE *f = fopen(logf, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f)
+        fclose(f);
+    CHECK(strstr(text, "127.0.0.1:1/somedb") != NULL);
+    CHECK(strstr(text, "127.0.0.1:1/otherdb") != NULL);
+    CHECK(strstr(text, "s3cr3tpw") == NULL);
+}
+
+TEST("store: processes that open a new database at once migrate it once")
+{
+    CHECK_INT(pg_schema(), 0);
+    enum { PROCS = 4 };
+    pid_t pids[PROCS];
+    for (int p = 0; p < PROCS; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            sg_store *c = sg_store_open(path);
+            int bad = !c || sg_store_version(c) != LATEST_VERSION();
+            sg_store_close(c);
+            _exit(bad);
+        }
+    }
+    int ok = 1;
+    for (int p = 0; p < PROCS; p++) {
+        int st;
+        waitpid(pids[p], &st, 0);
+        ok &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    CHECK(ok);
+    sg_store *s = sg_store_open(path);
+    CHECK(s != NULL);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM schema_version"), 1);
+    CHECK_INT(sg_store_scalar(s, "SELECT count(*) FROM counters"), 2);
+    sg_store_close(s);
+}
+
+struct frames_got {
+    int n;
+    size_t len[2];
+    unsigned char first[16];
+    bool binary[2];
+};
+
+static int frame_copy(void *ud, bool binary, const void *frame, size_t len)
+{
+    struct frames_got *got = ud;
+    if (got->n < 2) {
+        got->len[got->n] = len;
+        got->binary[got->n] = binary;
+        if (got->n == 0)
+            memcpy(got->first, frame, len < sizeof got->first ? len : sizeof got->first);
+    }
+    got->n++;
+    return 0;
+}
+
+TEST("store: frames are bytes: NULs and high bytes come back as written")
+{
+    sg_store *s = fresh();
+    static const unsigned char bin[] = {0, 1, 0xff, 0x80, 0, '\\', '\'', 'x'};
+    CHECK(sg_store_queue_push(s, SID1, true, bin, sizeof bin) > 0);
+    CHECK(sg_store_queue_push(s, SID1, false, "", 0) > 0);
+    struct frames_got got = {0};
+    int64_t last = 0;
+    CHECK_INT(sg_store_queue_read(s, SID1, 0, 1 << 20, frame_copy, &got, &last), 2);
+    CHECK_INT(got.len[0], sizeof bin);
+    CHECK_MEM(got.first, got.len[0], bin, sizeof bin);
+    CHECK(got.binary[0] && !got.binary[1]);
+    CHECK_INT(got.len[1], 0);
+    sg_store_close(s);
+}
+#endif
 
 TEST("store: a store newer than the program is refused")
 {
     sg_store *s = fresh();
-    sg_store_scalar(s, "PRAGMA user_version = 999");
+    sg_store_scalar(s, SCHEMA_VERSION_SET_999);
     sg_store_close(s);
     CHECK(sg_store_open(path) == NULL);
 }
@@ -732,6 +930,34 @@ TEST("store: a batch commits its parts once; a rolled-back part is undone alone"
     sg_store_close(s);
 }
 
+#ifdef SG_TEST_PG
+TEST("store: a borrowed connection serves the store and stays open after it")
+{
+    sg_store *s = fresh();
+    sg_store_close(s);
+    PGconn *db = PQconnectdb(path);
+    CHECK(PQstatus(db) == CONNECTION_OK);
+    sg_store *b = sg_store_pg_borrow(db, path);
+    CHECK(b != NULL);
+    CHECK_INT(sg_store_version(b), LATEST_VERSION());
+    CHECK(sg_store_begin(b) == 0 && sg_store_queue_push(b, SID1, false, "x", 1) > 0 &&
+          sg_store_commit(b) == 0);
+    sg_store_close(b);
+    /* a second store on it finds the statements the first prepared, also
+     * inside a transaction */
+    b = sg_store_pg_borrow(db, path);
+    CHECK(b != NULL);
+    CHECK(sg_store_begin(b) == 0 && sg_store_queue_push(b, SID1, false, "y", 1) > 0 &&
+          sg_store_commit(b) == 0);
+    sg_store_close(b);
+    /* the connection is still the caller's, and open */
+    PGresult *r = PQexec(db, "SELECT count(*) FROM queue");
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    CHECK_STR(PQntuples(r) ? PQgetvalue(r, 0, 0) : "", "2");
+    PQclear(r);
+    PQfinish(db);
+}
+#else
 TEST("store: a borrowed connection serves the store and stays open after it")
 {
     sg_store *s = fresh();
@@ -740,7 +966,7 @@ TEST("store: a borrowed connection serves the store and stays open after it")
     CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     sg_store *b = sg_store_borrow(db, path);
     CHECK(b != NULL);
-    CHECK_INT(sg_store_version(b), sg_store_latest_version());
+    CHECK_INT(sg_store_version(b), LATEST_VERSION());
     CHECK(sg_store_begin(b) == 0 && sg_store_queue_push(b, SID1, false, "x", 1) > 0 &&
           sg_store_commit(b) == 0);
     sg_store_close(b);
@@ -752,6 +978,7 @@ TEST("store: a borrowed connection serves the store and stays open after it")
     sqlite3_finalize(st);
     CHECK_INT(sqlite3_close(db), SQLITE_OK);
 }
+#endif
 
 TEST("store: concurrent writer processes never fail with 'locked'")
 {
@@ -788,10 +1015,37 @@ TEST("store: concurrent writer processes never fail with 'locked'")
 int main(void)
 {
     sg_log_init("test_store", SG_LOG_ERROR + (getenv("SG_DEBUG") ? 3 : 0));
+#ifdef SG_TEST_PG
+    const char *conninfo = getenv("SG_TEST_PG");
+    if (!conninfo || !*conninfo) {
+        printf("1..0 # SKIP SG_TEST_PG is not set (a PostgreSQL connection string"
+               " for a database this test may fill)\n");
+        return 0;
+    }
+    admin = PQconnectdb(conninfo);
+    if (PQstatus(admin) != CONNECTION_OK) {
+        printf("Bail out! SG_TEST_PG: cannot connect: %s", PQerrorMessage(admin));
+        return 1;
+    }
+    PQclear(PQexec(admin, "SET client_min_messages = warning"));
+#endif
     snprintf(dir, sizeof dir, "/tmp/sg-test-store-XXXXXX");
     if (!mkdtemp(dir))
         return 99;
     int rc = tap_run();
+#ifdef SG_TEST_PG
+    for (int i = 0; i < nschemas; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP SCHEMA sg_test_%d_%d CASCADE", (int)getpid(), i);
+        PGresult *r = PQexec(admin, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            printf("# %s: %s", sql, PQresultErrorMessage(r));
+            rc = 1;
+        }
+        PQclear(r);
+    }
+    PQfinish(admin);
+#endif
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
