@@ -1340,10 +1340,9 @@ static int cmd_gc(struct cli *c, int argc, char **argv)
     int done, in_wal;
     int r = sg_admin_checkpoint(c->admin, &done, &in_wal);
     if (r == SG_ADMIN_NOT_APPLICABLE) {
-        /* PostgreSQL: its server checkpoints; not a failure, said once
-         * on stderr when asked for details (stdout keeps the count only) */
-        if (c->verbose)
-            say(c, "%s", sg_admin_error(c->admin));
+        /* PostgreSQL: its server checkpoints. Not a failure, and gc's
+         * output stays the same on both stores: an info line (-v -v) */
+        sg_info("gc: %s", sg_admin_error(c->admin));
     } else if (r < 0) {
         return admin_failed(c, r, "the checkpoint failed");
     }
@@ -1678,7 +1677,8 @@ static const struct command commands[] = {
      "  -h, --help           this text\n"},
     {"stats", cmd_stats, "stats [--json]", "show figures about the store",
      "Plain output: KEY VALUE lines (sessions, sockets by namespace and\n"
-     "transport, rooms, queued frames, pending acks, store file sizes).\n"
+     "transport, rooms, queued frames, pending acks, store file sizes;\n"
+     "PostgreSQL: the size of siogate's tables, no WAL nor SHM lines).\n"
      "\n"
      "  -j, --json           one JSON object\n"
      "  -h, --help           this text\n"},
@@ -1692,7 +1692,8 @@ static const struct command commands[] = {
      "Closes the sessions whose heartbeat or connect deadline passed, running\n"
      "their disconnect handlers exactly once (also when a server does the\n"
      "same at the same time), expires awaited acks, purges old closed\n"
-     "sessions, then checkpoints the WAL without waiting for anyone.\n"
+     "sessions, then checkpoints the WAL without waiting for anyone (SQLite;\n"
+     "PostgreSQL checkpoints its own).\n"
      "\n"
      "  -v, --verbose        print the number of sessions closed\n"
      "  -h, --help           this text\n"},
