@@ -493,7 +493,7 @@ static int op_rooms_change(sg_admin *b, bool join, const sg_admin_sel *sel, size
     /* BEGIN and the writers' advisory lock, as every writer takes it */
     int src = sg_store_begin(c.store);
     if (src != 0) {
-        rc = store_fail(a, src, join ? "join" : "leave");
+        rc = store_fail(a, src, "take the writers' lock");
         goto out;
     }
     rc = SG_ADMIN_OK;
