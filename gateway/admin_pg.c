@@ -652,6 +652,12 @@ static sg_store *op_store(sg_admin *b) { return sg_store_pg_borrow(SELF(b)->conn
 static void op_close(sg_admin *b) { close_pg(SELF(b)); }
 
 static const sg_admin_ops pg_admin_ops = {
-    op_store, op_sockets, op_rooms, op_socket_nsp, op_rooms_change, op_stats, op_checkpoint,
-    op_close,
+    .store = op_store,
+    .sockets = op_sockets,
+    .rooms = op_rooms,
+    .socket_nsp = op_socket_nsp,
+    .rooms_change = op_rooms_change,
+    .stats = op_stats,
+    .checkpoint = op_checkpoint,
+    .close = op_close,
 };

@@ -8,7 +8,6 @@
 #include "admin_int.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -675,6 +674,12 @@ static int op_checkpoint(sg_admin *b, int *done, int *total)
 static void op_close(sg_admin *b) { close_sqlite(SELF(b)); }
 
 static const sg_admin_ops sqlite_ops = {
-    op_store, op_sockets, op_rooms, op_socket_nsp, op_rooms_change, op_stats, op_checkpoint,
-    op_close,
+    .store = op_store,
+    .sockets = op_sockets,
+    .rooms = op_rooms,
+    .socket_nsp = op_socket_nsp,
+    .rooms_change = op_rooms_change,
+    .stats = op_stats,
+    .checkpoint = op_checkpoint,
+    .close = op_close,
 };
