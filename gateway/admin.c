@@ -1,34 +1,19 @@
-/* admin.c - the CLI's own store queries. See admin.h.
- *
- * The schema is schema/0001_init.sql (and 0002, 0003: handshakes apart):
- * sessions (state 0 open, 1 closed),
- * sockets (one per namespace connection), rooms (nsp, room, socket_id;
- * every socket is in the room named by its id), queue, acks. */
-#include "admin.h"
+/* admin.c - the CLI's own store queries: picks the implementation the db
+ * value names (sg_store_is_pg, as sg_store_open does) and dispatches to
+ * it; and how a db value may be shown. See admin.h and admin_int.h. */
+#include "admin_int.h"
 
-#include <errno.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <sqlite3.h>
+#include <libpq-fe.h>
 
-#include "store.h"
+#include "buf.h"
+#include "store_int.h"
 
-struct sg_admin {
-    sqlite3 *db;
-    char *path;
-    int version;
-    struct timespec busy_since;   /* first retry of the current wait */
-    char err[512];
-};
-
-/* ---- errors ------------------------------------------------------------------ */
-
-static void set_err(sg_admin *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(sg_admin *a, const char *fmt, ...)
+void sg_admin_set_err(sg_admin *a, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -38,607 +23,257 @@ static void set_err(sg_admin *a, const char *fmt, ...)
 
 const char *sg_admin_error(const sg_admin *a) { return a ? a->err : ""; }
 
-static bool is_busy(int rc)
-{
-    rc &= 0xff;
-    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
-}
-
-/* Map a SQLite result of what to ours, with a message. */
-static int fail(sg_admin *a, int rc, const char *what)
-{
-    if (is_busy(rc)) {
-        set_err(a, "%s: the store stayed locked for more than %d ms", what, SG_ADMIN_LOCK_MS);
-        return SG_ADMIN_BUSY;
-    }
-    set_err(a, "%s: %s", what, a->db ? sqlite3_errmsg(a->db) : sqlite3_errstr(rc));
-    return SG_ADMIN_ERR;
-}
-
-/* ---- the connection ------------------------------------------------------------ */
-
-static int64_t ms_since(const struct timespec *t0)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-/* Like the store's: short sleeps (DESIGN §5: SQLite's own handler sleeps up
- * to 100 ms between retries and stalls behind busy writers), bounded by
- * time rather than by a count of retries. */
-static int busy_handler(void *ud, int count)
-{
-    sg_admin *a = ud;
-    if (count == 0)
-        clock_gettime(CLOCK_MONOTONIC, &a->busy_since);
-    else if (ms_since(&a->busy_since) >= SG_ADMIN_LOCK_MS)
-        return 0;
-    struct timespec ts = {0, 100 * 1000};
-    nanosleep(&ts, NULL);
-    return 1;
-}
-
-static int prepare(sg_admin *a, const char *sql, sqlite3_stmt **st)
-{
-    int rc = sqlite3_prepare_v2(a->db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        *st = NULL;
-        return fail(a, rc, "prepare");
-    }
-    return SG_ADMIN_OK;
-}
-
-static int exec_simple(sg_admin *a, const char *sql)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(a, sql, &st);
-    if (rc != SG_ADMIN_OK)
-        return rc;
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SG_ADMIN_OK : fail(a, rc, sql);
-}
-
-static int begin_read(sg_admin *a) { return exec_simple(a, "BEGIN"); }
-static int begin_write(sg_admin *a) { return exec_simple(a, "BEGIN IMMEDIATE"); }
-static int commit(sg_admin *a) { return exec_simple(a, "COMMIT"); }
-
-static void rollback(sg_admin *a)
-{
-    if (!sqlite3_get_autocommit(a->db))
-        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-/* A read query ends with its snapshot released, whatever rc says. */
-static int end_read(sg_admin *a, int rc)
-{
-    if (rc >= 0) {
-        int c = commit(a);
-        if (c < 0)
-            rc = c;
-    }
-    rollback(a);
-    return rc;
-}
-
 int sg_admin_open(const char *path, sg_admin **out, int *version, char *err, size_t errcap)
 {
-    *out = NULL;
-    if (version)
-        *version = -1;
-    struct stat sb;
-    if (stat(path, &sb) < 0) {
-        snprintf(err, errcap, "%s: %s", path, strerror(errno));
-        return errno == ENOENT ? SG_ADMIN_MISSING : SG_ADMIN_ERR;
-    }
-    sg_admin *a = calloc(1, sizeof *a);
-    if (!a || !(a->path = strdup(path))) {
-        free(a);
-        snprintf(err, errcap, "out of memory");
-        return SG_ADMIN_ERR;
-    }
-    int rc = sqlite3_open_v2(path, &a->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-                             NULL);
-    if (rc != SQLITE_OK) {
-        rc = fail(a, rc, "cannot open");
-        goto out;
-    }
-    sqlite3_busy_handler(a->db, busy_handler, a);
-    sqlite3_stmt *st;
-    if ((rc = prepare(a, "PRAGMA user_version", &st)) != SG_ADMIN_OK)
-        goto out;
-    int step = sqlite3_step(st);
-    a->version = step == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    if (step != SQLITE_ROW) {
-        rc = fail(a, step, "read the schema version");
-        goto out;
-    }
-    if (version)
-        *version = a->version;
-    int latest = sg_store_latest_version();
-    if (a->version != latest) {
-        set_err(a, a->version == 0 ? "the store is not initialised"
-                   : a->version < latest ? "the store is at schema version %d, older than this program's (%d)"
-                   : "the store is at schema version %d, newer than this program's (%d)",
-                a->version, latest);
-        rc = SG_ADMIN_SCHEMA;
-        goto out;
-    }
-    /* our writes are as durable as the servers' (WAL, synchronous=NORMAL) */
-    if ((rc = exec_simple(a, "PRAGMA synchronous = NORMAL")) != SG_ADMIN_OK)
-        goto out;
-    *out = a;
-    return SG_ADMIN_OK;
-out:
-    snprintf(err, errcap, "%s: %s", path, a->err);
-    sg_admin_close(a);
-    return rc;
+    return sg_store_is_pg(path) ? sg_admin_pg_open(path, out, version, err, errcap)
+                                : sg_admin_sqlite_open(path, out, version, err, errcap);
 }
 
-sg_store *sg_admin_store(sg_admin *a) { return sg_store_borrow(a->db, a->path); }
+int sg_admin_latest_version(const char *db)
+{
+    return db && sg_store_is_pg(db) ? sg_store_pg_latest_version() : sg_store_latest_version();
+}
 
 void sg_admin_close(sg_admin *a)
 {
-    if (!a)
-        return;
-    sqlite3_close(a->db);
-    free(a->path);
-    free(a);
+    if (a)
+        a->ops->close(a);
 }
 
-/* ---- helpers -------------------------------------------------------------------- */
+sg_store *sg_admin_store(sg_admin *a) { return a->ops->store(a); }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *t)
+int sg_admin_sockets(sg_admin *a, const char *nsp, const char *room, bool details, json_t **out)
 {
-    if (t)
-        sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
+    return a->ops->sockets(a, nsp, room, details, out);
 }
 
-/* A JSON value from a text column; JSON null when NULL or unreadable. */
-static json_t *column_json(sqlite3_stmt *st, int col)
+int sg_admin_rooms(sg_admin *a, const char *nsp, json_t **out)
 {
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    json_t *v = t ? json_loads(t, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
-    return v ? v : json_null();
-}
-
-static json_t *column_string(sqlite3_stmt *st, int col)
-{
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    return t ? json_stringn(t, (size_t)sqlite3_column_bytes(st, col)) : json_null();
-}
-
-/* Append v (stolen) to array arr; false on ENOMEM. */
-static bool push(json_t *arr, json_t *v)
-{
-    return v && json_array_append_new(arr, v) == 0;
-}
-
-/* ---- sockets -------------------------------------------------------------------------- */
-
-#define LIVE_SOCKETS                                                                    \
-    " FROM sockets s JOIN sessions ss ON ss.sid = s.sid"                                \
-    " WHERE ss.state = 0 AND (?1 IS NULL OR s.nsp = ?1)"                                \
-    " AND (?2 IS NULL OR EXISTS (SELECT 1 FROM rooms r"                                 \
-    "      WHERE r.nsp = s.nsp AND r.room = ?2 AND r.socket_id = s.id))"
-
-static int socket_rooms(sg_admin *a, sqlite3_stmt *st, const char *id, const char *nsp,
-                        json_t **out)
-{
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    bind_text(st, 1, id);
-    bind_text(st, 2, nsp);
-    json_t *arr = json_array();
-    int rc;
-    while (arr && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        if (!push(arr, column_string(st, 0)))
-            break;
-    if (!arr || rc != SQLITE_DONE) {
-        json_decref(arr);
-        return arr ? fail(a, rc, "read rooms") : (set_err(a, "out of memory"), SG_ADMIN_ERR);
-    }
-    *out = arr;
-    return SG_ADMIN_OK;
-}
-
-/* End a listing's read: hand arr to *out and return its size, or release
- * it and return the error. */
-static int list_done(sg_admin *a, int rc, json_t *arr, json_t **out)
-{
-    rc = end_read(a, rc);
-    if (rc >= 0 && !arr) {
-        set_err(a, "out of memory");
-        rc = SG_ADMIN_ERR;
-    }
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return (int)json_array_size(arr);
-}
-
-int sg_admin_sockets(sg_admin *a, const char *nsp, const char *room, bool details,
-                     json_t **out)
-{
-    *out = NULL;
-    sqlite3_stmt *st = NULL, *rst = NULL;
-    json_t *arr = json_array();
-    int rc = begin_read(a);
-    if (rc < 0)
-        goto out;
-    if ((rc = prepare(a,
-                      "SELECT s.id, s.nsp, s.sid, ss.transport, s.data, s.created_at,"
-                      " (SELECT handshake FROM handshakes h WHERE h.sid = s.sid)"
-                      LIVE_SOCKETS " ORDER BY s.nsp, s.created_at, s.id",
-                      &st)) < 0 ||
-        (rc = prepare(a,
-                      "SELECT room FROM rooms WHERE socket_id = ?1 AND nsp = ?2"
-                      " ORDER BY room = socket_id DESC, room",
-                      &rst)) < 0)
-        goto out;
-    bind_text(st, 1, nsp);
-    bind_text(st, 2, room);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
-        const char *snsp = (const char *)sqlite3_column_text(st, 1);
-        json_t *rooms = NULL;
-        if ((rc = socket_rooms(a, rst, id, snsp, &rooms)) < 0)
-            goto out;
-        json_t *o = json_object();
-        if (!o || json_object_set_new(o, "id", column_string(st, 0)) < 0 ||
-            json_object_set_new(o, "nsp", column_string(st, 1)) < 0 ||
-            json_object_set_new(o, "sid", column_string(st, 2)) < 0 ||
-            json_object_set_new(o, "transport", column_string(st, 3)) < 0 ||
-            json_object_set_new(o, "rooms", rooms) < 0 ||
-            json_object_set_new(o, "data", column_json(st, 4)) < 0 ||
-            json_object_set_new(o, "connected_at", json_integer(sqlite3_column_int64(st, 5))) < 0 ||
-            (details && json_object_set_new(o, "handshake", column_json(st, 6)) < 0) ||
-            !push(arr, o)) {
-            json_decref(o);
-            set_err(a, "out of memory");
-            rc = SG_ADMIN_ERR;
-            goto out;
-        }
-    }
-    rc = step == SQLITE_DONE ? SG_ADMIN_OK : fail(a, step, "list sockets");
-out:
-    sqlite3_finalize(st);
-    sqlite3_finalize(rst);
-    return list_done(a, rc, arr, out);
+    return a->ops->rooms(a, nsp, out);
 }
 
 int sg_admin_socket_nsp(sg_admin *a, const char *socket_id, char *nsp, size_t cap)
 {
-    sqlite3_stmt *st;
-    int rc = prepare(a,
-                     "SELECT s.nsp FROM sockets s JOIN sessions ss ON ss.sid = s.sid"
-                     " WHERE s.id = ?1 AND ss.state = 0",
-                     &st);
-    if (rc < 0)
-        return rc;
-    bind_text(st, 1, socket_id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        snprintf(nsp, cap, "%s", (const char *)sqlite3_column_text(st, 0));
-        rc = SG_ADMIN_OK;
-    } else if (step == SQLITE_DONE) {
-        set_err(a, "no live socket %s", socket_id);
-        rc = SG_ADMIN_NOTFOUND;
-    } else {
-        rc = fail(a, step, "find socket");
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/* ---- rooms ------------------------------------------------------------------------------ */
-
-int sg_admin_rooms(sg_admin *a, const char *nsp, json_t **out)
-{
-    *out = NULL;
-    sqlite3_stmt *st = NULL;
-    json_t *arr = json_array();
-    int rc = begin_read(a);
-    if (rc < 0)
-        goto out;
-    if ((rc = prepare(a,
-                      "SELECT r.nsp, r.room, count(*)"
-                      " FROM rooms r JOIN sockets s ON s.id = r.socket_id"
-                      " JOIN sessions ss ON ss.sid = s.sid"
-                      " WHERE ss.state = 0 AND r.room <> r.socket_id"
-                      " AND (?1 IS NULL OR r.nsp = ?1)"
-                      " GROUP BY r.nsp, r.room ORDER BY r.nsp, r.room",
-                      &st)) < 0)
-        goto out;
-    bind_text(st, 1, nsp);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o = json_pack("{s:o,s:o,s:I}", "nsp", column_string(st, 0), "room",
-                              column_string(st, 1), "members",
-                              (json_int_t)sqlite3_column_int64(st, 2));
-        if (!push(arr, o)) {
-            set_err(a, "out of memory");
-            rc = SG_ADMIN_ERR;
-            goto out;
-        }
-    }
-    rc = step == SQLITE_DONE ? SG_ADMIN_OK : fail(a, step, "list rooms");
-out:
-    sqlite3_finalize(st);
-    return list_done(a, rc, arr, out);
-}
-
-/* ---- join and leave ------------------------------------------------------------------------ */
-
-struct change {
-    sg_admin *a;
-    bool join;
-    const char *const *rooms;
-    sqlite3_stmt *op;       /* the INSERT or DELETE, bound per (nsp, room, socket) */
-    json_t *seen;           /* socket ids affected (object used as a set) */
-    sg_store *store;        /* on a->db, for the broadcast log */
-    int settled;
-};
-
-static int apply(struct change *c, const char *id, const char *nsp)
-{
-    /* a broadcast logged before reaches the members of then */
-    char sid[SG_ID_LEN + 1];
-    int64_t seen = 0;
-    bool moved = false;
-    int src = sg_store_socket_get(c->store, id, sid, NULL, 0, NULL);
-    if (src == 0)
-        src = sg_store_bcast_settle(c->store, sid, 0, &seen, &moved);
-    if (src < 0) {
-        set_err(c->a, "cannot settle the broadcast log of socket %s", id);
-        return SG_ADMIN_ERR;
-    }
-    c->settled += moved;
-    for (const char *const *r = c->rooms; *r; r++) {
-        sqlite3_reset(c->op);
-        sqlite3_clear_bindings(c->op);
-        bind_text(c->op, 1, nsp);
-        bind_text(c->op, 2, *r);
-        bind_text(c->op, 3, id);
-        int step = sqlite3_step(c->op);
-        if (step != SQLITE_DONE)
-            return fail(c->a, step, c->join ? "join" : "leave");
-    }
-    if (json_object_set_new(c->seen, id, json_true()) < 0) {
-        set_err(c->a, "out of memory");
-        return SG_ADMIN_ERR;
-    }
-    return SG_ADMIN_OK;
-}
-
-static int change_socket(struct change *c, const sg_admin_sel *sel)
-{
-    char nsp[1024];
-    int rc = sg_admin_socket_nsp(c->a, sel->socket_id, nsp, sizeof nsp);
-    if (rc == SG_ADMIN_OK && sel->nsp && strcmp(sel->nsp, nsp) != 0) {
-        set_err(c->a, "socket %s is in namespace %s, not %s", sel->socket_id, nsp, sel->nsp);
-        rc = SG_ADMIN_NOTFOUND;
-    }
-    return rc == SG_ADMIN_OK ? apply(c, sel->socket_id, nsp) : rc;
-}
-
-static int change_room(struct change *c, const sg_admin_sel *sel)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(c->a,
-                     "SELECT r.socket_id, r.nsp FROM rooms r JOIN sockets s ON s.id = r.socket_id"
-                     " JOIN sessions ss ON ss.sid = s.sid"
-                     " WHERE r.room = ?1 AND (?2 IS NULL OR r.nsp = ?2) AND ss.state = 0"
-                     " ORDER BY r.nsp, s.created_at, s.id",
-                     &st);
-    if (rc < 0)
-        return rc;
-    bind_text(st, 1, sel->from_room);
-    bind_text(st, 2, sel->nsp);
-    /* the members first, then the changes: leaving FROM itself must not
-     * disturb the scan */
-    json_t *members = json_array();
-    int step;
-    while (members && (step = sqlite3_step(st)) == SQLITE_ROW)
-        if (!push(members, json_pack("[o,o]", column_string(st, 0), column_string(st, 1))))
-            break;
-    sqlite3_finalize(st);
-    if (!members || step != SQLITE_DONE) {
-        json_decref(members);
-        return members && step != SQLITE_ROW ? fail(c->a, step, "list members")
-                                             : (set_err(c->a, "out of memory"), SG_ADMIN_ERR);
-    }
-    size_t i;
-    json_t *m;
-    rc = SG_ADMIN_OK;
-    json_array_foreach(members, i, m) {
-        if ((rc = apply(c, json_string_value(json_array_get(m, 0)),
-                        json_string_value(json_array_get(m, 1)))) < 0)
-            break;
-    }
-    json_decref(members);
-    return rc;
+    return a->ops->socket_nsp(a, socket_id, nsp, cap);
 }
 
 int sg_admin_rooms_change(sg_admin *a, bool join, const sg_admin_sel *sel, size_t nsel,
                           const char *const *rooms, int *affected, int *settled)
 {
-    *affected = *settled = 0;
-    struct change c = {a, join, rooms, NULL, json_object(), sg_store_borrow(a->db, a->path), 0};
-    if (!c.seen || !c.store) {
-        set_err(a, "out of memory");
-        return SG_ADMIN_ERR;
-    }
-    int rc = begin_write(a);
-    if (rc < 0)
-        goto out;
-    if ((rc = prepare(a,
-                      join ? "INSERT OR IGNORE INTO rooms (nsp, room, socket_id) VALUES (?1, ?2, ?3)"
-                           : "DELETE FROM rooms WHERE nsp = ?1 AND room = ?2 AND socket_id = ?3"
-                             " AND room <> socket_id",
-                      &c.op)) < 0)
-        goto out;
-    for (size_t i = 0; i < nsel && rc >= 0; i++)
-        rc = sel[i].socket_id ? change_socket(&c, &sel[i]) : change_room(&c, &sel[i]);
-    if (rc >= 0)
-        rc = commit(a);
-out:
-    sqlite3_finalize(c.op);
-    rollback(a);
-    if (rc >= 0) {
-        *affected = (int)json_object_size(c.seen);
-        *settled = c.settled;
-    }
-    json_decref(c.seen);
-    sg_store_close(c.store);
-    return rc;
+    return a->ops->rooms_change(a, join, sel, nsel, rooms, affected, settled);
 }
 
-/* ---- statistics --------------------------------------------------------------------------- */
-
-/* Run a query and call fn per row; SG_ADMIN_OK or a negative result. */
-static int each_row(sg_admin *a, const char *sql, int (*fn)(void *ud, sqlite3_stmt *st),
-                    void *ud)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(a, sql, &st);
-    if (rc < 0)
-        return rc;
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW)
-        if (fn(ud, st) < 0) {
-            sqlite3_finalize(st);
-            set_err(a, "out of memory");
-            return SG_ADMIN_ERR;
-        }
-    sqlite3_finalize(st);
-    return step == SQLITE_DONE ? SG_ADMIN_OK : fail(a, step, sql);
-}
-
-static int add(json_t *o, const char *key, sqlite3_stmt *st, int col)
-{
-    json_int_t have = json_integer_value(json_object_get(o, key));
-    return json_object_set_new(o, key, json_integer(have + sqlite3_column_int64(st, col)));
-}
-
-/* (state, transport, count) */
-static int row_sessions(void *ud, sqlite3_stmt *st)
-{
-    json_t *o = ud;
-    int state = sqlite3_column_int(st, 0);
-    bool open = state == SG_SESSION_OPEN;
-    /* a recovery ghost (schema 0007): the sockets of a closed session kept
-     * for connection state recovery */
-    if (add(o, open ? "open" : state == SG_SESSION_GHOST ? "recoverable" : "closed", st, 2) < 0)
-        return -1;
-    const char *tr = (const char *)sqlite3_column_text(st, 1);
-    if (open && tr && (strcmp(tr, "polling") == 0 || strcmp(tr, "websocket") == 0))
-        return add(o, tr, st, 2);
-    return 0;
-}
-
-/* (nsp, transport, count) */
-static int row_sockets(void *ud, sqlite3_stmt *st)
-{
-    json_t *o = ud, *nsps = json_object_get(o, "namespaces");
-    const char *nsp = (const char *)sqlite3_column_text(st, 0);
-    const char *tr = (const char *)sqlite3_column_text(st, 1);
-    json_t *n = json_object_get(nsps, nsp);
-    if (!n) {
-        n = json_pack("{s:i,s:i}", "polling", 0, "websocket", 0);
-        if (!n || json_object_set_new(nsps, nsp, n) < 0)
-            return -1;
-    }
-    return add(n, tr ? tr : "unknown", st, 2) < 0 || add(o, "total", st, 2) < 0 ? -1 : 0;
-}
-
-/* (count, bytes) */
-static int row_queue(void *ud, sqlite3_stmt *st)
-{
-    json_t *o = ud;
-    return add(o, "frames", st, 0) < 0 || add(o, "bytes", st, 1) < 0 ? -1 : 0;
-}
-
-static int row_count(void *ud, sqlite3_stmt *st) { return add(ud, "n", st, 0); }
-
-static json_int_t file_size(const char *path, const char *suffix)
-{
-    char p[4096];
-    struct stat sb;
-    snprintf(p, sizeof p, "%s%s", path, suffix);
-    return stat(p, &sb) == 0 ? (json_int_t)sb.st_size : 0;
-}
-
-int sg_admin_stats(sg_admin *a, json_t **out)
-{
-    *out = NULL;
-    json_t *sessions = json_pack("{s:i,s:i,s:i,s:i,s:i}", "open", 0, "closed", 0, "polling", 0,
-                                 "websocket", 0, "recoverable", 0);
-    json_t *sockets = json_pack("{s:i,s:{}}", "total", 0, "namespaces");
-    json_t *queue = json_pack("{s:i,s:i}", "frames", 0, "bytes", 0);
-    json_t *rooms = json_pack("{s:i}", "n", 0), *acks = json_pack("{s:i}", "n", 0);
-    int rc = SG_ADMIN_ERR;
-    if (!sessions || !sockets || !queue || !rooms || !acks) {
-        set_err(a, "out of memory");
-        goto out;
-    }
-    if ((rc = begin_read(a)) < 0 ||
-        (rc = each_row(a, "SELECT state, transport, count(*) FROM sessions GROUP BY 1, 2",
-                       row_sessions, sessions)) < 0 ||
-        (rc = each_row(a,
-                       "SELECT s.nsp, ss.transport, count(*) FROM sockets s"
-                       " JOIN sessions ss ON ss.sid = s.sid WHERE ss.state = 0"
-                       " GROUP BY 1, 2 ORDER BY 1, 2",
-                       row_sockets, sockets)) < 0 ||
-        (rc = each_row(a, "SELECT count(*), coalesce(sum(length(frame)), 0) FROM queue",
-                       row_queue, queue)) < 0 ||
-        (rc = each_row(a,
-                       "SELECT count(*) FROM (SELECT DISTINCT r.nsp, r.room FROM rooms r"
-                       " JOIN sockets s ON s.id = r.socket_id JOIN sessions ss ON ss.sid = s.sid"
-                       " WHERE ss.state = 0 AND r.room <> r.socket_id)",
-                       row_count, rooms)) < 0 ||
-        (rc = each_row(a, "SELECT count(*) FROM acks", row_count, acks)) < 0)
-        goto out;
-    rc = end_read(a, rc);
-    if (rc < 0)
-        goto out;
-    json_int_t db = file_size(a->path, ""), wal = file_size(a->path, "-wal"),
-               shm = file_size(a->path, "-shm");
-    *out = json_pack("{s:O,s:O,s:I,s:O,s:{s:I},s:{s:s,s:i,s:I,s:I,s:I,s:I}}",
-                     "sessions", sessions, "sockets", sockets,
-                     "rooms", json_integer_value(json_object_get(rooms, "n")),
-                     "queue", queue,
-                     "acks", "pending", json_integer_value(json_object_get(acks, "n")),
-                     "store", "path", a->path, "schema", a->version, "db_bytes", db,
-                     "wal_bytes", wal, "shm_bytes", shm, "total_bytes", db + wal + shm);
-    if (!*out) {
-        set_err(a, "out of memory");
-        rc = SG_ADMIN_ERR;
-    }
-out:
-    rollback(a);
-    json_decref(sessions);
-    json_decref(sockets);
-    json_decref(queue);
-    json_decref(rooms);
-    json_decref(acks);
-    return rc < 0 ? rc : SG_ADMIN_OK;
-}
+int sg_admin_stats(sg_admin *a, json_t **out) { return a->ops->stats(a, out); }
 
 int sg_admin_checkpoint(sg_admin *a, int *done, int *total)
 {
-    *done = *total = -1;
-    int rc = sqlite3_wal_checkpoint_v2(a->db, NULL, SQLITE_CHECKPOINT_PASSIVE, total, done);
-    /* another checkpoint is running: fine, it does the work */
-    if (rc == SQLITE_OK || is_busy(rc))
-        return SG_ADMIN_OK;
-    return fail(a, rc, "checkpoint");
+    return a->ops->checkpoint(a, done, total);
+}
+
+/* ---- showing a db value ----------------------------------------------------------------
+ *
+ * The password is found where libpq finds it (fe-connect.c,
+ * conninfo_uri_parse_options and conninfo_parse): in a URI, between the
+ * first ':' and the '@' of the user part (the text before the first '@'
+ * when no '/' comes first), or a query parameter whose name, percent-
+ * decoded, is "password"; in a keyword/value string, the value of the
+ * keyword "password" (quoted or not, with backslash escapes). Its bytes
+ * become "***" and everything else is kept as written. Then, as a check
+ * that does not depend on this scanner, libpq parses the value: when the
+ * password it finds is still in the text, the text is rebuilt from
+ * libpq's options without it. */
+
+#define MASK "***"
+
+/* The n bytes at k, percent-decoded, are "password". */
+static bool uri_key_is_password(const char *k, size_t n)
+{
+    static const char want[] = "password";
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++, w++) {
+        int ch = (unsigned char)k[i];
+        if (ch == '%' && i + 2 < n && isxdigit((unsigned char)k[i + 1]) &&
+            isxdigit((unsigned char)k[i + 2])) {
+            char hex[3] = {k[i + 1], k[i + 2], '\0'};
+            ch = (int)strtol(hex, NULL, 16);
+            i += 2;
+        }
+        if (w >= sizeof want - 1 || ch != want[w])
+            return false;
+    }
+    return w == sizeof want - 1;
+}
+
+static void redact_uri(const char *s, sg_buf *b)
+{
+    const char *p = strstr(s, "://") + 3;
+    sg_buf_append(b, s, (size_t)(p - s));
+    const char *q = p;
+    while (*q && *q != '@' && *q != '/')
+        q++;
+    if (*q == '@') {
+        const char *colon = memchr(p, ':', (size_t)(q - p));
+        if (colon) {
+            sg_buf_append(b, p, (size_t)(colon + 1 - p));
+            sg_buf_puts(b, MASK);
+        } else {
+            sg_buf_append(b, p, (size_t)(q - p));
+        }
+        p = q;
+    }
+    const char *qm = strchr(p, '?');
+    if (!qm) {
+        sg_buf_puts(b, p);
+        return;
+    }
+    sg_buf_append(b, p, (size_t)(qm + 1 - p));
+    for (p = qm + 1;;) {
+        const char *amp = strchr(p, '&');
+        const char *end = amp ? amp : p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (eq && uri_key_is_password(p, (size_t)(eq - p))) {
+            sg_buf_append(b, p, (size_t)(eq + 1 - p));
+            sg_buf_puts(b, MASK);
+        } else {
+            sg_buf_append(b, p, (size_t)(end - p));
+        }
+        if (!amp)
+            break;
+        sg_buf_putc(b, '&');
+        p = amp + 1;
+    }
+}
+
+static void redact_keywords(const char *s, sg_buf *b)
+{
+    const char *p = s;
+    while (*p) {
+        if (isspace((unsigned char)*p)) {
+            sg_buf_putc(b, *p++);
+            continue;
+        }
+        const char *kw = p;
+        while (*p && *p != '=' && !isspace((unsigned char)*p))
+            p++;
+        size_t kwlen = (size_t)(p - kw);
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p != '=') { /* libpq refuses this; keep the word */
+            sg_buf_append(b, kw, (size_t)(p - kw));
+            continue;
+        }
+        p++;
+        while (isspace((unsigned char)*p))
+            p++;
+        bool secret = kwlen == 8 && memcmp(kw, "password", 8) == 0;
+        sg_buf_append(b, kw, (size_t)(p - kw));
+        const char *val = p;
+        if (*p == '\'') {
+            for (p++; *p && *p != '\''; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (*p == '\'')
+                p++;
+        } else {
+            for (; *p && !isspace((unsigned char)*p); p++)
+                if (*p == '\\' && p[1])
+                    p++;
+        }
+        if (secret)
+            sg_buf_puts(b, MASK);
+        else
+            sg_buf_append(b, val, (size_t)(p - val));
+    }
+}
+
+/* What libpq would take for the password of db (a new string; NULL when
+ * none or db does not parse), and *opts its parsed options (free with
+ * PQconninfoFree; NULL when db does not parse). */
+static char *libpq_password(const char *db, PQconninfoOption **opts)
+{
+    char *msg = NULL;
+    *opts = PQconninfoParse(db, &msg);
+    PQfreemem(msg);
+    for (PQconninfoOption *o = *opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
+            return strdup(o->val);
+    return NULL;
+}
+
+void sg_admin_db_shown(const char *db, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    if (!db || !sg_store_is_pg(db)) {
+        snprintf(out, cap, "%s", db ? db : "");
+        return;
+    }
+    sg_buf b = SG_BUF_INIT;
+    if (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0)
+        redact_uri(db, &b);
+    else
+        redact_keywords(db, &b);
+    PQconninfoOption *opts;
+    char *pw = libpq_password(db, &opts);
+    const char *shown = sg_buf_str(&b);
+    if (!shown || (pw && strstr(shown, pw))) {
+        sg_buf_reset(&b);
+        for (PQconninfoOption *o = opts; o && o->keyword; o++)
+            if (o->val && *o->val && strcmp(o->keyword, "password") != 0)
+                sg_buf_printf(&b, "%s%s=%s", b.len ? " " : "", o->keyword, o->val);
+        shown = opts ? sg_buf_str(&b) : "(a PostgreSQL connection string)";
+        if (!shown)
+            shown = "(a PostgreSQL connection string)";
+    }
+    snprintf(out, cap, "%s", shown);
+    if (pw) {
+        explicit_bzero(pw, strlen(pw));
+        free(pw);
+    }
+    PQconninfoFree(opts);
+    sg_buf_free(&b);
+}
+
+/* Replace every occurrence of needle (len n > 0) in *b's text by with. */
+static void replace_all(sg_buf *b, const char *needle, size_t n, const char *with)
+{
+    const char *t = sg_buf_str(b);
+    if (!strstr(t, needle))
+        return;
+    sg_buf out = SG_BUF_INIT;
+    for (const char *hit; (hit = strstr(t, needle)); t = hit + n) {
+        sg_buf_append(&out, t, (size_t)(hit - t));
+        sg_buf_puts(&out, with);
+    }
+    sg_buf_puts(&out, t);
+    if (b->data)
+        explicit_bzero(b->data, b->len);
+    sg_buf_free(b);
+    *b = out;
+}
+
+char *sg_admin_scrub(const char *db, const char *text)
+{
+    sg_buf b = SG_BUF_INIT;
+    if (sg_buf_puts(&b, text ? text : "") < 0) {
+        sg_buf_free(&b);
+        return NULL;
+    }
+    if (db && sg_store_is_pg(db)) {
+        char shown[1024];
+        sg_admin_db_shown(db, shown, sizeof shown);
+        replace_all(&b, db, strlen(db), shown);
+        PQconninfoOption *opts;
+        char *pw = libpq_password(db, &opts);
+        PQconninfoFree(opts);
+        if (pw && strlen(pw) >= SG_ADMIN_SCRUB_MIN)
+            replace_all(&b, pw, strlen(pw), MASK);
+        if (pw) {
+            explicit_bzero(pw, strlen(pw));
+            free(pw);
+        }
+    }
+    char *out = sg_buf_steal(&b);
+    sg_buf_free(&b);
+    return out;
 }

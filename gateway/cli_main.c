@@ -76,10 +76,22 @@ struct cli {
     int verbose;
     bool cfg_ready;
     sg_config cfg;
+    char db_shown[1024];      /* cfg.db as messages show it (no password) */
     sg_admin *admin;
     sg_engine *engine;
     sg_worker *worker;
 };
+
+/* The configured store as messages show it: a PostgreSQL connection
+ * string without its password (sg_admin_db_shown). */
+static const char *db_shown(struct cli *c)
+{
+    if (!c->db_shown[0])
+        sg_admin_db_shown(c->cfg.db, c->db_shown, sizeof c->db_shown);
+    return c->db_shown;
+}
+
+static bool db_is_pg(struct cli *c) { return sg_store_is_pg(c->cfg.db); }
 
 /* ---- stderr: our messages, and the captured log ---------------------------------- */
 
@@ -101,6 +113,15 @@ static void say(struct cli *c, const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)
         len = sizeof line - 2;
+    line[len] = '\0';
+    /* a cause folded in from the log may name the store with its password */
+    char *clean = c->cfg_ready && sg_store_is_pg(c->cfg.db) ? sg_admin_scrub(c->cfg.db, line)
+                                                          : NULL;
+    if (clean) {
+        snprintf(line, sizeof line - 1, "%s", clean);
+        len = strlen(line);
+        free(clean);
+    }
     line[len++] = '\n';
     ssize_t w = write(logcap.saved >= 0 ? logcap.saved : STDERR_FILENO, line, len);
     (void)w;
@@ -151,12 +172,19 @@ static char *cap_text(off_t from)
 }
 
 /* Stop capturing; write what was captured to the real stderr if replay. */
-static void cap_stop(bool replay)
+static void cap_stop(struct cli *c, bool replay)
 {
     if (logcap.fd < 0)
         return;
     fflush(stderr);
     char *t = replay ? cap_text(0) : NULL;
+    if (t && c->cfg_ready && sg_store_is_pg(c->cfg.db)) {
+        /* the log of the store, the doorbell or a plugin may name the
+         * store with its password */
+        char *clean = sg_admin_scrub(c->cfg.db, t);
+        free(t);
+        t = clean;
+    }
     dup2(logcap.saved, STDERR_FILENO);
     close(logcap.saved);
     close(logcap.fd);
@@ -205,7 +233,7 @@ static int engine_failed(struct cli *c, off_t mark, const char *what, const char
     if (cap_says_locked(mark)) {
         say(c, "%s: the store %s stayed locked longer than the store's timeout; "
                "retry later (another process holds a long write transaction)",
-            what, c->cfg.db);
+            what, db_shown(c));
         return EXIT_LOCKED;
     }
     if (cap_first_error(mark, cause, sizeof cause))
@@ -456,11 +484,17 @@ static int need_admin(struct cli *c)
     case SG_ADMIN_OK:
         return 0;
     case SG_ADMIN_MISSING:
-        say(c, "no store at %s; create it with 'siogate init' (or set db in the configuration)",
-            c->cfg.db);
+        if (db_is_pg(c))
+            say(c, "%s; check the db setting, that the PostgreSQL server runs and that the "
+                   "database and role exist", err);
+        else
+            say(c, "no store at %s; create it with 'siogate init' (or set db in the "
+                   "configuration)", c->cfg.db);
         return EXIT_FAIL;
     case SG_ADMIN_SCHEMA:
-        if (version >= 0 && version > sg_store_latest_version())
+        if (version == 0 && db_is_pg(c))
+            say(c, "%s; create the schema with 'siogate init'", err);
+        else if (version >= 0 && version > sg_admin_latest_version(c->cfg.db))
             say(c, "%s; use the siogate that matches the servers", err);
         else
             say(c, "%s; run 'siogate migrate'", err);
@@ -469,7 +503,8 @@ static int need_admin(struct cli *c)
         say(c, "%s; retry later", err);
         return EXIT_LOCKED;
     default:
-        say(c, "%s; check the db setting and the file's permissions", err);
+        say(c, "%s; check the db setting and the %s", err,
+            db_is_pg(c) ? "role's privileges" : "file's permissions");
         return EXIT_FAIL;
     }
 }
@@ -501,7 +536,8 @@ static int need_engine(struct cli *c, bool plugins)
                              "run 'siogate check' to see every problem");
     if (!(c->worker = sg_worker_new_on(c->engine, sg_admin_store(c->admin))))
         return engine_failed(c, mark, "cannot open the store",
-                             "check the db setting and the file's permissions");
+                             db_is_pg(c) ? "check the db setting and the role's privileges"
+                                         : "check the db setting and the file's permissions");
     return 0;
 }
 
@@ -1015,8 +1051,11 @@ static int cmd_stats(struct cli *c, int argc, char **argv)
         printf("queued_bytes %lld\n", ival(st, "queue", "bytes"));
         printf("acks_pending %lld\n", ival(st, "acks", "pending"));
         printf("store_db_bytes %lld\n", ival(st, "store", "db_bytes"));
-        printf("store_wal_bytes %lld\n", ival(st, "store", "wal_bytes"));
-        printf("store_shm_bytes %lld\n", ival(st, "store", "shm_bytes"));
+        /* PostgreSQL: no files of ours beside the tables (sg_admin_stats) */
+        if (json_object_get(json_object_get(st, "store"), "wal_bytes"))
+            printf("store_wal_bytes %lld\n", ival(st, "store", "wal_bytes"));
+        if (json_object_get(json_object_get(st, "store"), "shm_bytes"))
+            printf("store_shm_bytes %lld\n", ival(st, "store", "shm_bytes"));
         printf("store_bytes %lld\n", ival(st, "store", "total_bytes"));
         printf("schema_version %lld\n", ival(st, "store", "schema"));
     }
@@ -1267,7 +1306,10 @@ static int cmd_init(struct cli *c, int argc, char **argv)
     sg_store *s = sg_store_open(c->cfg.db);
     if (!s)
         return engine_failed(c, mark, "cannot create or migrate the store",
-                             "check the db setting and that its directory is writable");
+                             db_is_pg(c) ? "check the db setting, that the PostgreSQL server "
+                                           "runs and that the role may create tables"
+                                         : "check the db setting and that its directory is "
+                                           "writable");
     int v = sg_store_version(s);
     sg_store_close(s);
     if (c->verbose)
@@ -1297,8 +1339,13 @@ static int cmd_gc(struct cli *c, int argc, char **argv)
     }
     int done, in_wal;
     int r = sg_admin_checkpoint(c->admin, &done, &in_wal);
-    if (r < 0)
+    if (r == SG_ADMIN_NOT_APPLICABLE) {
+        /* PostgreSQL: its server checkpoints. Not a failure, and gc's
+         * output stays the same on both stores: an info line (-v -v) */
+        sg_info("gc: %s", sg_admin_error(c->admin));
+    } else if (r < 0) {
         return admin_failed(c, r, "the checkpoint failed");
+    }
     if (c->verbose)
         printf("%ld\n", total);
     return finish_output(c, 0);
@@ -1415,10 +1462,39 @@ static void check_config(struct checker *k, const char *path)
         problem(k, "%s", err);
 }
 
+/* A PostgreSQL store: reachable, and at this program's schema or without
+ * one yet (what 'siogate init' creates, as a missing file for SQLite). */
+static void check_store_pg(struct checker *k)
+{
+    struct cli *c = k->c;
+    sg_admin *a;
+    char err[1024];
+    int version;
+    int rc = sg_admin_open(c->cfg.db, &a, &version, err, sizeof err);
+    if (rc == SG_ADMIN_OK) {
+        fine(k, "store %s (schema version %d)", db_shown(c), version);
+        sg_admin_close(a);
+    } else if (rc == SG_ADMIN_SCHEMA && version == 0) {
+        fine(k, "the store %s has no siogate schema yet ('siogate init' creates it)",
+             db_shown(c));
+    } else if (rc == SG_ADMIN_SCHEMA && version > 0 && version < sg_admin_latest_version(c->cfg.db)) {
+        problem(k, "%s; run 'siogate migrate'", err);
+    } else if (rc == SG_ADMIN_MISSING) {
+        problem(k, "%s; check the db setting, that the PostgreSQL server runs and that the "
+                   "database and role exist", err);
+    } else {
+        problem(k, "%s", err);
+    }
+}
+
 static void check_store(struct checker *k)
 {
     struct cli *c = k->c;
     const char *db = c->cfg.db;
+    if (sg_store_is_pg(db)) {
+        check_store_pg(k);
+        return;
+    }
     struct stat sb;
     if (stat(db, &sb) < 0) {
         char *dir = strdup(db);
@@ -1440,7 +1516,7 @@ static void check_store(struct checker *k)
     if (rc == SG_ADMIN_OK) {
         fine(k, "store %s (schema version %d)", db, version);
         sg_admin_close(a);
-    } else if (rc == SG_ADMIN_SCHEMA && version >= 0 && version < sg_store_latest_version()) {
+    } else if (rc == SG_ADMIN_SCHEMA && version >= 0 && version < sg_admin_latest_version(db)) {
         problem(k, "%s; run 'siogate migrate'", err);
     } else {
         problem(k, "%s", err);
@@ -1601,7 +1677,8 @@ static const struct command commands[] = {
      "  -h, --help           this text\n"},
     {"stats", cmd_stats, "stats [--json]", "show figures about the store",
      "Plain output: KEY VALUE lines (sessions, sockets by namespace and\n"
-     "transport, rooms, queued frames, pending acks, store file sizes).\n"
+     "transport, rooms, queued frames, pending acks, store file sizes;\n"
+     "PostgreSQL: the size of siogate's tables, no WAL nor SHM lines).\n"
      "\n"
      "  -j, --json           one JSON object\n"
      "  -h, --help           this text\n"},
@@ -1615,7 +1692,8 @@ static const struct command commands[] = {
      "Closes the sessions whose heartbeat or connect deadline passed, running\n"
      "their disconnect handlers exactly once (also when a server does the\n"
      "same at the same time), expires awaited acks, purges old closed\n"
-     "sessions, then checkpoints the WAL without waiting for anyone.\n"
+     "sessions, then checkpoints the WAL without waiting for anyone (SQLite;\n"
+     "PostgreSQL checkpoints its own).\n"
      "\n"
      "  -v, --verbose        print the number of sessions closed\n"
      "  -h, --help           this text\n"},
@@ -1754,7 +1832,7 @@ int main(int argc, char **argv)
     sg_admin_close(c.admin);
     /* the log lines of a success pass through; after a failure, its one
      * line said it (all of them with --verbose) */
-    cap_stop(rc == 0 || c.verbose > 0);
+    cap_stop(&c, rc == 0 || c.verbose > 0);
     if (c.cfg_ready)
         sg_config_free(&c.cfg);
     return rc;
