@@ -6,6 +6,20 @@
 
 void sg_session_clear(sg_session *ss) { sg_buf_free(&ss->partial); }
 
+bool sg_store_is_pg(const char *db)
+{
+    static const char *const prefixes[] = {
+        "postgresql://", "postgres://", "host=", "hostaddr=", "dbname=",
+        "user=", "port=", "service=", "password=",
+    };
+    if (!db)
+        return false;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(db, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
 sg_store *sg_store_open(const char *db) { return sg_store_sqlite_open(db); }
 
 void sg_store_close(sg_store *s)

@@ -36,6 +36,13 @@ typedef void (*sg_socket_fn)(void *ud, const char *id, const char *nsp);
 typedef void (*sg_expired_ack_fn)(void *ud, const char *socket_id, int64_t id);
 typedef void (*sg_reply_fn)(void *ud, const char *socket_id, const char *args);
 
+/* Whether db names a PostgreSQL store: a value starting with
+ * "postgresql://" or "postgres://", or a libpq keyword/value string
+ * (starting with "host=", "hostaddr=", "dbname=", "user=", "port=",
+ * "service=" or "password="). Anything else (NULL too: false) is the path
+ * of a SQLite file. */
+bool sg_store_is_pg(const char *db);
+
 /* Open (creating the file if needed) and migrate. NULL on failure. */
 sg_store *sg_store_open(const char *path);
 /* A store on db, a connection to path that the caller opened at the
