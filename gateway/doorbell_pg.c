@@ -231,7 +231,7 @@ static void pgc_fail(bell_remote *r, struct pgc *c, const char *why)
         while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
             msg[--n] = '\0';
         for (char *p = msg; *p; p++)
-            if (*p == '\n')
+            if (*p == '\n' || *p == '\t')
                 *p = ' ';
         sg_warn("doorbell: the PostgreSQL %s connection failed (%s); retried with a backoff%s",
                 c->role, msg, c == &r->lis ? ", rings from other hosts wait for it" : "");
