@@ -843,8 +843,8 @@ static int cmd_emit(struct cli *c, int argc, char **argv)
         char id[SG_ID_LEN + 1], mailbox[64];
         sg_id_new(id);
         snprintf(mailbox, sizeof mailbox, "@cli.%ld.%s", (long)getpid(), id);
-        char *dir = sg_bell_dir_for(c->cfg.db);
-        sg_bell *bell = dir ? sg_bell_waiter(dir) : NULL;
+        char *dir = sg_config_bell_dir(&c->cfg);
+        sg_bell *bell = dir ? sg_bell_waiter_db(dir, c->cfg.db) : NULL;
         free(dir);
         json_t *asked = json_array();
         int n = sg_engine_emit_ack(c->worker, &t, event, args, mailbox, ack_ms, asked);
@@ -1134,8 +1134,8 @@ static int rooms_change(struct cli *c, int argc, char **argv, bool join)
     if (r >= 0 && settled > 0) {
         /* broadcasts became their sessions' own frames: a rare event, so
          * every held session is re-checked */
-        char *dir = sg_bell_dir_for(c->cfg.db);
-        sg_bell *bell = dir ? sg_bell_ringer(dir) : NULL;
+        char *dir = sg_config_bell_dir(&c->cfg);
+        sg_bell *bell = dir ? sg_bell_ringer_db(dir, c->cfg.db) : NULL;
         if (bell)
             sg_bell_ring(bell, SG_BELL_ALL, 1);
         sg_bell_close(bell);

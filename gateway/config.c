@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include "buf.h"
+#include "doorbell.h"
 #include "socketio.h"
 
 #include <errno.h>
@@ -38,7 +39,7 @@ enum cfg_id { K_DB, K_PLUGIN, K_PATH, K_PING_INTERVAL, K_PING_TIMEOUT, K_CONNECT
               K_MAX_PAYLOAD, K_CORS_ORIGIN, K_MAX_SESSIONS, K_MAX_SOCKETS, K_HANDSHAKE_RATE,
               K_MAX_ATTACHMENTS, K_MAX_JSON_DEPTH, K_COOKIE, K_COOKIE_PATH, K_COOKIE_SAMESITE,
               K_COOKIE_HTTPONLY, K_COOKIE_SECURE, K_BROADCAST_LOG_MIN, K_MAX_QUEUED,
-              K_RECOVERY_WINDOW };
+              K_RECOVERY_WINDOW, K_BELL_DIR };
 
 struct cfg_key {
     const char *name;
@@ -76,6 +77,7 @@ static const struct cfg_key cfg_keys[] = {
     {"broadcast_log_min", K_BROADCAST_LOG_MIN, CFG_INT, 0, 1000000000, NULL, 0},
     {"max_queued_packets", K_MAX_QUEUED, CFG_INT, 0, 1000000000, NULL, 0},
     {"recovery_window", K_RECOVERY_WINDOW, CFG_INT, 0, CFG_MAX_MS, NULL, 0},
+    {"bell_dir", K_BELL_DIR, CFG_STR, 0, 0, NULL, 0},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -84,6 +86,7 @@ static char **field_str(sg_config *c, enum cfg_id id)
 {
     switch (id) {
     case K_DB: return &c->db;
+    case K_BELL_DIR: return &c->bell_dir;
     case K_PATH: return &c->path;
     case K_CORS_ORIGIN: return &c->cors_origin;
     case K_COOKIE: return &c->cookie;
@@ -122,6 +125,7 @@ void sg_config_free(sg_config *c)
     if (!c)
         return;
     free(c->db);
+    free(c->bell_dir);
     for (size_t i = 0; i < c->nplugins; i++)
         free(c->plugins[i]);
     free(c->plugins);
@@ -188,7 +192,8 @@ static int config_copy(sg_config *dst, const sg_config *src)
     dst->broadcast_log_min = src->broadcast_log_min;
     dst->max_queued_packets = src->max_queued_packets;
     dst->recovery_window = src->recovery_window;
-    if (dup_opt(&dst->db, src->db) < 0 || dup_opt(&dst->path, src->path) < 0 ||
+    if (dup_opt(&dst->db, src->db) < 0 || dup_opt(&dst->bell_dir, src->bell_dir) < 0 ||
+        dup_opt(&dst->path, src->path) < 0 ||
         dup_opt(&dst->cors_origin, src->cors_origin) < 0 ||
         dup_opt(&dst->cookie, src->cookie) < 0 || dup_opt(&dst->cookie_path, src->cookie_path) < 0 ||
         dup_opt(&dst->source, src->source) < 0)
@@ -210,6 +215,15 @@ nomem:
     sg_config_free(dst);
     errno = ENOMEM;
     return -1;
+}
+
+char *sg_config_bell_dir(const sg_config *c)
+{
+    if (!c) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return c->bell_dir ? strdup(c->bell_dir) : sg_bell_dir_for(c->db);
 }
 
 /* ---------------------------------------------------------------- errors */

@@ -19,7 +19,10 @@
 enum { SG_SAMESITE_OFF, SG_SAMESITE_STRICT, SG_SAMESITE_LAX, SG_SAMESITE_NONE };
 
 typedef struct sg_config {
-    char *db;               /* "db": path of the SQLite file (default /var/lib/siogate/siogate.db) */
+    char *db;               /* "db": path of the SQLite file (default /var/lib/siogate/siogate.db),
+                               or a PostgreSQL connection string (sg_store_is_pg) */
+    char *bell_dir;         /* "bell_dir": the directory of the doorbell sockets; NULL:
+                               the default for db (sg_bell_dir_for; sg_config_bell_dir) */
     char **plugins;         /* "plugin" (repeatable): paths of .so files, in order */
     size_t nplugins;
     char *path;             /* "path": default "/socket.io/", always begins and ends with '/' */
@@ -74,6 +77,11 @@ int sg_config_load(sg_config *c, const char *path, char *err, size_t errcap);
 /* Parse text (as if read from a file named name). Same contract. */
 int sg_config_parse(sg_config *c, const char *name, const char *text,
                     char *err, size_t errcap);
+
+/* The doorbell directory c names: bell_dir, or the default for db (db
+ * with ".bells" appended for SQLite, /var/lib/siogate/bells for
+ * PostgreSQL). New string (caller frees), NULL on ENOMEM. */
+char *sg_config_bell_dir(const sg_config *c);
 
 /* Release everything c owns; c can be reused after sg_config_defaults. */
 void sg_config_free(sg_config *c);

@@ -49,7 +49,9 @@
 #endif
 #include "doorbell.h"
 
+#include "doorbell_int.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -101,6 +103,7 @@ struct sg_bell {
     struct timespec mtime;
     int racy;           /* mtime too close to the read: read again next time */
     int failing;        /* a local error was logged; quiet until it clears */
+    bell_remote *remote; /* NOTIFY/LISTEN for other hosts (PostgreSQL), or NULL */
 };
 
 static atomic_uint bell_seq;
@@ -111,6 +114,8 @@ char *sg_bell_dir_for(const char *db_path)
         errno = EINVAL;
         return NULL;
     }
+    if (sg_store_is_pg(db_path))
+        return strdup(SG_BELL_DIR_PG);
     size_t n = strlen(db_path);
     char *s = malloc(n + sizeof ".bells");
     if (!s)
@@ -266,9 +271,36 @@ fail:;
     return NULL;
 }
 
+sg_bell *sg_bell_ringer_db(const char *dir, const char *db)
+{
+    sg_bell *b = bell_open(dir);
+    if (b && sg_store_is_pg(db) && !(b->remote = bell_remote_open(db, dir, -1))) {
+        sg_bell_close(b);
+        return NULL;
+    }
+    return b;
+}
+
+sg_bell *sg_bell_waiter_db(const char *dir, const char *db)
+{
+    sg_bell *b = sg_bell_waiter(dir);
+    if (b && sg_store_is_pg(db) && !(b->remote = bell_remote_open(db, dir, b->fd))) {
+        sg_bell_close(b);
+        return NULL;
+    }
+    return b;
+}
+
 int sg_bell_fd(const sg_bell *b)
 {
+    if (b && b->remote && b->path)
+        return bell_remote_fd(b->remote);
     return b && b->path ? b->fd : -1;
+}
+
+int sg_bell_remote_up(const sg_bell *b)
+{
+    return b && b->remote ? bell_remote_up(b->remote) : -1;
 }
 
 static int name_is_bell(const char *name)
@@ -383,6 +415,8 @@ int sg_bell_ring_others(sg_bell *b, const char *msg, size_t len)
     return ring(b, msg, len, true);
 }
 
+static int ring_local(sg_bell *b, const char *msg, size_t len, bool others);
+
 static int ring(sg_bell *b, const char *msg, size_t len, bool others)
 {
     if (!b || (!msg && len)) {
@@ -394,6 +428,15 @@ static int ring(sg_bell *b, const char *msg, size_t len, bool others)
         msg = SG_BELL_ALL;
         len = sizeof SG_BELL_ALL - 1;
     }
+    /* this host first (microseconds), then the others (a round trip) */
+    int reached = ring_local(b, msg, len, others);
+    if (b->remote)
+        bell_remote_ring(b->remote, msg, len);
+    return reached;
+}
+
+static int ring_local(sg_bell *b, const char *msg, size_t len, bool others)
+{
     if (bell_refresh(b) < 0) {
         if (!b->failing)
             sg_error("doorbell: cannot list %s: %s", b->dir, ERRSTR(errno));
@@ -454,11 +497,28 @@ static int ring(sg_bell *b, const char *msg, size_t len, bool others)
     return reached;
 }
 
+static int recv_any(sg_bell *b, char *buf, size_t cap, bool *remote);
+
 int sg_bell_recv(sg_bell *b, char *buf, size_t cap)
 {
+    bool remote;
+    return recv_any(b, buf, cap, &remote);
+}
+
+/* sg_bell_recv, saying whether the message came from another host */
+static int recv_any(sg_bell *b, char *buf, size_t cap, bool *remote)
+{
+    *remote = false;
     if (!b || !b->path || !buf || cap < 2) {
         errno = EINVAL;
         return -1;
+    }
+    if (b->remote) {
+        int n = bell_remote_recv(b->remote, buf, cap);
+        if (n > 0) {
+            *remote = true;
+            return n;
+        }
     }
     size_t max = cap - 1;
     if (max > INT_MAX)
@@ -493,6 +553,7 @@ void sg_bell_close(sg_bell *b)
     /* a forked child closing its copy must not remove the parent's socket */
     if (b->path && b->owner == getpid())
         unlink(b->path);
+    bell_remote_close(b->remote); /* before fd: its epoll set holds fd */
     if (b->fd >= 0)
         close(b->fd);
     free(b->path);
@@ -505,9 +566,15 @@ int sg_bell_drain(sg_bell *b, int max, void (*fn)(void *ud, const char *sid), vo
                   bool *all, bool *log)
 {
     char buf[SG_BELL_MAX + 1];
-    int count = 0, n = 0;
-    while (count < max && (n = sg_bell_recv(b, buf, sizeof buf)) > 0) {
-        count++;
+    int count = 0, remote_count = 0, n = 0;
+    bool remote = false;
+    /* datagrams are counted (a full queue drops them); notifications from
+     * other hosts are not, but are bounded by max as well */
+    while (count < max && remote_count < max && (n = recv_any(b, buf, sizeof buf, &remote)) > 0) {
+        if (remote)
+            remote_count++;
+        else
+            count++;
         for (const char *s = buf, *end = buf + n; s < end;) {
             const char *nl = memchr(s, '\n', (size_t)(end - s));
             const char *e = nl ? nl : end;

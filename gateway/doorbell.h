@@ -14,6 +14,24 @@
  * the ring, which the waiter's timeout covers. Datagrams are at most
  * SG_BELL_MAX bytes; a longer list is sent as "*".
  *
+ * Across hosts (a PostgreSQL store: sg_bell_ringer_db/sg_bell_waiter_db
+ * with a db for which sg_store_is_pg is true): a ring also goes to the
+ * other hosts as a NOTIFY on channel "siogate" of that server, payload
+ * ORIGIN '\n' MSG, where MSG is the datagram's message and ORIGIN ("@"
+ * and 20 random id characters) is read from DIR/origin, made by the first
+ * process that needs it: one per bell directory, so one per host. Every
+ * waiter LISTENs on a connection of its own and skips notifications of
+ * its own origin (its host's rings came as datagrams). The ringer NOTIFYs
+ * on a connection of its own, made on its first ring, with one round
+ * trip ("SELECT pg_notify($1, $2)", prepared), waiting at most 250 ms for
+ * it, and not at all after such a wait ran out until the connection is up
+ * again; a ring it could not send is lost, and the next one it sends says
+ * "*". A connection that fails is retried after a backoff (0.1 s
+ * doubling to 30 s, jittered). A waiter whose LISTEN connection broke
+ * reports "*" once when it is back: notifications sent meanwhile are
+ * gone. Here too a lost ring costs latency, not data: the waiter's
+ * bounded re-check covers it.
+ *
  * Threads: a sg_bell is used by one thread at a time. */
 #ifndef SG_DOORBELL_H
 #define SG_DOORBELL_H
@@ -25,10 +43,16 @@
 #define SG_BELL_ALL "*"
 /* "The broadcast log has new rows": look up which sessions they name. */
 #define SG_BELL_LOG "+"
+/* The default directory for a PostgreSQL store (the config's bell_dir
+ * sets another): its sockets are this host's. */
+#define SG_BELL_DIR_PG "/var/lib/siogate/bells"
 
 typedef struct sg_bell sg_bell;
 
-/* The directory for a database path: new string (caller frees), NULL on ENOMEM. */
+/* The default directory for a db value: the SQLite path with ".bells"
+ * appended, or SG_BELL_DIR_PG for a PostgreSQL store (sg_store_is_pg).
+ * New string (caller frees), NULL on ENOMEM. The config's bell_dir
+ * overrides it (sg_config_bell_dir). */
 char *sg_bell_dir_for(const char *db_path);
 
 /* Open a ringer (send side) for dir, creating dir (mode 0700) if missing.
@@ -39,20 +63,36 @@ sg_bell *sg_bell_ringer(const char *dir);
  * ("<pid>-<n>.sock"), non-blocking, close-on-exec. Its fd is epoll-able. */
 sg_bell *sg_bell_waiter(const char *dir);
 
-/* The waiter's receive fd (for epoll), or -1 for a ringer. */
+/* sg_bell_ringer and sg_bell_waiter for the store db (borrowed): when db
+ * is PostgreSQL, the bell also rings and hears other hosts (see above).
+ * A server that cannot be reached is no failure: it is retried. NULL on
+ * a local failure (logged). */
+sg_bell *sg_bell_ringer_db(const char *dir, const char *db);
+sg_bell *sg_bell_waiter_db(const char *dir, const char *db);
+
+/* The waiter's receive fd (for epoll or poll: readable while something
+ * waits for sg_bell_recv or sg_bell_drain, which must be called then),
+ * or -1 for a ringer. With other hosts, it is an epoll fd holding the
+ * datagram socket and the LISTEN connection's fds. */
 int sg_bell_fd(const sg_bell *b);
 
+/* Whether the link to other hosts is up: 1 (the waiter's LISTEN is in
+ * place; the ringer's connection is up), 0 (not now), -1 (no such link). */
+int sg_bell_remote_up(const sg_bell *b);
+
 /* Ring every waiter in the directory (including this process's own)
- * with msg[0..len) (ids joined by '\n', or SG_BELL_ALL). Never blocks;
- * returns the number of waiters reached, -1 on a local error. */
+ * with msg[0..len) (ids joined by '\n', or SG_BELL_ALL), and the other
+ * hosts when there are. Never blocks on this host; returns the number of
+ * waiters of this host reached, -1 on a local error. */
 int sg_bell_ring(sg_bell *b, const char *msg, size_t len);
 
 /* The same, but a waiter does not ring its own socket (for a loop that
  * handles its own sessions itself). For a ringer, sg_bell_ring. */
 int sg_bell_ring_others(sg_bell *b, const char *msg, size_t len);
 
-/* Receive one pending datagram into buf (NUL-terminated; cap includes the
- * NUL). Returns its length, 0 when none is pending, -1 on error. */
+/* Receive one pending message (a datagram, or a notification from another
+ * host) into buf (NUL-terminated; cap includes the NUL). Returns its
+ * length, 0 when none is pending, -1 on error. */
 int sg_bell_recv(sg_bell *b, char *buf, size_t cap);
 
 /* Receive up to max pending datagrams and call fn(ud, sid) for each
@@ -60,7 +100,8 @@ int sg_bell_recv(sg_bell *b, char *buf, size_t cap);
  * are skipped). *all is set when a datagram said "re-check everything"
  * (SG_BELL_ALL), *log when one carried SG_BELL_LOG. Returns the number of
  * datagrams received (a count near sg_bell_queue_len() means rings may
- * have been dropped), -1 on error. */
+ * have been dropped; up to max notifications from other hosts are taken
+ * as well, not counted), -1 on error. */
 int sg_bell_drain(sg_bell *b, int max, void (*fn)(void *ud, const char *sid), void *ud,
                   bool *all, bool *log);
 

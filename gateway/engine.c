@@ -980,7 +980,7 @@ static sg_engine *engine_new(const sg_config *cfg, bool full)
             goto fail;
         sg_store_close(s);
     }
-    if (!(e->bell_dir = sg_bell_dir_for(cfg->db)))
+    if (!(e->bell_dir = sg_config_bell_dir(cfg)))
         goto fail;
     if (!(e->reg = sg_plugins_load(cfg->plugins, full ? cfg->nplugins : 0, &e->host)))
         goto fail;
@@ -1038,7 +1038,7 @@ sg_worker *sg_worker_new_on(sg_engine *e, sg_store *s)
     w->store = s;
     sg_buf_init(&w->dirty);
     sg_buf_init(&w->direct);
-    if (!(w->bell = sg_bell_ringer(e->bell_dir))) {
+    if (!(w->bell = sg_bell_ringer_db(e->bell_dir, e->cfg->db))) {
         sg_worker_free(w);
         return NULL;
     }

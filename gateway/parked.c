@@ -984,12 +984,12 @@ sg_parked *sg_parked_new(sg_engine *e, int listen_fd, bool nodelay, sg_parked_ro
     p->w = sg_worker_new(e);
     if (!p->w)
         goto fail;
-    char *dir = sg_bell_dir_for(p->cfg->db);
+    char *dir = sg_config_bell_dir(p->cfg);
     if (!dir) {
         sg_error("fastcgi loop: out of memory");
         goto fail;
     }
-    p->bell = sg_bell_waiter(dir);
+    p->bell = sg_bell_waiter_db(dir, p->cfg->db);
     free(dir);
     if (!p->bell)
         goto fail;

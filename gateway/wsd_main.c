@@ -1603,12 +1603,12 @@ int main(int argc, char **argv)
     d.w = sg_worker_new(d.engine);
     if (!d.w)
         goto out;
-    char *dir = sg_bell_dir_for(cfg.db);
+    char *dir = sg_config_bell_dir(&cfg);
     if (!dir) {
         sg_error("out of memory");
         goto out;
     }
-    d.bell = sg_bell_waiter(dir);
+    d.bell = sg_bell_waiter_db(dir, cfg.db);
     free(dir);
     if (!d.bell)
         goto out;

@@ -4,7 +4,8 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IS_REFERENCE, pluginPath, stacksForFile, testPluginPath } from "./lib/stack.mjs";
 import { connectedSession, eioUrl, errorBody, rawGet, request, send, waitSessionGone } from "./lib/eio.mjs";
@@ -168,6 +169,19 @@ test("file modes: store and WAL 0600, doorbell directory 0700 and its sockets 06
   const socks = readdirSync(bells).filter((f) => statSync(join(bells, f)).isSocket());
   assert.ok(socks.length >= 2, `bell sockets: ${socks}`); // siogate-fcgi and siogate-wsd
   for (const f of socks) assert.equal(mode(join(bells, f)), "600", f);
+});
+
+test("bell_dir: the doorbell's directory and sockets are where the configuration says", T, async (t) => {
+  const base = mkdtempSync(join(tmpdir(), "sg-bells-"));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const bells = join(base, "bells");
+  const s = await stackWith({ bell_dir: bells });
+  await assertServesFreshClient(s, assert); // a ring from the POST wakes the held GET
+  const mode = (p) => (statSync(p).mode & 0o7777).toString(8);
+  assert.equal(mode(bells), "700", "doorbell directory");
+  const socks = readdirSync(bells).filter((f) => statSync(join(bells, f)).isSocket());
+  assert.ok(socks.length >= 2, `bell sockets: ${socks}`); // siogate-fcgi and siogate-wsd
+  assert.ok(!existsSync(`${s.db}.bells`), "nothing beside the store");
 });
 
 test("logs: a warning names a session by the first 6 characters of its id, never the payload", T, async () => {

@@ -2,6 +2,7 @@
  *
  *   TEST("engineio: decode ping") { ... CHECK(cond); CHECK_STR(a, b); ... }
  *   int main(void) { return tap_run(); }
+ *   SKIP("reason") inside a TEST reports it skipped.
  *
  * Each TEST is one TAP test point ("ok N - name"); a failed CHECK prints a
  * diagnostic with file and line and marks the point "not ok". */
@@ -67,14 +68,27 @@ static int tap_ncases;
         }                                                                      \
     } while (0)
 
+/* SKIP("why"): the test point is reported "ok N - name # SKIP why" and the
+ * test returns (a CHECK that failed before it still fails the point). */
+static const char *tap_skip_reason;
+#define SKIP(why)                                                              \
+    do {                                                                       \
+        tap_skip_reason = (why);                                               \
+        return;                                                                \
+    } while (0)
+
 static inline int tap_run(void)
 {
     int bad = 0;
     printf("1..%d\n", tap_ncases);
     for (int i = 0; i < tap_ncases; i++) {
         int failed = 0;
+        tap_skip_reason = NULL;
         tap_cases[i].fn(&failed);
-        printf("%s %d - %s\n", failed ? "not ok" : "ok", i + 1, tap_cases[i].name);
+        if (tap_skip_reason && !failed)
+            printf("ok %d - %s # SKIP %s\n", i + 1, tap_cases[i].name, tap_skip_reason);
+        else
+            printf("%s %d - %s\n", failed ? "not ok" : "ok", i + 1, tap_cases[i].name);
         fflush(stdout);
         bad |= failed;
     }

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #endif
 #include "config.h"
+#include "store.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -100,6 +101,56 @@ TEST("config: every key parsed")
     CHECK_INT(c.max_payload, 4096);
     CHECK_STR(c.cors_origin, "https://a.example https://b.example");
     CHECK_STR(c.source, NAME);
+    sg_config_free(&c);
+}
+
+TEST("config: bell_dir, and the doorbell directory for each kind of db")
+{
+    sg_config c;
+    char err[256] = "";
+    CHECK_INT(sg_config_defaults(&c), 0);
+    CHECK(c.bell_dir == NULL);
+    char *d = sg_config_bell_dir(&c);
+    CHECK_STR(d, "/var/lib/siogate/siogate.db.bells");
+    free(d);
+    /* PostgreSQL: a URI or a keyword/value string */
+    static const char *const pg[] = {"postgresql://siogate@db1/siogate", "postgres://h/x",
+                                     "host=db1 dbname=siogate", "dbname=siogate",
+                                     "user=sg", "port=5433", "hostaddr=10.0.0.1",
+                                     "service=sg", "password=x host=y"};
+    for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++) {
+        sg_config_free(&c);
+        CHECK_INT(sg_config_defaults(&c), 0);
+        char text[128];
+        snprintf(text, sizeof text, "db = %s\n", pg[i]);
+        CHECK_INT(sg_config_parse(&c, NAME, text, err, sizeof err), 0);
+        CHECK(sg_store_is_pg(c.db));
+        d = sg_config_bell_dir(&c);
+        CHECK_STR(d, "/var/lib/siogate/bells");
+        free(d);
+    }
+    /* SQLite paths, even ones that look a little like the above */
+    static const char *const lite[] = {"/srv/postgresql://x", "postgresql:/x", "hosts=x",
+                                       "./host=x", "Postgresql://x", "app.db", ""};
+    for (size_t i = 0; i < sizeof lite / sizeof lite[0]; i++)
+        CHECK(!sg_store_is_pg(lite[i]));
+    CHECK(!sg_store_is_pg(NULL));
+    /* set: used as it is, for either kind */
+    CHECK_INT(sg_config_parse(&c, NAME, "bell_dir = /run/siogate/bells\n", err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_STR(c.bell_dir, "/run/siogate/bells");
+    d = sg_config_bell_dir(&c);
+    CHECK_STR(d, "/run/siogate/bells");
+    free(d);
+    CHECK_INT(sg_config_parse(&c, NAME, "db = /srv/app.db\nbell_dir = /run/b\n", err, sizeof err), 0);
+    d = sg_config_bell_dir(&c);
+    CHECK_STR(d, "/run/b");
+    free(d);
+    /* once per file, not empty */
+    CHECK_INT(sg_config_parse(&c, NAME, "bell_dir = /a\nbell_dir = /b\n", err, sizeof err), -1);
+    CHECK_STR(err, NAME ":2: 'bell_dir' already set on line 1");
+    CHECK_INT(sg_config_parse(&c, NAME, "bell_dir =\n", err, sizeof err), -1);
+    CHECK_STR(c.bell_dir, "/run/b");
     sg_config_free(&c);
 }
 

@@ -7,8 +7,12 @@
 #include "doorbell.h"
 #include "log.h"
 #include "tap.h"
+#include "util.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -636,6 +640,409 @@ TEST("doorbell: ringing a removed directory is a local error")
     close(fd);
     CHECK(sg_bell_ringer(f) == NULL);
     tmp_clean(&t);
+}
+
+
+/* ---------------------------------------------------------------- other hosts (PostgreSQL)
+ *
+ * These run when SG_TEST_PG holds a conninfo of a server the test may
+ * NOTIFY on and terminate siogate-bell backends of (a throwaway cluster).
+ * Two bell directories stand for two hosts. Waits are bounded (a few
+ * seconds) and only end the waiting; nothing asserts a duration. */
+
+#define PG_SKIP "SG_TEST_PG is not set (a PostgreSQL conninfo, e.g. postgresql://siogate@127.0.0.1:5432/postgres)"
+
+static const char *test_pg(void)
+{
+    const char *s = getenv("SG_TEST_PG");
+    return s && *s ? s : NULL;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The next message of w within ms: its length, 0 when none came. */
+static int next_msg(sg_bell *w, char *buf, size_t cap, int ms)
+{
+    int64_t end = now_ms() + ms;
+    for (;;) {
+        int n = sg_bell_recv(w, buf, cap);
+        if (n != 0)
+            return n;
+        int64_t left = end - now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {sg_bell_fd(w), POLLIN, 0};
+        poll(&p, 1, (int)left);
+    }
+}
+
+/* One statement on a connection of the test's own; the first column of
+ * the first row as a number, -1 on failure. */
+static long pg_value(const char *pg, const char *sql)
+{
+    PGconn *c = PQconnectdb(pg);
+    long v = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+            v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+        else if (PQresultStatus(r) == PGRES_COMMAND_OK)
+            v = 0;
+        else
+            printf("# %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+    } else {
+        printf("# connect: %s", PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return v;
+}
+
+static long terminate(const char *pg, const char *app)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE application_name = '%s' AND pid <> pg_backend_pid()", app);
+    return pg_value(pg, sql);
+}
+
+static int read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return (int)n;
+}
+
+struct ids {
+    int n;
+    char last[SG_ID_LEN + 1];
+};
+
+static void take_id(void *ud, const char *sid)
+{
+    struct ids *ids = ud;
+    ids->n++;
+    snprintf(ids->last, sizeof ids->last, "%s", sid);
+}
+
+TEST("doorbell/pg: the directory of a PostgreSQL db is /var/lib/siogate/bells")
+{
+    char *d = sg_bell_dir_for("postgresql://siogate@db1/siogate");
+    CHECK_STR(d, SG_BELL_DIR_PG);
+    free(d);
+    d = sg_bell_dir_for("host=db1 dbname=siogate");
+    CHECK_STR(d, "/var/lib/siogate/bells");
+    free(d);
+    /* a SQLite db: no link to other hosts */
+    struct tmp t;
+    CHECK(tmp_make(&t) == 0);
+    sg_bell *w = sg_bell_waiter_db(t.dir, "/nonexistent/app.db");
+    CHECK(w != NULL);
+    CHECK_INT(sg_bell_remote_up(w), -1);
+    CHECK_INT(sg_bell_ring(w, "x", 1), 1);
+    char buf[16];
+    CHECK_INT(sg_bell_recv(w, buf, sizeof buf), 1);
+    char p[256];
+    snprintf(p, sizeof p, "%s/origin", t.dir);
+    CHECK(access(p, F_OK) < 0); /* nothing new in the directory */
+    sg_bell_close(w);
+    tmp_clean(&t);
+}
+
+TEST("doorbell/pg: a ring crosses to another directory's waiter through NOTIFY, once")
+{
+    const char *pg = test_pg();
+    if (!pg)
+        SKIP(PG_SKIP);
+    struct tmp a, b;
+    CHECK(tmp_make(&a) == 0 && tmp_make(&b) == 0);
+    sg_bell *wa = sg_bell_waiter_db(a.dir, pg), *wb = sg_bell_waiter_db(b.dir, pg);
+    sg_bell *ra = sg_bell_ringer_db(a.dir, pg), *rb = sg_bell_ringer_db(b.dir, pg);
+    CHECK(wa && wb && ra && rb);
+    if (!wa || !wb || !ra || !rb)
+        goto out;
+    CHECK_INT(sg_bell_remote_up(wa), 1);
+    CHECK_INT(sg_bell_remote_up(wb), 1);
+    CHECK_INT(sg_bell_remote_up(ra), 0); /* connects on its first ring */
+    /* one origin per directory */
+    char pa[256], pb[256], oa[64] = "", ob[64] = "";
+    snprintf(pa, sizeof pa, "%s/origin", a.dir);
+    snprintf(pb, sizeof pb, "%s/origin", b.dir);
+    CHECK_INT(read_file(pa, oa, sizeof oa), 22);
+    CHECK_INT(read_file(pb, ob, sizeof ob), 22);
+    CHECK(oa[0] == '@' && strcmp(oa, ob) != 0);
+
+    char buf[SG_BELL_MAX + 1];
+    CHECK_INT(sg_bell_ring(ra, "one-from-a", 10), 1); /* wa by datagram */
+    CHECK_INT(sg_bell_remote_up(ra), 1);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 10);
+    CHECK_STR(buf, "one-from-a");
+    CHECK_INT(sg_bell_ring(rb, "two-from-b", 10), 1); /* wb by datagram */
+    CHECK_INT(sg_bell_ring(rb, "sentinel", 8), 1);
+    /* wa: its own ring once (the datagram), b's two by NOTIFY. Had wa not
+     * skipped its own notification, "one-from-a" would come twice before
+     * "sentinel": a's NOTIFY committed before b's were sent, and one
+     * connection delivers them in commit order
+     * (sg_bell_recv serves notifications first: the datagram, queued
+     * since the ring, is among what is pending once "sentinel" came.) */
+    int ones = 0, twos = 0, others = 0, sentinels = 0;
+    for (int i = 0; i < 10 && !sentinels; i++) {
+        CHECK(next_msg(wa, buf, sizeof buf, 5000) > 0);
+        sentinels += !strcmp(buf, "sentinel");
+        ones += !strcmp(buf, "one-from-a");
+        twos += !strcmp(buf, "two-from-b");
+        others += strcmp(buf, "sentinel") && strcmp(buf, "one-from-a") && strcmp(buf, "two-from-b");
+    }
+    CHECK_INT(sentinels, 1);
+    for (int i = 0; i < 10 && sg_bell_recv(wa, buf, sizeof buf) > 0; i++) {
+        ones += !strcmp(buf, "one-from-a");
+        others += strcmp(buf, "one-from-a") != 0;
+    }
+    CHECK_INT(ones, 1);
+    CHECK_INT(twos, 1);
+    CHECK_INT(others, 0);
+    /* wb likewise: b's by datagram only, then a's next ring */
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 10);
+    CHECK_STR(buf, "two-from-b");
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 8);
+    CHECK_STR(buf, "sentinel");
+    CHECK_INT(sg_bell_ring(ra, "three", 5), 1);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 5);
+    CHECK_STR(buf, "three");
+    /* the longest message crosses intact, and so do "*" and "+" */
+    char big[SG_BELL_MAX];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = i % 21 == 20 ? '\n' : (char)('a' + i % 26);
+    CHECK_INT(sg_bell_ring(ra, big, sizeof big), 1);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), SG_BELL_MAX);
+    CHECK_MEM(buf, strlen(buf), big, sizeof big);
+    CHECK_INT(sg_bell_ring(ra, SG_BELL_LOG, 1), 1);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 1);
+    CHECK_STR(buf, SG_BELL_LOG);
+    /* through sg_bell_drain: the ids are taken, and a notification is
+     * not counted as a datagram (that count tells of a full queue) */
+    CHECK_INT(sg_bell_ring(ra, "AAAAAAAAAAAAAAAAAAAA\nBBBBBBBBBBBBBBBBBBBB", 41), 1);
+    CHECK_INT(sg_bell_ring(ra, SG_BELL_ALL, 1), 1);
+    struct ids ids = {0, ""};
+    bool all = false, log = false;
+    int datagrams = 0;
+    int64_t end = now_ms() + 5000;
+    while (!all && now_ms() < end) {
+        struct pollfd p = {sg_bell_fd(wb), POLLIN, 0};
+        poll(&p, 1, 100);
+        int n = sg_bell_drain(wb, 16, take_id, &ids, &all, &log);
+        CHECK(n >= 0);
+        datagrams += n > 0 ? n : 0;
+    }
+    CHECK(all);
+    CHECK(!log);
+    CHECK_INT(ids.n, 2);
+    CHECK_STR(ids.last, "BBBBBBBBBBBBBBBBBBBB");
+    CHECK_INT(datagrams, 0);
+out:
+    sg_bell_close(ra);
+    sg_bell_close(rb);
+    sg_bell_close(wa);
+    sg_bell_close(wb);
+    tmp_clean(&a);
+    tmp_clean(&b);
+}
+
+TEST("doorbell/pg: a LISTEN connection terminated: the waiter reconnects and says * once")
+{
+    const char *pg = test_pg();
+    if (!pg)
+        SKIP(PG_SKIP);
+    struct tmp a, b;
+    CHECK(tmp_make(&a) == 0 && tmp_make(&b) == 0);
+    sg_bell *w = sg_bell_waiter_db(a.dir, pg), *r = sg_bell_ringer_db(b.dir, pg);
+    CHECK(w && r);
+    if (!w || !r)
+        goto out;
+    CHECK_INT(sg_bell_remote_up(w), 1);
+    char buf[SG_BELL_MAX + 1];
+    CHECK_INT(sg_bell_ring(r, "before", 6), 0);
+    CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 6);
+    CHECK_STR(buf, "before");
+    CHECK(terminate(pg, "siogate-bell-listen") >= 1);
+    /* what was sent while it was away is gone: it says so */
+    CHECK_INT(next_msg(w, buf, sizeof buf, 10000), 1);
+    CHECK_STR(buf, SG_BELL_ALL);
+    CHECK_INT(sg_bell_remote_up(w), 1);
+    /* once: the next message is the next ring */
+    CHECK_INT(sg_bell_ring(r, "after", 5), 0);
+    CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 5);
+    CHECK_STR(buf, "after");
+    CHECK_INT(sg_bell_recv(w, buf, sizeof buf), 0);
+out:
+    sg_bell_close(r);
+    sg_bell_close(w);
+    tmp_clean(&a);
+    tmp_clean(&b);
+}
+
+TEST("doorbell/pg: a NOTIFY connection terminated: its ring is lost, the next one says *")
+{
+    const char *pg = test_pg();
+    if (!pg)
+        SKIP(PG_SKIP);
+    struct tmp a, b;
+    CHECK(tmp_make(&a) == 0 && tmp_make(&b) == 0);
+    sg_bell *w = sg_bell_waiter_db(a.dir, pg), *r = sg_bell_ringer_db(b.dir, pg);
+    CHECK(w && r);
+    if (!w || !r)
+        goto out;
+    char buf[SG_BELL_MAX + 1];
+    CHECK_INT(sg_bell_ring(r, "first", 5), 0);
+    CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 5);
+    CHECK_STR(buf, "first");
+    CHECK(terminate(pg, "siogate-bell-notify") >= 1);
+    /* rings until one gets through (after the reconnect's backoff): what
+     * w hears first is "*", for the rings that were lost */
+    int n = 0;
+    for (int i = 0; i < 100 && n == 0; i++) {
+        sg_bell_ring(r, "lost?", 5);
+        n = next_msg(w, buf, sizeof buf, 50);
+    }
+    CHECK_INT(n, 1);
+    CHECK_STR(buf, SG_BELL_ALL);
+    CHECK_INT(sg_bell_remote_up(r), 1);
+    /* and then the rings as they are */
+    while (next_msg(w, buf, sizeof buf, 200) > 0) /* the last "lost?" may follow */
+        ;
+    CHECK_INT(sg_bell_ring(r, "again", 5), 0);
+    CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 5);
+    CHECK_STR(buf, "again");
+out:
+    sg_bell_close(r);
+    sg_bell_close(w);
+    tmp_clean(&a);
+    tmp_clean(&b);
+}
+
+TEST("doorbell/pg: a forked child closing its copy leaves the parent's LISTEN alone")
+{
+    const char *pg = test_pg();
+    if (!pg)
+        SKIP(PG_SKIP);
+    struct tmp a, b;
+    CHECK(tmp_make(&a) == 0 && tmp_make(&b) == 0);
+    sg_bell *w = sg_bell_waiter_db(a.dir, pg), *r = sg_bell_ringer_db(b.dir, pg);
+    CHECK(w && r);
+    if (!w || !r)
+        goto out;
+    char buf[SG_BELL_MAX + 1];
+    CHECK_INT(sg_bell_ring(r, "one", 3), 0); /* r's connection is up too */
+    CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 3);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sg_bell_close(r);
+        sg_bell_close(w);
+        _exit(0);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && status == 0);
+    /* both connections still serve the parent: no "*" (no reconnect) */
+    CHECK_INT(sg_bell_ring(r, "two", 3), 0);
+    CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 3);
+    CHECK_STR(buf, "two");
+    CHECK_INT(sg_bell_remote_up(w), 1);
+    CHECK_INT(sg_bell_remote_up(r), 1);
+out:
+    sg_bell_close(r);
+    sg_bell_close(w);
+    tmp_clean(&a);
+    tmp_clean(&b);
+}
+
+/* A TCP port that accepts connections and never answers (a server that
+ * hangs), or, with listen_too false, one that refuses them (a server that
+ * is down). The fd to close afterwards, the port in *port. */
+static int dead_server(bool answer_never, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+        (answer_never && listen(fd, 64) < 0)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd; /* bound but not listening: connections are refused */
+}
+
+TEST("doorbell/pg: a server that hangs or is down: rings return, waiters do not spin")
+{
+    /* needs no server: runs without SG_TEST_PG too */
+    for (int hang = 1; hang >= 0; hang--) {
+        struct tmp t;
+        CHECK(tmp_make(&t) == 0);
+        int port = 0, fd = dead_server(hang, &port);
+        CHECK(fd >= 0);
+        char pg[128];
+        snprintf(pg, sizeof pg, "postgresql://siogate@127.0.0.1:%d/postgres", port);
+        const char *what = hang ? "hangs" : "is down";
+
+        sg_bell *r = sg_bell_ringer_db(t.dir, pg);
+        CHECK(r != NULL);
+        int64_t t0 = now_ms();
+        CHECK_INT(sg_bell_ring(r, "x", 1), 0);
+        int64_t t1 = now_ms();
+        for (int i = 0; i < 100; i++)
+            CHECK_INT(sg_bell_ring(r, "y", 1), 0);
+        int64_t t2 = now_ms();
+        CHECK_INT(sg_bell_remote_up(r), 0);
+        printf("# a server that %s: the first ring took %lld ms, the next 100 %lld ms\n", what,
+               (long long)(t1 - t0), (long long)(t2 - t1));
+
+        /* a waiter opens (its LISTEN is retried), hears its own host... */
+        sg_bell *w = sg_bell_waiter_db(t.dir, pg);
+        CHECK(w != NULL);
+        if (w) {
+            CHECK_INT(sg_bell_remote_up(w), 0);
+            CHECK_INT(sg_bell_ring(r, "local", 5), 1);
+            char buf[64];
+            CHECK_INT(next_msg(w, buf, sizeof buf, 1000), 5);
+            CHECK_STR(buf, "local");
+            /* ...and its fd is not readable for nothing: over one second
+             * it wakes for the retries only (a spin would be millions) */
+            int wakes = 0, empty = 0;
+            int64_t end = now_ms() + 1000;
+            for (int64_t left; (left = end - now_ms()) > 0;) {
+                struct pollfd p = {sg_bell_fd(w), POLLIN, 0};
+                if (poll(&p, 1, (int)left) == 1) {
+                    wakes++;
+                    if (sg_bell_recv(w, buf, sizeof buf) == 0)
+                        empty++;
+                }
+            }
+            printf("# a server that %s: the waiter woke %d times in 1 s (%d with nothing)\n",
+                   what, wakes, empty);
+            CHECK(wakes < 100);
+            CHECK_INT(sg_bell_remote_up(w), 0);
+        }
+        sg_bell_close(w);
+        sg_bell_close(r);
+        if (fd >= 0)
+            close(fd);
+        tmp_clean(&t);
+    }
 }
 
 int main(void)
