@@ -61,9 +61,9 @@ let work; // scratch directory of this file
 const cleanups = [];
 after(async () => {
   closeAllClients();
-  for (const f of cleanups.reverse()) {
+  for (const [what, f] of cleanups.reverse()) {
     try {
-      await f();
+      await withTimeout(f(), 30000, what);
     } catch (e) {
       process.stderr.write(`# cleanup: ${e.message}\n`);
     }
@@ -82,7 +82,7 @@ async function twoHosts(tag, conf = {}) {
   if (!work) work = mkdtempSync(join(tmpdir(), "sg-mh-"));
   const dir = mkdtempSync(join(work, `${tag}-`));
   const store = await newStore(dir);
-  cleanups.push(() => store.drop());
+  cleanups.push([`drop ${store.name}`, () => store.drop()]);
   const host = async (name) => {
     const s = await startStack({
       fcgi: 1,
@@ -90,7 +90,7 @@ async function twoHosts(tag, conf = {}) {
       conf: { ...CONF, ...conf },
     });
     s.name = name;
-    cleanups.push(() => s.stop());
+    cleanups.push([`stop ${tag} ${name}`, () => s.stop()]);
     return s;
   };
   const A = await host("A");
@@ -215,9 +215,9 @@ async function startBalancer(stacks) {
       });
       up.on("close", () => {
         sockets.delete(up);
-        client.destroy();
+        if (connected) client.destroy(); // (a refused host: the next one is tried)
       });
-      client.on("close", () => up.destroy());
+      client.once("close", () => up.destroy());
     };
     attempt();
   });
@@ -239,7 +239,7 @@ async function startBalancer(stacks) {
       for (const s of sockets) s.destroy();
     },
   };
-  cleanups.push(() => b.close());
+  cleanups.push(["close a balancer", () => b.close()]);
   return b;
 }
 
@@ -296,6 +296,9 @@ test("polling only, through the round-robin balancer: connect, echoes and acks; 
       s.emit("echo", i, { i });
       assert.deepEqual(await withTimeout(echo, 5000, `echo ${i}`), [i, { i }]);
       pids.push(await whoamiPid(s));
+      // another client's request now and then shifts the turn (a session
+      // of one GET and one POST at a time would see its POSTs on one host)
+      if (i % 3 === 2) assert.equal((await request(`${lb.url}/`)).status < 500, true);
     }
     const byHost = pids.map((p) => hostOf(p, [A, B]));
     const c = lb.counts(sid);
@@ -432,7 +435,7 @@ async function rawPoller(target) {
       }
     }
   })();
-  return { sid, got, failures, stop: async () => ((stopped = true), await loop) };
+  return { sid, got, failures, stop: async () => ((stopped = true), await withTimeout(loop, 15000, "the raw poller to stop")) };
 }
 
 test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid): its clients move to the other and lose no committed packet", T, async (t) => {
@@ -443,8 +446,10 @@ test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid)
   const clients = [];
   for (const transports of [["polling"], ["polling"], ["websocket"], ["websocket"], ["polling", "websocket"], ["polling", "websocket"]]) {
     const s = makeClient(b, "/", { ...RECONNECTING, transports });
-    const c = { s, transports: transports.join("+"), n: [], recovered: 0, reconnects: 0 };
+    const c = { s, transports: transports.join("+"), n: [], recovered: 0, reconnects: 0, errors: [] };
     s.on("n", (k) => c.n.push(k));
+    s.on("connect_error", (e) => c.errors.push(`connect_error ${e.message}`));
+    s.on("disconnect", (r) => c.errors.push(`disconnect ${r}`));
     s.io.on("reconnect", () => c.reconnects++);
     s.on("connect", () => {
       if (s.recovered) c.recovered++;
@@ -452,8 +457,14 @@ test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid)
     await whenConnected(s);
     clients.push(c);
   }
+  const clientState = (c) => {
+    const missing = committed.filter((k) => !c.n.includes(k));
+    return `${c.transports} got ${c.n.length} (missing ${missing.slice(0, 5)}${missing.length > 5 ? "..." : ""}), ` +
+      `connected ${c.s.connected}, ${c.s.io.engine?.transport?.name}, reconnects ${c.reconnects}, recovered ${c.recovered}, errors ${c.errors.slice(-3)}`;
+  };
   await until(() => clients.every((c) => c.s.io.engine.transport.name === (c.transports === "polling" ? "polling" : "websocket")), 10000, "the upgrades");
   const raw = await rawPoller(b);
+  cleanups.push(["stop the raw poller", () => raw.stop()]);
   // where the WebSockets are: the upgrades take turns, so both hosts have some
   const wsOn = b.log.filter((e) => e.kind === "upgrade").map((e) => e.host);
   assert.ok(wsOn.includes("A") && wsOn.includes("B"), `WebSockets on both hosts: ${wsOn}`);
@@ -475,7 +486,7 @@ test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid)
   })();
   let killed;
   try {
-    await sleep(1500);
+    await sleep(2500);
     // host A dies: every process of its stack, each by pid, at once
     killed = groupPids(h.A.pid);
     assert.ok(killed.some((p) => p.name === "siogate-fcgi") && killed.some((p) => p.name === "siogate-wsd"), JSON.stringify(killed));
@@ -486,7 +497,7 @@ test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid)
         /* gone */
       }
     }
-    await sleep(3000);
+    await sleep(4000);
   } finally {
     running = false;
     await withTimeout(emits, 30000, "the CLI loop to stop");
@@ -495,10 +506,10 @@ test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid)
   // contrib/stack died with them: its temporary directory is ours to remove
   const tmp = /temp dir (\S+)/.exec(h.A.stderr());
   if (tmp && tmp[1].includes("siogate-stack.")) rmSync(tmp[1], { recursive: true, force: true });
-  assert.ok(committed.length >= 20, `the CLI committed ${committed.length} emits (${failed} failed)`);
+  assert.ok(committed.length >= 10, `the CLI committed ${committed.length} emits (${failed} failed)`);
   const want = committed.map((k) => `42["n",${k}]`);
   await until(() => raw.got.filter((x) => x.startsWith('42["n"')).length >= want.length && clients.every((c) => c.n.length >= committed.length), 30000,
-    () => `every committed emit (${committed.length}) everywhere: raw ${raw.got.filter((x) => x.startsWith('42["n"')).length} (failures ${raw.failures.slice(-5)}), clients ${clients.map((c) => `${c.transports} ${c.n.length}`).join(", ")}`);
+    () => `every committed emit (${committed.length}) everywhere: raw ${raw.got.filter((x) => x.startsWith('42["n"')).length} (failures ${raw.failures.slice(-5)}), clients ${clients.map(clientState).join("; ")}`);
   await sleep(300); // duplicates would come now
   await raw.stop();
   const got = raw.got.filter((x) => x.startsWith('42["n"'));
@@ -507,6 +518,7 @@ test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid)
   for (const [i, c] of clients.entries()) {
     assert.deepEqual(c.n, committed, `client ${i} (${c.transports}): lost, duplicated or reordered`);
   }
+  for (const c of clients) assert.equal(c.s.connected, true, clientState(c));
   // after the kill everything is served by B
   const after = b.log.slice(-20).map((e) => e.host);
   assert.ok(after.every((x) => x === "B"), `the last requests went to B: ${after}`);

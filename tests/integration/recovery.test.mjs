@@ -34,7 +34,7 @@ import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, SRCDIR, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { closeAllClients, closeClient, emitAck, makeClient, nextOn, whenConnected } from "./lib/client.mjs";
 import { sleep, toBuffer, waitUntil as until, withTimeout } from "./lib/util.mjs";
-import { sqliteOnly } from "./lib/store.mjs";
+import { IS_PG, sqliteOnly } from "./lib/store.mjs";
 
 const run = promisify(execFile);
 const SIOGATE = join(BUILDDIR, "gateway", "siogate");
@@ -423,7 +423,9 @@ test("SIGKILL of each siogate-fcgi and siogate-wsd during a broadcast stream: ev
     running = false;
     await withTimeout(stream, 30000, "the stream to stop");
   }
-  assert.ok(committed.length >= 20, `${committed.length} emits committed (${failed} failed)`);
+  // (a CLI process on PostgreSQL starts a server backend: 150-300 ms an
+  // emit on a busy machine, against a few ms on SQLite)
+  assert.ok(committed.length >= (IS_PG ? 10 : 20), `${committed.length} emits committed (${failed} failed)`);
   await until(() => clients.every((c) => c.n.length >= committed.length), 20000,
     () => `every client got ${committed.length}: ${clients.map((c) => c.n.length)}`);
   await sleep(300);
