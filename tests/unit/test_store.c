@@ -313,6 +313,46 @@ TEST("store: processes that open a new database at once migrate it once")
     sg_store_close(s);
 }
 
+TEST("store: a writer that waits for the lock past lock_timeout gets SG_STORE_BUSY")
+{
+    sg_store *s = fresh();
+    sg_store *other = sg_store_open(path);
+    CHECK(s && other);
+    /* 10 s in the store; shortened here */
+    CHECK_INT(sg_store_scalar(other, "SET lock_timeout = '200ms'"), -1);
+    CHECK_INT(sg_store_begin(s), 0);
+    CHECK(sg_store_queue_push(s, SID1, false, "a", 1) > 0); /* holds the lock now */
+    sg_session ss;
+    mk_session(&ss, SID2);
+    CHECK_INT(sg_store_begin(other), 0);
+    CHECK_INT(sg_store_session_insert(other, &ss, "{}"), SG_STORE_BUSY);
+    sg_store_rollback(other);
+    /* inside a batch too: the part fails, the batch's rollback path works */
+    CHECK_INT(sg_store_batch_begin(other), 0);
+    CHECK_INT(sg_store_begin(other), 0);
+    CHECK_INT(sg_store_session_insert(other, &ss, "{}"), SG_STORE_BUSY);
+    sg_store_rollback(other);
+    CHECK(sg_store_batch_end(other) != 0);
+    CHECK_INT(sg_store_commit(s), 0);
+    /* the lock is free: the same connection writes again */
+    CHECK_INT(sg_store_begin(other), 0);
+    CHECK_INT(sg_store_session_insert(other, &ss, "{}"), 0);
+    CHECK_INT(sg_store_commit(other), 0);
+    CHECK_INT(sg_store_sessions_open(s), 1);
+    CHECK_INT(sg_store_queue_pending(other, SID1, 0), 1);
+    /* a transaction or a batch part in which nothing ran sends nothing */
+    CHECK_INT(sg_store_begin(other), 0);
+    CHECK_INT(sg_store_commit(other), 0);
+    CHECK_INT(sg_store_batch_begin(other), 0);
+    CHECK_INT(sg_store_begin(other), 0);
+    CHECK_INT(sg_store_commit(other), 0);
+    CHECK_INT(sg_store_begin(other), 0);
+    sg_store_rollback(other);
+    CHECK_INT(sg_store_batch_end(other), 0);
+    sg_store_close(other);
+    sg_store_close(s);
+}
+
 struct frames_got {
     int n;
     size_t len[2];
