@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <libpq-fe.h>
 
 #include "admin.h"
@@ -509,6 +510,49 @@ TEST("admin on PostgreSQL: the writers' lock held elsewhere is SG_ADMIN_BUSY; re
     PQfinish(other);
     CHECK_INT(sg_admin_rooms_change(a, true, &one, 1, x, &affected, &settled), SG_ADMIN_OK);
     CHECK_TEXT(rooms_text(a, NULL), "/ blue 1\n/ red 2\n/ x 1\n/chat red 1\n");
+    sg_admin_close(a);
+}
+
+TEST("admin on PostgreSQL: join --room reads the members once it holds the writers' lock")
+{
+    sg_admin *a;
+    CHECK(fill(&a));
+    if (!a)
+        return;
+    /* another writer holds the lock and adds K2 to blue; it commits a
+     * second after saying so, while the join waits for the lock: the join
+     * must then see K2 among blue's members (read after the lock, not
+     * before) */
+    int fds[2];
+    CHECK_INT(pipe(fds), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        PGconn *c = PQconnectdb(path);
+        PGresult *r = PQexec(c, "BEGIN; SELECT pg_advisory_xact_lock(1397313351);"
+                                " INSERT INTO rooms (nsp, room, socket_id)"
+                                " VALUES ('/', 'blue', '" K2 "')");
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        ssize_t w = write(fds[1], "x", 1);
+        usleep(1000 * 1000);
+        r = PQexec(c, "COMMIT");
+        ok = ok && w == 1 && PQresultStatus(r) == PGRES_COMMAND_OK;
+        _exit(ok ? 0 : 1);
+    }
+    char ch;
+    CHECK_INT(read(fds[0], &ch, 1), 1);
+    int affected, settled;
+    const char *const y[] = {"y", NULL};
+    sg_admin_sel blue = {NULL, "blue", "/"};
+    CHECK_INT(sg_admin_rooms_change(a, true, &blue, 1, y, &affected, &settled), SG_ADMIN_OK);
+    CHECK_INT(affected, 2);
+    int status = -1;
+    CHECK_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fds[0]);
+    close(fds[1]);
+    CHECK_TEXT(rooms_text(a, "/"), "/ blue 2\n/ red 2\n/ y 2\n");
     sg_admin_close(a);
 }
 #endif
