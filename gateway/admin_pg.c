@@ -490,10 +490,20 @@ static int op_rooms_change(sg_admin *b, bool join, const sg_admin_sel *sel, size
         rc = store_fail(a, -1, "cannot use the store");
         goto out;
     }
-    /* BEGIN and the writers' advisory lock, as every writer takes it */
+    /* BEGIN and the writers' advisory lock, as every writer takes it.
+     * The store owes them to its next statement (it pipelines them): a
+     * store lookup that finds nothing (no socket has the id ""), so that
+     * they are sent, and the lock held, before our own statements read
+     * the members and change the rooms; a lock that timed out fails it
+     * with SG_STORE_BUSY */
     int src = sg_store_begin(c.store);
+    if (src == 0 && (src = sg_store_socket_get(c.store, "", NULL, NULL, 0, NULL)) ==
+                        SG_STORE_NOTFOUND)
+        src = 0;
     if (src != 0) {
         rc = store_fail(a, src, "take the writers' lock");
+        if (PQtransactionStatus(a->conn) != PQTRANS_IDLE)
+            sg_store_rollback(c.store);
         goto out;
     }
     rc = SG_ADMIN_OK;
