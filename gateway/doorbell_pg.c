@@ -206,12 +206,15 @@ static void pgc_drop(bell_remote *r, struct pgc *c)
 {
     if (!c->conn)
         return;
-    if (c == &r->lis && r->reg_fd >= 0) {
+    bool child = r->owner != getpid();
+    /* the epoll set is shared with the parent after a fork: a child's
+     * DEL would take the parent's socket out of it */
+    if (c == &r->lis && r->reg_fd >= 0 && !child)
         epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->reg_fd, NULL); /* may be gone with its fd */
+    if (c == &r->lis)
         r->reg_fd = -1;
-    }
     int fd = PQsocket(c->conn);
-    if (r->owner != getpid() && fd >= 0) {
+    if (child && fd >= 0) {
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (nul >= 0) {
             dup2(nul, fd); /* the parent's session stays; the terminate goes nowhere */
