@@ -831,6 +831,29 @@ TEST("doorbell/pg: a ring crosses to another directory's waiter through NOTIFY, 
     CHECK_INT(sg_bell_ring(ra, SG_BELL_LOG, 1), 1);
     CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 1);
     CHECK_STR(buf, SG_BELL_LOG);
+    /* anyone's NOTIFY on the channel: a payload without an origin is all
+     * message, an empty one is "*", one too long for the buffer is "*";
+     * other channels are not heard */
+    CHECK_INT(pg_value(pg, "NOTIFY other_channel, 'x'"), 0);
+    CHECK_INT(pg_value(pg, "NOTIFY siogate, 'plain'"), 0);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 5);
+    CHECK_STR(buf, "plain");
+    CHECK_INT(pg_value(pg, "NOTIFY siogate, ''"), 0);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 1);
+    CHECK_STR(buf, SG_BELL_ALL);
+    CHECK_INT(pg_value(pg, "NOTIFY siogate, '@not-an-origin\nid'"), 0);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 17);
+    CHECK_STR(buf, "@not-an-origin\nid");
+    CHECK_INT(pg_value(pg, "SELECT 0 FROM pg_notify('siogate', repeat('x', 7000))"), 0);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 1);
+    CHECK_STR(buf, SG_BELL_ALL);
+    char small[8];
+    CHECK_INT(pg_value(pg, "NOTIFY siogate, 'abcdefgh'"), 0);
+    CHECK_INT(next_msg(wb, small, sizeof small, 5000), 1);
+    CHECK_STR(small, SG_BELL_ALL);
+    /* wa heard them too */
+    while (next_msg(wa, buf, sizeof buf, 200) > 0)
+        ;
     /* through sg_bell_drain: the ids are taken, and a notification is
      * not counted as a datagram (that count tells of a full queue) */
     CHECK_INT(sg_bell_ring(ra, "AAAAAAAAAAAAAAAAAAAA\nBBBBBBBBBBBBBBBBBBBB", 41), 1);
