@@ -109,7 +109,9 @@ int sg_bell_drain(sg_bell *b, int max, void (*fn)(void *ud, const char *sid), vo
  * rings (net.unix.max_dgram_qlen; 10 when it cannot be read). */
 int sg_bell_queue_len(void);
 
-/* Close; a waiter unlinks its socket file. NULL is fine. */
+/* Close; a waiter unlinks its socket file. NULL is fine. A bell that owes
+ * other hosts a ring (one it could not send) first sends them "*" if it
+ * can within a second (for a short-lived process: siogate emit). */
 void sg_bell_close(sg_bell *b);
 
 #endif

@@ -62,6 +62,7 @@
 #define BELL_STMT "sg_bell_notify"
 #define BELL_PG_WAIT_MS 250        /* the longest a ring waits */
 #define BELL_PG_OPEN_WAIT_MS 2000  /* a new waiter waits this long for its LISTEN */
+#define BELL_PG_CLOSE_WAIT_MS 1000 /* a closing bell waits this long to send a ring it owes */
 #define BELL_PG_CONNECT_MS 10000   /* an attempt (connect + LISTEN/PREPARE) not done by then fails */
 #define BELL_PG_STALL_MS 10000     /* a NOTIFY unanswered this long: the connection is dropped */
 #define BELL_PG_BACKOFF_MIN_MS 100
@@ -622,10 +623,49 @@ int bell_remote_recv(bell_remote *r, char *buf, size_t cap)
     return len;
 }
 
+/* At close, a ring owed to the other hosts (a short-lived process, such
+ * as siogate emit, may have rung once while its connection was still
+ * being made) is sent as "*" if that can be done within
+ * BELL_PG_CLOSE_WAIT_MS, waiting for the backoff too. A NOTIFY in flight
+ * needs no wait: the server runs it before it reads the Terminate that
+ * PQfinish sends after it. */
+static void flush_owed(bell_remote *r)
+{
+    struct pgc *c = &r->ring;
+    int64_t deadline = sg_mono_ms() + BELL_PG_CLOSE_WAIT_MS;
+    while (r->owed) {
+        pgc_step(r, c);
+        if (c->st == C_READY) {
+            char payload[ORIGIN_LEN + 3];
+            snprintf(payload, sizeof payload, "%s\n" SG_BELL_ALL, r->origin);
+            const char *const vals[2] = {BELL_CHANNEL, payload};
+            if (PQsendQueryPrepared(c->conn, BELL_STMT, 2, vals, NULL, NULL, 0) &&
+                PQflush(c->conn) == 0)
+                r->owed = false;
+            break;
+        }
+        int64_t left = deadline - sg_mono_ms();
+        if (c->st == C_DOWN && c->retry_at > deadline)
+            break;
+        if (left <= 0)
+            break;
+        if (c->st == C_DOWN) {
+            int64_t ms = c->retry_at - sg_mono_ms();
+            struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+            if (ms > 0)
+                nanosleep(&ts, NULL);
+        } else {
+            pgc_wait(c, left);
+        }
+    }
+}
+
 void bell_remote_close(bell_remote *r)
 {
     if (!r)
         return;
+    if (r->owed && r->owner == getpid())
+        flush_owed(r);
     if (r->next)
         PQfreemem(r->next);
     pgc_drop(r, &r->ring);
