@@ -30,7 +30,14 @@
  * notifications of the outage are gone.
  *
  * Fork: a child closing a bell it inherited must not end the parent's
- * sessions: its libpq sockets are pointed at /dev/null before PQfinish. */
+ * sessions: its libpq sockets are pointed at /dev/null before PQfinish,
+ * and the epoll set (shared with the parent) is left as it is.
+ *
+ * Measured with tests/unit/bench_doorbell (SG_TEST_PG; PostgreSQL 15 on
+ * loopback, the 2-vCPU VM at load average 3.6, two runs): one ring, a
+ * NOTIFY round trip, p50 48-117 us, p99 1.6-5.9 ms; ring -> recv in
+ * another process waiting in another bell directory, p50 0.17-0.44 ms,
+ * p99 4.6-8.3 ms (the datagram: p50 ~25 us). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
