@@ -464,8 +464,18 @@ bell_remote *bell_remote_open(const char *conninfo, const char *dir, int recv_fd
     r->epfd = r->tfd = r->evfd = r->reg_fd = -1;
     r->ring = (struct pgc){.st = C_DOWN, .backoff = BELL_PG_BACKOFF_MIN_MS, .role = "NOTIFY"};
     r->lis = (struct pgc){.st = C_DOWN, .backoff = BELL_PG_BACKOFF_MIN_MS, .role = "LISTEN"};
-    if (origin_load(dir, r->origin) < 0)
-        goto fail;
+    if (origin_load(dir, r->origin) < 0) {
+        /* a process that cannot use this host's directory (another user:
+         * its datagrams do not reach this host's waiters either) rings
+         * under an origin of its own, which every waiter hears */
+        char id[SG_ID_LEN + 1];
+        if (sg_id_new(id) < 0) {
+            sg_error("doorbell: no random bytes: %s", ERRSTR(errno));
+            goto fail;
+        }
+        snprintf(r->origin, sizeof r->origin, "@%s", id);
+        sg_warn("doorbell: rings to other hosts go out under an origin of this process's own");
+    }
     if (recv_fd < 0)
         return r; /* a ringer connects on its first ring */
 

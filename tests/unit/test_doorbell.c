@@ -1024,6 +1024,33 @@ out:
     tmp_clean(&b);
 }
 
+TEST("doorbell/pg: a directory whose origin cannot be read: an origin of the process's own")
+{
+    struct tmp t;
+    CHECK(tmp_make(&t) == 0);
+    CHECK(mkdir(t.dir, 0700) == 0);
+    char p[256];
+    snprintf(p, sizeof p, "%s/origin", t.dir);
+    CHECK(symlink("/dev/null", p) == 0); /* not followed: unusable */
+    const char *pg = test_pg();
+    sg_bell *w = sg_bell_waiter_db(t.dir, pg ? pg : "postgresql://siogate@127.0.0.1:1/none");
+    sg_bell *r = sg_bell_ringer_db(t.dir, pg ? pg : "postgresql://siogate@127.0.0.1:1/none");
+    CHECK(w != NULL && r != NULL);
+    if (w && r && pg) {
+        /* two origins: w hears r's ring twice (the datagram, and the
+         * notification it cannot tell from another host's) */
+        char buf[64];
+        CHECK_INT(sg_bell_ring(r, "twice", 5), 1);
+        CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 5);
+        CHECK_STR(buf, "twice");
+        CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 5);
+        CHECK_STR(buf, "twice");
+    }
+    sg_bell_close(r);
+    sg_bell_close(w);
+    tmp_clean(&t);
+}
+
 /* A TCP port that accepts connections and never answers (a server that
  * hangs), or, with listen_too false, one that refuses them (a server that
  * is down). The fd to close afterwards, the port in *port. */
