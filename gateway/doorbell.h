@@ -19,7 +19,8 @@
  * other hosts as a NOTIFY on channel "siogate" of that server, payload
  * ORIGIN '\n' MSG, where MSG is the datagram's message and ORIGIN ("@"
  * and 20 random id characters) is read from DIR/origin, made by the first
- * process that needs it: one per bell directory, so one per host. Every
+ * process that needs it: one per bell directory, so one per host (a
+ * process that cannot use DIR/origin takes one of its own). Every
  * waiter LISTENs on a connection of its own and skips notifications of
  * its own origin (its host's rings came as datagrams). The ringer NOTIFYs
  * on a connection of its own, made on its first ring, with one round

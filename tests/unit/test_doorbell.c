@@ -703,12 +703,17 @@ static long pg_value(const char *pg, const char *sql)
     return v;
 }
 
-static long terminate(const char *pg, const char *app)
+/* Terminate (and wait for) the bells' LISTEN or NOTIFY backends, known
+ * by their last statement (an application_name in SG_TEST_PG would
+ * replace the bells' own). */
+static long terminate(const char *pg, const char *which)
 {
-    char sql[256];
+    char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
-             "WHERE application_name = '%s' AND pid <> pg_backend_pid()", app);
+             "WHERE datname = current_database() AND pid <> pg_backend_pid() AND %s",
+             !strcmp(which, "siogate-bell-listen") ? "query = 'LISTEN siogate'"
+                                                   : "query = 'SELECT pg_notify($1, $2)'");
     return pg_value(pg, sql);
 }
 
