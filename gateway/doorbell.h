@@ -19,7 +19,8 @@
  * other hosts as a NOTIFY on channel "siogate" of that server, payload
  * ORIGIN '\n' MSG, where MSG is the datagram's message and ORIGIN ("@"
  * and 20 random id characters) is read from DIR/origin, made by the first
- * process that needs it: one per bell directory, so one per host. Every
+ * process that needs it: one per bell directory, so one per host (a
+ * process that cannot use DIR/origin takes one of its own). Every
  * waiter LISTENs on a connection of its own and skips notifications of
  * its own origin (its host's rings came as datagrams). The ringer NOTIFYs
  * on a connection of its own, made on its first ring, with one round
@@ -109,7 +110,9 @@ int sg_bell_drain(sg_bell *b, int max, void (*fn)(void *ud, const char *sid), vo
  * rings (net.unix.max_dgram_qlen; 10 when it cannot be read). */
 int sg_bell_queue_len(void);
 
-/* Close; a waiter unlinks its socket file. NULL is fine. */
+/* Close; a waiter unlinks its socket file. NULL is fine. A bell that owes
+ * other hosts a ring (one it could not send) first sends them "*" if it
+ * can within a second (for a short-lived process: siogate emit). */
 void sg_bell_close(sg_bell *b);
 
 #endif

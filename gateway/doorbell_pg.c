@@ -30,7 +30,14 @@
  * notifications of the outage are gone.
  *
  * Fork: a child closing a bell it inherited must not end the parent's
- * sessions: its libpq sockets are pointed at /dev/null before PQfinish. */
+ * sessions: its libpq sockets are pointed at /dev/null before PQfinish,
+ * and the epoll set (shared with the parent) is left as it is.
+ *
+ * Measured with tests/unit/bench_doorbell (SG_TEST_PG; PostgreSQL 15 on
+ * loopback, the 2-vCPU VM at load average 3.6, two runs): one ring, a
+ * NOTIFY round trip, p50 48-117 us, p99 1.6-5.9 ms; ring -> recv in
+ * another process waiting in another bell directory, p50 0.17-0.44 ms,
+ * p99 4.6-8.3 ms (the datagram: p50 ~25 us). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -62,6 +69,7 @@
 #define BELL_STMT "sg_bell_notify"
 #define BELL_PG_WAIT_MS 250        /* the longest a ring waits */
 #define BELL_PG_OPEN_WAIT_MS 2000  /* a new waiter waits this long for its LISTEN */
+#define BELL_PG_CLOSE_WAIT_MS 1000 /* a closing bell waits this long to send a ring it owes */
 #define BELL_PG_CONNECT_MS 10000   /* an attempt (connect + LISTEN/PREPARE) not done by then fails */
 #define BELL_PG_STALL_MS 10000     /* a NOTIFY unanswered this long: the connection is dropped */
 #define BELL_PG_BACKOFF_MIN_MS 100
@@ -206,12 +214,15 @@ static void pgc_drop(bell_remote *r, struct pgc *c)
 {
     if (!c->conn)
         return;
-    if (c == &r->lis && r->reg_fd >= 0) {
+    bool child = r->owner != getpid();
+    /* the epoll set is shared with the parent after a fork: a child's
+     * DEL would take the parent's socket out of it */
+    if (c == &r->lis && r->reg_fd >= 0 && !child)
         epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->reg_fd, NULL); /* may be gone with its fd */
+    if (c == &r->lis)
         r->reg_fd = -1;
-    }
     int fd = PQsocket(c->conn);
-    if (r->owner != getpid() && fd >= 0) {
+    if (child && fd >= 0) {
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (nul >= 0) {
             dup2(nul, fd); /* the parent's session stays; the terminate goes nowhere */
@@ -453,8 +464,18 @@ bell_remote *bell_remote_open(const char *conninfo, const char *dir, int recv_fd
     r->epfd = r->tfd = r->evfd = r->reg_fd = -1;
     r->ring = (struct pgc){.st = C_DOWN, .backoff = BELL_PG_BACKOFF_MIN_MS, .role = "NOTIFY"};
     r->lis = (struct pgc){.st = C_DOWN, .backoff = BELL_PG_BACKOFF_MIN_MS, .role = "LISTEN"};
-    if (origin_load(dir, r->origin) < 0)
-        goto fail;
+    if (origin_load(dir, r->origin) < 0) {
+        /* a process that cannot use this host's directory (another user:
+         * its datagrams do not reach this host's waiters either) rings
+         * under an origin of its own, which every waiter hears */
+        char id[SG_ID_LEN + 1];
+        if (sg_id_new(id) < 0) {
+            sg_error("doorbell: no random bytes: %s", ERRSTR(errno));
+            goto fail;
+        }
+        snprintf(r->origin, sizeof r->origin, "@%s", id);
+        sg_warn("doorbell: rings to other hosts go out under an origin of this process's own");
+    }
     if (recv_fd < 0)
         return r; /* a ringer connects on its first ring */
 
@@ -619,10 +640,49 @@ int bell_remote_recv(bell_remote *r, char *buf, size_t cap)
     return len;
 }
 
+/* At close, a ring owed to the other hosts (a short-lived process, such
+ * as siogate emit, may have rung once while its connection was still
+ * being made) is sent as "*" if that can be done within
+ * BELL_PG_CLOSE_WAIT_MS, waiting for the backoff too. A NOTIFY in flight
+ * needs no wait: the server runs it before it reads the Terminate that
+ * PQfinish sends after it. */
+static void flush_owed(bell_remote *r)
+{
+    struct pgc *c = &r->ring;
+    int64_t deadline = sg_mono_ms() + BELL_PG_CLOSE_WAIT_MS;
+    while (r->owed) {
+        pgc_step(r, c);
+        if (c->st == C_READY) {
+            char payload[ORIGIN_LEN + 3];
+            snprintf(payload, sizeof payload, "%s\n" SG_BELL_ALL, r->origin);
+            const char *const vals[2] = {BELL_CHANNEL, payload};
+            if (PQsendQueryPrepared(c->conn, BELL_STMT, 2, vals, NULL, NULL, 0) &&
+                PQflush(c->conn) == 0)
+                r->owed = false;
+            break;
+        }
+        int64_t left = deadline - sg_mono_ms();
+        if (c->st == C_DOWN && c->retry_at > deadline)
+            break;
+        if (left <= 0)
+            break;
+        if (c->st == C_DOWN) {
+            int64_t ms = c->retry_at - sg_mono_ms();
+            struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+            if (ms > 0)
+                nanosleep(&ts, NULL);
+        } else {
+            pgc_wait(c, left);
+        }
+    }
+}
+
 void bell_remote_close(bell_remote *r)
 {
     if (!r)
         return;
+    if (r->owed && r->owner == getpid())
+        flush_owed(r);
     if (r->next)
         PQfreemem(r->next);
     pgc_drop(r, &r->ring);

@@ -11,7 +11,11 @@
  * 2. burst: the same without the pause (the child drains as fast as it can).
  * 3. ring cost: the time of one sg_bell_ring() to 1 and to 8 waiters.
  * 4. idle CPU: a child waits in epoll_wait with the 1 s re-check timeout
- *    for S seconds (default 10); its user+system CPU is reported. */
+ *    for S seconds (default 10); its user+system CPU is reported.
+ * 5. with SG_TEST_PG set (a PostgreSQL conninfo): 1 and 2 across "hosts":
+ *    the child waits in another bell directory, so every ring reaches it by
+ *    NOTIFY/LISTEN; and the cost of one sg_bell_ring() (one round trip).
+ *    Build it with make tests/unit/bench_doorbell (it needs libpq). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -60,9 +64,9 @@ static int64_t pct(const int64_t *v, int n, double p)
 }
 
 /* Child: receive n timestamped rings, print the latency percentiles. */
-static int child_latency(const char *dir, int wr, int n, const char *label)
+static int child_latency(const char *dir, const char *db, int wr, int n, const char *label)
 {
-    sg_bell *w = sg_bell_waiter(dir);
+    sg_bell *w = sg_bell_waiter_db(dir, db);
     if (!w)
         return 1;
     int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -106,7 +110,9 @@ static int child_latency(const char *dir, int wr, int n, const char *label)
     return got + stars == n ? 0 : 1;
 }
 
-static int run_latency(const char *dir, int n, int64_t gap_ns, const char *label)
+/* Ring from rdir; the child waits in wdir (the same, or another "host"). */
+static int run_latency_db(const char *rdir, const char *wdir, const char *db, int n,
+                          int64_t gap_ns, const char *label)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
@@ -115,7 +121,7 @@ static int run_latency(const char *dir, int n, int64_t gap_ns, const char *label
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
-        _exit(child_latency(dir, p[1], n, label));
+        _exit(child_latency(wdir, db, p[1], n, label));
     }
     close(p[1]);
     char c;
@@ -123,26 +129,45 @@ static int run_latency(const char *dir, int n, int64_t gap_ns, const char *label
     if (poll(&pf, 1, 5000) != 1 || read(p[0], &c, 1) != 1)
         return 1;
     close(p[0]);
-    sg_bell *r = sg_bell_ringer(dir);
+    sg_bell *r = sg_bell_ringer_db(rdir, db);
+    int64_t *cost = calloc((size_t)n, sizeof *cost);
+    if (!r || !cost)
+        return 1;
     int sent = 0;
+    bool local = !strcmp(rdir, wdir);
     for (int i = 0; i < n; i++) {
         if (gap_ns)
             sleep_ns(gap_ns);
         char m[32];
         int len = snprintf(m, sizeof m, "%" PRId64, now_ns());
         int rc;
-        while ((rc = sg_bell_ring(r, m, (size_t)len)) == 0) {
+        int64_t t0 = now_ns();
+        while ((rc = sg_bell_ring(r, m, (size_t)len)) == 0 && local) {
             /* burst mode: queue full; give the child a moment */
             sleep_ns(20000);
             len = snprintf(m, sizeof m, "%" PRId64, now_ns());
         }
+        cost[i] = now_ns() - t0;
         sent += rc > 0;
     }
     sg_bell_close(r);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
+    if (!local) {
+        qsort(cost, (size_t)n, sizeof *cost, cmp_i64);
+        printf("%-26s n=%d  p50 %.1f us  p90 %.1f us  p99 %.1f us  max %.1f us\n",
+               "  one ring (NOTIFY)", n, pct(cost, n, .50) / 1e3, pct(cost, n, .90) / 1e3,
+               pct(cost, n, .99) / 1e3, cost[n - 1] / 1e3);
+        fflush(stdout);
+    }
+    free(cost);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+static int run_latency(const char *dir, int n, int64_t gap_ns, const char *label)
+{
+    return run_latency_db(dir, dir, NULL, n, gap_ns, label);
 }
 
 static void ring_cost(const char *dir, int nwaiters)
@@ -245,6 +270,13 @@ int main(int argc, char **argv)
     ring_cost(dir, 1);
     ring_cost(dir, 8);
     rc |= run_idle(dir, idle);
+    const char *pg = getenv("SG_TEST_PG");
+    char other[64];
+    snprintf(other, sizeof other, "%s/other-host.bells", root);
+    if (pg && *pg) {
+        rc |= run_latency_db(dir, other, pg, n, 1000000, "NOTIFY, 1 ms apart");
+        rc |= run_latency_db(dir, other, pg, n, 0, "NOTIFY, back to back");
+    }
     DIR *d = opendir(dir);
     if (d) {
         struct dirent *de;
@@ -257,6 +289,10 @@ int main(int argc, char **argv)
         closedir(d);
     }
     rmdir(dir);
+    char origin[128];
+    snprintf(origin, sizeof origin, "%s/origin", other);
+    unlink(origin);
+    rmdir(other);
     rmdir(root);
     free(dir);
     return rc;

@@ -703,12 +703,17 @@ static long pg_value(const char *pg, const char *sql)
     return v;
 }
 
-static long terminate(const char *pg, const char *app)
+/* Terminate (and wait for) the bells' LISTEN or NOTIFY backends, known
+ * by their last statement (an application_name in SG_TEST_PG would
+ * replace the bells' own). */
+static long terminate(const char *pg, const char *which)
 {
-    char sql[256];
+    char sql[512];
     snprintf(sql, sizeof sql,
-             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-             "WHERE application_name = '%s' AND pid <> pg_backend_pid()", app);
+             "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+             "WHERE datname = current_database() AND pid <> pg_backend_pid() AND %s",
+             !strcmp(which, "siogate-bell-listen") ? "query = 'LISTEN siogate'"
+                                                   : "query = 'SELECT pg_notify($1, $2)'");
     return pg_value(pg, sql);
 }
 
@@ -831,6 +836,29 @@ TEST("doorbell/pg: a ring crosses to another directory's waiter through NOTIFY, 
     CHECK_INT(sg_bell_ring(ra, SG_BELL_LOG, 1), 1);
     CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 1);
     CHECK_STR(buf, SG_BELL_LOG);
+    /* anyone's NOTIFY on the channel: a payload without an origin is all
+     * message, an empty one is "*", one too long for the buffer is "*";
+     * other channels are not heard */
+    CHECK_INT(pg_value(pg, "NOTIFY other_channel, 'x'"), 0);
+    CHECK_INT(pg_value(pg, "NOTIFY siogate, 'plain'"), 0);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 5);
+    CHECK_STR(buf, "plain");
+    CHECK_INT(pg_value(pg, "NOTIFY siogate, ''"), 0);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 1);
+    CHECK_STR(buf, SG_BELL_ALL);
+    CHECK_INT(pg_value(pg, "NOTIFY siogate, '@not-an-origin\nid'"), 0);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 17);
+    CHECK_STR(buf, "@not-an-origin\nid");
+    CHECK_INT(pg_value(pg, "SELECT 0 FROM pg_notify('siogate', repeat('x', 7000))"), 0);
+    CHECK_INT(next_msg(wb, buf, sizeof buf, 5000), 1);
+    CHECK_STR(buf, SG_BELL_ALL);
+    char small[8];
+    CHECK_INT(pg_value(pg, "NOTIFY siogate, 'abcdefgh'"), 0);
+    CHECK_INT(next_msg(wb, small, sizeof small, 5000), 1);
+    CHECK_STR(small, SG_BELL_ALL);
+    /* wa heard them too */
+    while (next_msg(wa, buf, sizeof buf, 200) > 0)
+        ;
     /* through sg_bell_drain: the ids are taken, and a notification is
      * not counted as a datagram (that count tells of a full queue) */
     CHECK_INT(sg_bell_ring(ra, "AAAAAAAAAAAAAAAAAAAA\nBBBBBBBBBBBBBBBBBBBB", 41), 1);
@@ -932,6 +960,36 @@ out:
     tmp_clean(&b);
 }
 
+TEST("doorbell/pg: a ringer closed owing a ring sends * before it goes")
+{
+    const char *pg = test_pg();
+    if (!pg)
+        SKIP(PG_SKIP);
+    struct tmp a, b;
+    CHECK(tmp_make(&a) == 0 && tmp_make(&b) == 0);
+    sg_bell *w = sg_bell_waiter_db(a.dir, pg), *r = sg_bell_ringer_db(b.dir, pg);
+    CHECK(w && r);
+    if (!w || !r)
+        goto out;
+    char buf[SG_BELL_MAX + 1];
+    CHECK_INT(sg_bell_ring(r, "first", 5), 0);
+    CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 5);
+    CHECK(terminate(pg, "siogate-bell-notify") >= 1);
+    /* a ring on the dead connection is lost (owed), and nothing retries
+     * it until the next ring, or the close */
+    sg_bell_ring(r, "lost", 4);
+    CHECK_INT(next_msg(w, buf, sizeof buf, 300), 0);
+    sg_bell_close(r);
+    r = NULL;
+    CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 1);
+    CHECK_STR(buf, SG_BELL_ALL);
+out:
+    sg_bell_close(r);
+    sg_bell_close(w);
+    tmp_clean(&a);
+    tmp_clean(&b);
+}
+
 TEST("doorbell/pg: a forked child closing its copy leaves the parent's LISTEN alone")
 {
     const char *pg = test_pg();
@@ -955,8 +1013,11 @@ TEST("doorbell/pg: a forked child closing its copy leaves the parent's LISTEN al
     }
     int status = -1;
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && status == 0);
-    /* both connections still serve the parent: no "*" (no reconnect) */
+    /* both connections still serve the parent: no "*" (no reconnect),
+     * and w's fd wakes for the notification (its epoll set, shared with
+     * the child, still holds the LISTEN socket) */
     CHECK_INT(sg_bell_ring(r, "two", 3), 0);
+    CHECK_INT(wait_readable(sg_bell_fd(w), 5000), 1);
     CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 3);
     CHECK_STR(buf, "two");
     CHECK_INT(sg_bell_remote_up(w), 1);
@@ -966,6 +1027,33 @@ out:
     sg_bell_close(w);
     tmp_clean(&a);
     tmp_clean(&b);
+}
+
+TEST("doorbell/pg: a directory whose origin cannot be read: an origin of the process's own")
+{
+    struct tmp t;
+    CHECK(tmp_make(&t) == 0);
+    CHECK(mkdir(t.dir, 0700) == 0);
+    char p[256];
+    snprintf(p, sizeof p, "%s/origin", t.dir);
+    CHECK(symlink("/dev/null", p) == 0); /* not followed: unusable */
+    const char *pg = test_pg();
+    sg_bell *w = sg_bell_waiter_db(t.dir, pg ? pg : "postgresql://siogate@127.0.0.1:1/none");
+    sg_bell *r = sg_bell_ringer_db(t.dir, pg ? pg : "postgresql://siogate@127.0.0.1:1/none");
+    CHECK(w != NULL && r != NULL);
+    if (w && r && pg) {
+        /* two origins: w hears r's ring twice (the datagram, and the
+         * notification it cannot tell from another host's) */
+        char buf[64];
+        CHECK_INT(sg_bell_ring(r, "twice", 5), 1);
+        CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 5);
+        CHECK_STR(buf, "twice");
+        CHECK_INT(next_msg(w, buf, sizeof buf, 5000), 5);
+        CHECK_STR(buf, "twice");
+    }
+    sg_bell_close(r);
+    sg_bell_close(w);
+    tmp_clean(&t);
 }
 
 /* A TCP port that accepts connections and never answers (a server that
