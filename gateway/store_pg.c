@@ -534,7 +534,7 @@ static const char *stmt_name(enum stmt_id id, char buf[16])
 static PGresult *run_owed(sg_pg *s, const char *name, const pgp *p, const char *what, int *rc)
 {
     PGresult *out = NULL, *r;
-    const char *failed = NULL;
+    const char *failed = NULL, *sql[sizeof pre_sql / sizeof pre_sql[0] + 1];
     int sent = 0, owed = s->pre;
     *rc = -1;
     s->pre = 0;
@@ -544,9 +544,12 @@ static PGresult *run_owed(sg_pg *s, const char *name, const pgp *p, const char *
     }
     bool ok = true;
     for (size_t i = 0; ok && i < sizeof pre_sql / sizeof pre_sql[0]; i++)
-        if (owed & pre_sql[i].bit)
+        if (owed & pre_sql[i].bit) {
+            sql[sent] = pre_sql[i].sql;
             ok = PQsendQueryParams(s->conn, pre_sql[i].sql, 0, NULL, NULL, NULL, NULL, 1) &&
                  ++sent;
+        }
+    sql[sent] = what;
     ok = ok &&
          PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                              p ? p->fmt : NULL, 1) &&
@@ -567,7 +570,7 @@ static PGresult *run_owed(sg_pg *s, const char *name, const pgp *p, const char *
             else if (q == sent - 2 && (owed & PRE_SAVEPOINT))
                 s->sp_made = true;
         } else if (st != PGRES_PIPELINE_ABORTED && !failed) {
-            failed = q == sent - 1 ? what : "begin";
+            failed = sql[q];
             *rc = pg_fail(s, r, failed);
         }
         PQclear(r);
