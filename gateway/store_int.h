@@ -109,7 +109,9 @@ sg_store *sg_store_pg_open(const char *conninfo);
  * current schema and keeps open until after sg_store_close (which then
  * leaves it open); conninfo (borrowed) only names it in logs. No
  * migration, no setting changed: the caller sets lock_timeout as it
- * wants (sg_store_pg_open sets '10s'). For the CLI, like
+ * wants (sg_store_pg_open sets '10s'). sg_store_begin sends BEGIN and
+ * takes the writers' lock at once, so the caller's own statements until
+ * sg_store_commit are inside that transaction. For the CLI, like
  * sg_store_borrow. NULL on failure (logged). */
 sg_store *sg_store_pg_borrow(PGconn *conn, const char *conninfo);
 /* The number of migrations of schema/pg/ compiled in. */

@@ -12,7 +12,8 @@
  * are not sent when asked for but in one pipeline (libpq's pipeline mode)
  * with the next statement; a transaction or part in which no statement
  * ran sends nothing at all, and the last part's RELEASE is left to the
- * COMMIT.
+ * COMMIT. Not on a borrowed connection, whose owner runs statements of
+ * its own inside the transaction: there they are sent at once.
  *
  * SQLite's single writer, reproduced: a write transaction (sg_store_begin
  * outside a batch, sg_store_batch_begin) is BEGIN (READ COMMITTED) and
@@ -304,6 +305,7 @@ typedef struct sg_pg {
     bool sp_made;          /* ... and the server has it */
     bool in_tx;            /* a transaction is open (or owed: PRE_BEGIN) */
     int pre;               /* PRE_* owed, sent before the next statement */
+    bool defer;            /* owe them (else send them at once: borrowed) */
     bool borrowed;         /* conn is the caller's (sg_store_pg_borrow) */
 } sg_pg;
 
@@ -532,7 +534,7 @@ static const char *stmt_name(enum stmt_id id, char buf[16])
 static PGresult *run_owed(sg_pg *s, const char *name, const pgp *p, const char *what, int *rc)
 {
     PGresult *out = NULL, *r;
-    const char *failed = NULL;
+    const char *failed = NULL, *sql[sizeof pre_sql / sizeof pre_sql[0] + 1];
     int sent = 0, owed = s->pre;
     *rc = -1;
     s->pre = 0;
@@ -542,9 +544,12 @@ static PGresult *run_owed(sg_pg *s, const char *name, const pgp *p, const char *
     }
     bool ok = true;
     for (size_t i = 0; ok && i < sizeof pre_sql / sizeof pre_sql[0]; i++)
-        if (owed & pre_sql[i].bit)
+        if (owed & pre_sql[i].bit) {
+            sql[sent] = pre_sql[i].sql;
             ok = PQsendQueryParams(s->conn, pre_sql[i].sql, 0, NULL, NULL, NULL, NULL, 1) &&
                  ++sent;
+        }
+    sql[sent] = what;
     ok = ok &&
          PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                              p ? p->fmt : NULL, 1) &&
@@ -565,7 +570,7 @@ static PGresult *run_owed(sg_pg *s, const char *name, const pgp *p, const char *
             else if (q == sent - 2 && (owed & PRE_SAVEPOINT))
                 s->sp_made = true;
         } else if (st != PGRES_PIPELINE_ABORTED && !failed) {
-            failed = q == sent - 1 ? what : "begin";
+            failed = sql[q];
             *rc = pg_fail(s, r, failed);
         }
         PQclear(r);
@@ -697,7 +702,12 @@ static int pg_begin_tx(sg_pg *s)
     reconnect_if_lost(s);
     s->in_tx = true;
     s->pre = PRE_BEGIN;
-    return 0;
+    if (s->defer)
+        return 0;
+    int rc = flush_owed(s);
+    if (rc != 0)
+        pg_rollback_tx(s);
+    return rc;
 }
 
 /* The same, now (migrations). */
@@ -737,7 +747,10 @@ static int pg_begin(sg_store *st_)
         return -1;
     s->pre |= PRE_SAVEPOINT;
     s->sp_open = true;
-    return 0;
+    int rc = s->defer ? 0 : flush_owed(s);
+    if (rc != 0)
+        s->sp_open = false;
+    return rc;
 }
 
 static int pg_commit(sg_store *st_)
@@ -754,7 +767,7 @@ static int pg_commit(sg_store *st_)
         else
             return -1; /* it never began (the batch's BEGIN failed) */
         s->sp_made = false;
-        return 0;
+        return s->defer ? 0 : flush_owed(s);
     }
     return pg_commit_tx(s);
 }
@@ -941,6 +954,7 @@ sg_store *sg_store_pg_open(const char *conninfo)
         goto fail;
     }
     PQsetNoticeProcessor(s->conn, notice, s);
+    s->defer = true; /* the connection is this store's alone */
     if (command(s, "SET lock_timeout = '10s'", NULL) != 0)
         goto fail;
     if (migrate(s) < 0)
@@ -956,8 +970,10 @@ fail:
  * database are kept, for logs). The caller's connection is at the
  * current schema and has the settings it wants (sg_store_pg_open sets
  * lock_timeout = '10s'). The statements this store prepares stay on the
- * connection, and a later store on it uses them. NULL on failure
- * (logged). */
+ * connection, and a later store on it uses them. BEGIN (with the writers'
+ * lock), SAVEPOINT and RELEASE are sent when asked for, so that the
+ * caller's own statements between sg_store_begin and sg_store_commit run
+ * inside the transaction. NULL on failure (logged). */
 sg_store *sg_store_pg_borrow(PGconn *conn, const char *conninfo)
 {
     sg_pg *s = pg_new(conninfo);

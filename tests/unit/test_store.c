@@ -990,6 +990,20 @@ TEST("store: a borrowed connection serves the store and stays open after it")
     CHECK(sg_store_begin(b) == 0 && sg_store_queue_push(b, SID1, false, "y", 1) > 0 &&
           sg_store_commit(b) == 0);
     sg_store_close(b);
+    /* begin sends BEGIN and takes the lock at once: the caller's own
+     * statements are inside the store's transaction */
+    b = sg_store_pg_borrow(db, path);
+    CHECK_INT(sg_store_begin(b), 0);
+    PGresult *own = PQexec(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                               " AND pid = pg_backend_pid()");
+    CHECK_STR(PQntuples(own) ? PQgetvalue(own, 0, 0) : "", "1");
+    PQclear(own);
+    PQclear(PQexec(db, "INSERT INTO rooms (nsp, room, socket_id) VALUES ('/', 'r', 'x')"));
+    sg_store_rollback(b);
+    sg_store_close(b);
+    own = PQexec(db, "SELECT count(*) FROM rooms");
+    CHECK_STR(PQntuples(own) ? PQgetvalue(own, 0, 0) : "", "0");
+    PQclear(own);
     /* the connection is still the caller's, and open */
     PGresult *r = PQexec(db, "SELECT count(*) FROM queue");
     CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
