@@ -799,7 +799,7 @@ TEST("engine: a wide fan-out reaches everyone and rings re-check-all once")
         open_session(sids[i]);
         connect_root(sids[i], id, tap_failed);
     }
-    char *bells = sg_bell_dir_for(cfg.db);
+    char *bells = sg_config_bell_dir(&cfg);
     sg_bell *waiter = sg_bell_waiter(bells);
     CHECK(waiter != NULL);
     char buf[SG_BELL_MAX + 1];
