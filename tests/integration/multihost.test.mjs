@@ -39,7 +39,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { IS_PG, newStore } from "./lib/store.mjs";
-import { closeAllClients, closeClient, connectClient, emitAck, makeClient, whenConnected } from "./lib/client.mjs";
+import { closeAllClients, closeClient, emitAck, makeClient, whenConnected } from "./lib/client.mjs";
 import { eioUrl, handshake, packets, request, send } from "./lib/eio.mjs";
 import { sleep, waitUntil as until, withTimeout } from "./lib/util.mjs";
 
