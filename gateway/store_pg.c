@@ -145,8 +145,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_QUEUE_PUSH] =
         "INSERT INTO queue (sid, \"binary\", frame, volatile) VALUES ($1, $2, $3, $4)"
         " RETURNING seq",
+    /* up to the first frame that would pass $3 bytes (read_frames stops
+     * before it, and so knows it stopped early): a long queue is not
+     * sent whole for a response that takes a part of it */
     [ST_QUEUE_READ] =
-        "SELECT seq, \"binary\", frame FROM queue WHERE sid = $1 AND seq > $2 ORDER BY seq",
+        "SELECT seq, \"binary\", frame FROM (SELECT seq, \"binary\", frame,"
+        " sum(octet_length(frame)) OVER (ORDER BY seq) - octet_length(frame) AS before"
+        " FROM queue WHERE sid = $1 AND seq > $2) t WHERE before <= $3::bigint ORDER BY seq",
     [ST_QUEUE_TRIM] = "DELETE FROM queue WHERE sid = $1 AND seq <= $2",
     [ST_QUEUE_PENDING] = "SELECT 1 FROM queue WHERE sid = $1 AND seq > $2 LIMIT 1",
     [ST_QUEUE_DROP] = "DELETE FROM queue WHERE sid = $1",
@@ -175,10 +180,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BCAST_PUSH] =
         "INSERT INTO queue (sid, \"binary\", frame, nsp, rooms, except_rooms, skip)"
         " VALUES ('', $1, $2, $3, $4, $5, $6) RETURNING seq",
-    /* the frames, then a row (k = 1) with the log's highest seq, read in
-     * the same snapshot */
+    /* the frames (up to $4 bytes, as ST_QUEUE_READ), then a row (k = 1)
+     * with the log's highest seq, read in the same snapshot */
     [ST_STREAM_READ] =
-        "SELECT seq, \"binary\", frame, 0 AS k FROM (" STREAM ") t"
+        "SELECT seq, \"binary\", frame, 0 AS k FROM (SELECT t.*,"
+        " sum(octet_length(t.frame)) OVER (ORDER BY t.seq) - octet_length(t.frame) AS before"
+        " FROM (" STREAM ") t) u WHERE before <= $4::bigint"
         " UNION ALL SELECT (SELECT coalesce(max(seq), 0) FROM queue WHERE sid = ''), 0, NULL, 1"
         " ORDER BY 4, 1",
     [ST_STREAM_PENDING] = "SELECT 1 FROM (" STREAM ") t LIMIT 1",
@@ -348,6 +355,8 @@ static void p_i64_or_null(pgp *p, int64_t x)
     else
         p_null(p);
 }
+
+static void p_size(pgp *p, size_t x) { p_i64(p, x > INT64_MAX ? INT64_MAX : (int64_t)x); }
 
 static void p_double(pgp *p, double x)
 {
@@ -1249,6 +1258,7 @@ static int pg_queue_read(sg_store *st_, const char *sid, int64_t after, size_t m
     pgp p = {0};
     p_text(&p, sid);
     p_i64(&p, after);
+    p_size(&p, max_bytes);
     int rc;
     PGresult *r = run(s, ST_QUEUE_READ, &p, "queue read", &rc);
     if (!r)
@@ -1332,6 +1342,7 @@ static int pg_stream_read(sg_store *st_, const char *sid, int64_t after, int64_t
     sg_pg *s = (sg_pg *)st_;
     pgp p = {0};
     p_stream(&p, sid, after, *bseen);
+    p_size(&p, max_bytes);
     int rc;
     PGresult *r = run(s, ST_STREAM_READ, &p, "stream read", &rc);
     if (!r)
