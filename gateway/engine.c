@@ -414,16 +414,23 @@ static bool is_client_close(const char *reason)
     return strcmp(reason, "transport close") == 0;
 }
 
-/* 1 when the process named in a poller token ("<pid>.<n>") is alive.
+/* 1 when the process named in a poller token (util.h) is alive.
  * A killed process stays a zombie until its parent reaps it (contrib/stack
  * looks twice a second, other supervisors when they like), and kill(pid, 0)
  * succeeds on a zombie: its state in /proc tells. Where /proc cannot be
- * read, kill's answer stands. */
+ * read, kill's answer stands.
+ *
+ * A token of another pid space (another host on a shared store) cannot be
+ * checked from here: it counts as gone. A client sends a GET only after
+ * its previous one ended, so a GET held on another host when the next one
+ * comes is one whose answer can no longer reach the client (its web
+ * server or host died); the next GET takes over, as after a process of
+ * this host died. What is lost is only the protection from a client that
+ * overlaps its GETs on purpose across two hosts; within a host it stays. */
 static bool poller_alive(const char *token)
 {
-    char *end;
-    long pid = strtol(token, &end, 10);
-    if (pid <= 0 || *end != '.')
+    long pid = sg_token_local_pid(token);
+    if (pid <= 0)
         return false;
     if (pid == (long)getpid())
         return true;

@@ -88,7 +88,7 @@ struct job {
     enum sg_parked_kind kind;
     struct conn *c;             /* NULL once the connection is gone */
     char sid[SG_ID_LEN + 1];    /* "" for a handshake */
-    char token[48];             /* a GET's poller token */
+    char token[SG_TOKEN_MAX];   /* a GET's poller token (util.h) */
     sg_buf buf;                 /* the answer's body */
     int rc;                     /* the engine's result, to answer */
     int refused_status, refused_code; /* SG_E_REFUSED: the answer (message in buf) */
@@ -391,7 +391,7 @@ static void run(sg_parked *p, struct job *j)
         break;
     }
     case SG_PARKED_GET: {
-        snprintf(j->token, sizeof j->token, "%ld.%" PRIu64, p->pid, ++p->tokens);
+        sg_token_make(j->token, p->pid, ++p->tokens);
         int64_t wake_at = 0;
         int rc = sg_engine_poll(p->w, j->sid, j->token, &j->buf, &wake_at);
         settle(p, j, rc, wake_at);

@@ -2,10 +2,14 @@
 #include "util.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 static int64_t clock_ms(clockid_t id)
 {
@@ -118,4 +122,61 @@ char *sg_query_get(const char *query, const char *name)
             return NULL;
         p += seg + 1;
     }
+}
+
+/* ---- poller tokens ------------------------------------------------------- */
+
+static char pid_space[13];
+static pthread_once_t pid_space_once = PTHREAD_ONCE_INIT;
+
+/* FNV-1a over s, continued from h */
+static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static void pid_space_init(void)
+{
+    char boot[64] = "", ns[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (f) {
+        if (!fgets(boot, sizeof boot, f))
+            boot[0] = '\0';
+        fclose(f);
+    }
+    ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    ns[n > 0 ? n : 0] = '\0';
+    if (!boot[0] && gethostname(boot, sizeof boot - 1) != 0)
+        boot[0] = '\0';
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, boot, strlen(boot));
+    h = fnv1a(h, ns, strlen(ns));
+    snprintf(pid_space, sizeof pid_space, "%012" PRIx64, (uint64_t)(h & 0xffffffffffffULL));
+}
+
+const char *sg_pid_space(void)
+{
+    pthread_once(&pid_space_once, pid_space_init);
+    return pid_space;
+}
+
+void sg_token_make(char out[SG_TOKEN_MAX], long pid, uint64_t n)
+{
+    snprintf(out, SG_TOKEN_MAX, "%ld.%" PRIu64 "@%s", pid, n, sg_pid_space());
+}
+
+long sg_token_local_pid(const char *token)
+{
+    char *end;
+    errno = 0;
+    long pid = strtol(token, &end, 10);
+    if (errno || pid <= 0 || *end != '.')
+        return 0;
+    const char *at = strchr(end, '@');
+    if (at && strcmp(at + 1, sg_pid_space()) != 0)
+        return 0;
+    return pid;
 }

@@ -36,4 +36,22 @@ char *sg_pct_decode(const char *s, size_t n, size_t *outlen);
  * absent (or ENOMEM). */
 char *sg_query_get(const char *query, const char *name);
 
+/* ---- poller tokens: who holds a polling GET or a WebSocket -------------
+ *
+ * "<pid>.<n>@<space>": the process, a number of its own, and its pid
+ * space: 12 hex digits of a hash of the machine's boot id and the pid
+ * namespace, so that processes on different hosts sharing one store (the
+ * PostgreSQL store) never take each other's pids for their own. */
+#define SG_TOKEN_MAX 48
+
+/* This process's pid space (a static string; the same for the whole
+ * process, its threads included). */
+const char *sg_pid_space(void);
+/* Write the token of (pid, n) of this pid space into out[SG_TOKEN_MAX]. */
+void sg_token_make(char out[SG_TOKEN_MAX], long pid, uint64_t n);
+/* The pid a token names, when it is of this pid space; 0 when it is of
+ * another (or names none). A token without "@<space>" (written before
+ * they had one) is taken as of this pid space. */
+long sg_token_local_pid(const char *token);
+
 #endif

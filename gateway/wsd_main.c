@@ -160,7 +160,7 @@ struct conn {
     bool parse_error;   /* an Engine.IO packet did not decode */
     uint16_t stop_code; /* close the WebSocket with this code after reading */
     uint32_t budget;    /* bytes left to read this turn */
-    uint64_t id;        /* owner token "<pid>.<id>" */
+    uint64_t id;        /* owner token "<pid>.<id>@<space>" (util.h) */
     int64_t upgrade_by; /* PROBE, PROBED: "5" by then (CLOCK_MONOTONIC ms) */
     char sid[SG_ID_LEN + 1];
     char *in;           /* request head; after it, bytes that followed it */
@@ -209,9 +209,9 @@ static char tag_listen, tag_signal, tag_bell;
 
 /* ---------------------------------------------------------------- helpers */
 
-static void owner_of(const struct wsd *d, const struct conn *c, char out[48])
+static void owner_of(const struct wsd *d, const struct conn *c, char out[SG_TOKEN_MAX])
 {
-    snprintf(out, 48, "%ld.%" PRIu64, d->pid, c->id);
+    sg_token_make(out, d->pid, c->id);
 }
 
 static size_t out_pending(const struct conn *c) { return c->out_len - c->out_off; }
@@ -605,7 +605,7 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
         if (out_frame(c, SG_WS_TEXT, "3probe", 6) < 0)
             stop_reading(c, 1011);
     } else if (upgrade && c->state == ST_PROBED) {
-        char owner[48];
+        char owner[SG_TOKEN_MAX];
         owner_of(d, c, owner);
         int rc = sg_engine_ws_upgrade(d->w, c->sid, owner);
         if (rc != SG_OK) {
@@ -702,7 +702,7 @@ static void take(struct wsd *d, struct conn *c)
 {
     if (c->dead || c->state != ST_OPEN)
         return;
-    char owner[48];
+    char owner[SG_TOKEN_MAX];
     owner_of(d, c, owner);
     int64_t wake_at = 0;
     int rc = sg_engine_ws_take(d->w, c->sid, owner, take_frame, c, &wake_at);
@@ -737,7 +737,7 @@ static bool deliver(struct wsd *d, struct conn *c)
      * (acks above all) comes back here, written after the commit, instead
      * of a round trip through the queue (measured: see the commit). What
      * went to the queue for this session is taken in this turn. */
-    char owner[48];
+    char owner[SG_TOKEN_MAX];
     owner_of(d, c, owner);
     bool take_due = true;
     /* within OUT_LIMIT, as takes are: beyond it the answers wait in the
@@ -1027,7 +1027,7 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         schedule(d, c, probe_recheck_at(c));
     } else {
         memcpy(c->sid, open_sid, sizeof c->sid);
-        char owner[48];
+        char owner[SG_TOKEN_MAX];
         owner_of(d, c, owner);
         int rc = sg_engine_ws_attach(d->w, c->sid, owner);
         c->state = ST_OPEN;

@@ -83,11 +83,11 @@ static int poll_tok(const char *sid, const char *token, char **out)
     return rc;
 }
 
-static char tok[32];
+static char tok[SG_TOKEN_MAX];
 static const char *token(void)
 {
-    static int n;
-    snprintf(tok, sizeof tok, "%ld.%d", (long)getpid(), ++n);
+    static uint64_t n;
+    sg_token_make(tok, (long)getpid(), ++n);
     return tok;
 }
 
@@ -347,13 +347,28 @@ TEST("engine: overlapping GETs close the session; the held GET gets close")
     open_session(sid);
     sg_buf b = SG_BUF_INIT;
     int64_t wake = 0;
-    char a_tok[32];
+    char a_tok[SG_TOKEN_MAX];
     snprintf(a_tok, sizeof a_tok, "%s", token());
     CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_WAIT);
     CHECK(wake > 0);
     CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ);
     CHECK_INT(sg_engine_poll_again(w, sid, a_tok, &b, &wake), SG_OK);
     CHECK_STR(sg_buf_str(&b), "1");
+    sg_buf_free(&b);
+}
+
+TEST("engine: a GET held on another host (a token of another pid space) does not block the next")
+{
+    /* the same pid as ours, but of another pid space: not this process */
+    char sid[SG_ID_LEN + 1];
+    open_session(sid);
+    sg_buf b = SG_BUF_INIT;
+    int64_t wake = 0;
+    char other[SG_TOKEN_MAX];
+    snprintf(other, sizeof other, "%ld.1@%s", (long)getpid(),
+             strcmp(sg_pid_space(), "000000000000") ? "000000000000" : "000000000001");
+    CHECK_INT(sg_engine_poll(w, sid, other, &b, &wake), SG_WAIT);
+    CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_WAIT);
     sg_buf_free(&b);
 }
 
@@ -370,7 +385,7 @@ TEST("engine: a GET held by a process that died (a zombie not yet reaped) does n
     siginfo_t si;
     /* WNOWAIT: it has exited and stays a zombie */
     CHECK_INT(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
-    char dead[32];
+    char dead[SG_TOKEN_MAX];
     snprintf(dead, sizeof dead, "%ld.1", (long)child);
     CHECK_INT(sg_engine_poll(w, sid, dead, &b, &wake), SG_WAIT);
     CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_WAIT);
@@ -388,7 +403,7 @@ TEST("engine: a client close while a GET is held answers it noop")
     open_session(sid);
     sg_buf b = SG_BUF_INIT;
     int64_t wake = 0;
-    char a_tok[32];
+    char a_tok[SG_TOKEN_MAX];
     snprintf(a_tok, sizeof a_tok, "%s", token());
     CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_WAIT);
     CHECK_INT(post(sid, "1"), SG_OK);
@@ -473,7 +488,7 @@ TEST("engine: a GET held at the heartbeat deadline gets the close packet, then S
     open_session(sid2);
     sg_buf b = SG_BUF_INIT;
     int64_t wake = 0;
-    char t1[32], t2[32];
+    char t1[SG_TOKEN_MAX], t2[SG_TOKEN_MAX];
     snprintf(t1, sizeof t1, "%s", token());
     snprintf(t2, sizeof t2, "%s", token());
     CHECK_INT(sg_engine_poll(w, sid, t1, &b, &wake), SG_WAIT);
@@ -533,7 +548,7 @@ TEST("engine: upgrade: probe, the held GET answers noop, frames move to the WebS
     connect_root(sid, id, tap_failed);
     sg_buf b = SG_BUF_INIT;
     int64_t wake = 0;
-    char a_tok[32];
+    char a_tok[SG_TOKEN_MAX];
     snprintf(a_tok, sizeof a_tok, "%s", token());
     CHECK_INT(sg_engine_poll(w, sid, a_tok, &b, &wake), SG_WAIT);
     CHECK_INT(sg_engine_ws_upgrade(w, sid, "1.1"), SG_E_BADREQ); /* no probe yet */
@@ -595,7 +610,7 @@ TEST("engine: a GET within 100 ms of the probe is held; a 5 committed meanwhile 
     open_session(sid2);
     sg_buf b = SG_BUF_INIT;
     int64_t wake = 0;
-    char t1[32], t2[32];
+    char t1[SG_TOKEN_MAX], t2[SG_TOKEN_MAX];
     snprintf(t1, sizeof t1, "%s", token());
     snprintf(t2, sizeof t2, "%s", token());
     CHECK_INT(sg_engine_ws_probe(w, sid), SG_OK);
@@ -1056,7 +1071,7 @@ TEST("engine: max_queued_packets over polling: volatile packets go first, then t
     /* a GET held: volatile packets are queued for it (marked volatile) */
     sg_buf b = SG_BUF_INIT;
     int64_t wake = 0;
-    char held[32];
+    char held[SG_TOKEN_MAX];
     snprintf(held, sizeof held, "%s", token());
     CHECK_INT(sg_engine_poll(w, sid, held, &b, &wake), SG_WAIT);
     sg_target vol = {"/", NULL, NULL, SG_EMIT_VOLATILE};

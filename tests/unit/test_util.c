@@ -126,4 +126,27 @@ TEST("log: control bytes in a message become '?': one event, one line")
     CHECK_STR(buf, want);
 }
 
+TEST("tokens: of this pid space, stable; another space's name no local pid")
+{
+    const char *space = sg_pid_space();
+    CHECK_INT((int)strlen(space), 12);
+    CHECK(strspn(space, "0123456789abcdef") == 12);
+    CHECK(sg_pid_space() == space);
+    char t[SG_TOKEN_MAX];
+    sg_token_make(t, 4242, 18446744073709551615ULL);
+    char want[SG_TOKEN_MAX];
+    snprintf(want, sizeof want, "4242.18446744073709551615@%s", space);
+    CHECK_STR(t, want);
+    CHECK_INT((int)sg_token_local_pid(t), 4242);
+    CHECK_INT((int)sg_token_local_pid("4242.7"), 4242);        /* written before spaces */
+    CHECK_INT((int)sg_token_local_pid(strcmp(space, "000000000000") ? "4242.7@000000000000"
+                                                                   : "4242.7@000000000001"), 0);
+    CHECK_INT((int)sg_token_local_pid("4242.7@"), 0);
+    CHECK_INT((int)sg_token_local_pid(""), 0);
+    CHECK_INT((int)sg_token_local_pid("x.1"), 0);
+    CHECK_INT((int)sg_token_local_pid("-5.1"), 0);
+    CHECK_INT((int)sg_token_local_pid("99999999999999999999.1"), 0);
+    CHECK_INT((int)sg_token_local_pid("12"), 0);
+}
+
 int main(void) { return tap_run(); }
