@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <libpq-fe.h>
+#include "pq.h"
 
 #include "buf.h"
 #include "store_int.h"
@@ -192,8 +192,12 @@ static void redact_keywords(const char *s, sg_buf *b)
 static char *libpq_password(const char *db, PQconninfoOption **opts)
 {
     char *msg = NULL;
+    *opts = NULL;
+    if (sg_pq_load() != 0)
+        return NULL;
     *opts = PQconninfoParse(db, &msg);
-    PQfreemem(msg);
+    if (msg)
+        PQfreemem(msg);
     for (PQconninfoOption *o = *opts; o && o->keyword; o++)
         if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
             return strdup(o->val);
@@ -230,7 +234,8 @@ void sg_admin_db_shown(const char *db, char *out, size_t cap)
         explicit_bzero(pw, strlen(pw));
         free(pw);
     }
-    PQconninfoFree(opts);
+    if (opts)
+        PQconninfoFree(opts);
     sg_buf_free(&b);
 }
 
@@ -265,7 +270,8 @@ char *sg_admin_scrub(const char *db, const char *text)
         replace_all(&b, db, strlen(db), shown);
         PQconninfoOption *opts;
         char *pw = libpq_password(db, &opts);
-        PQconninfoFree(opts);
+        if (opts)
+            PQconninfoFree(opts);
         if (pw && strlen(pw) >= SG_ADMIN_SCRUB_MIN)
             replace_all(&b, pw, strlen(pw), MASK);
         if (pw) {

@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <libpq-fe.h>
+#include "pq.h"
 
 #include "store_int.h"
 
@@ -209,6 +209,10 @@ int sg_admin_pg_open(const char *conninfo, sg_admin **out, int *version, char *e
     const char *const keys[] = {"dbname", "fallback_application_name", NULL};
     const char *const vals[] = {conninfo, "siogate", NULL};
     int rc = SG_ADMIN_ERR;
+    if (sg_pq_load() != 0) {
+        set_err(a, sg_pq_error());
+        goto out;
+    }
     a->conn = PQconnectdbParams(keys, vals, 1);
     if (!a->conn) {
         set_err(a, "out of memory");

@@ -49,7 +49,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
+#include "pq.h"
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
@@ -267,9 +267,9 @@ static void pgc_start(bell_remote *r, struct pgc *c)
     const char *const vals[] = {c == &r->lis ? "siogate-bell-listen" : "siogate-bell-notify",
                                 "60", "10", "3", r->conninfo, NULL};
     c->since = sg_mono_ms();
-    c->conn = PQconnectStartParams(keys, vals, 1);
+    c->conn = sg_pq_load() == 0 ? PQconnectStartParams(keys, vals, 1) : NULL;
     if (!c->conn) {
-        pgc_fail(r, c, "out of memory");
+        pgc_fail(r, c, *sg_pq_error() ? sg_pq_error() : "out of memory");
         return;
     }
     if (PQstatus(c->conn) == CONNECTION_BAD) {

@@ -34,7 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <libpq-fe.h>
+#include "pq.h"
 
 #include "log.h"
 
@@ -441,11 +441,12 @@ static char *redacted_name(const char *conninfo)
 {
     const char *host = NULL, *port = NULL, *dbname = NULL;
     char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    PQconninfoOption *opts = sg_pq_load() == 0 ? PQconninfoParse(conninfo, &err) : NULL;
     char *out = NULL;
     sg_buf b = SG_BUF_INIT;
     if (!opts) {
-        PQfreemem(err);
+        if (err)
+            PQfreemem(err);
         out = strdup("postgresql (unparsable connection string)");
         goto done;
     }
@@ -953,9 +954,11 @@ sg_store *sg_store_pg_open(const char *conninfo)
     sg_pg *s = pg_new(conninfo);
     if (!s)
         return NULL;
-    s->conn = PQconnectdb(conninfo);
+    s->conn = sg_pq_load() == 0 ? PQconnectdb(conninfo) : NULL;
     if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-        const char *msg = s->conn ? PQerrorMessage(s->conn) : "out of memory";
+        const char *msg = s->conn         ? PQerrorMessage(s->conn)
+                          : *sg_pq_error() ? sg_pq_error()
+                                           : "out of memory";
         int n = (int)strlen(msg);
         while (n > 0 && msg[n - 1] == '\n')
             n--;
