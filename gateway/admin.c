@@ -29,11 +29,6 @@ int sg_admin_open(const char *path, sg_admin **out, int *version, char *err, siz
                                 : sg_admin_sqlite_open(path, out, version, err, errcap);
 }
 
-int sg_admin_latest_version(const char *db)
-{
-    return db && sg_store_is_pg(db) ? sg_store_pg_latest_version() : sg_store_latest_version();
-}
-
 void sg_admin_close(sg_admin *a)
 {
     if (a)

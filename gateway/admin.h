@@ -56,9 +56,6 @@ typedef struct sg_admin sg_admin;
  * SG_ADMIN_ERR. */
 int sg_admin_open(const char *path, sg_admin **out, int *version, char *err, size_t errcap);
 void sg_admin_close(sg_admin *a);
-/* The schema version this program makes for the store db names (its
- * store's: SQLite's and PostgreSQL's migrations are numbered apart). */
-int sg_admin_latest_version(const char *db);
 
 typedef struct sg_store sg_store;
 /* A store (store.h) on a's connection, for the engine calls of the same

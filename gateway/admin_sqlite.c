@@ -15,7 +15,7 @@
 #include <time.h>
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store_int.h"
 
 typedef struct admin_sqlite {
     sg_admin base;
@@ -154,7 +154,7 @@ int sg_admin_sqlite_open(const char *path, sg_admin **out, int *version, char *e
     }
     if (version)
         *version = a->version;
-    int latest = sg_store_latest_version();
+    int latest = sg_store_sqlite_latest_version();
     if (a->version != latest) {
         set_err(a, a->version == 0 ? "the store is not initialised"
                    : a->version < latest ? "the store is at schema version %d, older than this program's (%d)"

@@ -494,7 +494,7 @@ static int need_admin(struct cli *c)
     case SG_ADMIN_SCHEMA:
         if (version == 0 && db_is_pg(c))
             say(c, "%s; create the schema with 'siogate init'", err);
-        else if (version >= 0 && version > sg_admin_latest_version(c->cfg.db))
+        else if (version >= 0 && version > sg_store_latest_version(c->cfg.db))
             say(c, "%s; use the siogate that matches the servers", err);
         else
             say(c, "%s; run 'siogate migrate'", err);
@@ -1477,7 +1477,7 @@ static void check_store_pg(struct checker *k)
     } else if (rc == SG_ADMIN_SCHEMA && version == 0) {
         fine(k, "the store %s has no siogate schema yet ('siogate init' creates it)",
              db_shown(c));
-    } else if (rc == SG_ADMIN_SCHEMA && version > 0 && version < sg_admin_latest_version(c->cfg.db)) {
+    } else if (rc == SG_ADMIN_SCHEMA && version > 0 && version < sg_store_latest_version(c->cfg.db)) {
         problem(k, "%s; run 'siogate migrate'", err);
     } else if (rc == SG_ADMIN_MISSING) {
         problem(k, "%s; check the db setting, that the PostgreSQL server runs and that the "
@@ -1516,7 +1516,7 @@ static void check_store(struct checker *k)
     if (rc == SG_ADMIN_OK) {
         fine(k, "store %s (schema version %d)", db, version);
         sg_admin_close(a);
-    } else if (rc == SG_ADMIN_SCHEMA && version >= 0 && version < sg_admin_latest_version(db)) {
+    } else if (rc == SG_ADMIN_SCHEMA && version >= 0 && version < sg_store_latest_version(db)) {
         problem(k, "%s; run 'siogate migrate'", err);
     } else {
         problem(k, "%s", err);

@@ -25,6 +25,17 @@ sg_store *sg_store_open(const char *db)
     return sg_store_is_pg(db) ? sg_store_pg_open(db) : sg_store_sqlite_open(db);
 }
 
+int sg_store_latest_version(const char *db)
+{
+    return sg_store_is_pg(db) ? sg_store_pg_latest_version() : sg_store_sqlite_latest_version();
+}
+
+int sg_store_checkpointer_start(const char *db)
+{
+    /* PostgreSQL checkpoints on its own */
+    return sg_store_is_pg(db) ? 0 : sg_store_sqlite_checkpointer_start(db);
+}
+
 void sg_store_close(sg_store *s)
 {
     if (s)

@@ -76,9 +76,11 @@ void sg_store_close(sg_store *s);
 int sg_store_checkpointer_start(const char *path);
 void sg_store_checkpointer_stop(void);
 
-/* The schema version the store is at (after open), the latest known. */
+/* The schema version the store is at (after open); the latest this
+ * program knows for the store db names (SQLite's and PostgreSQL's
+ * migrations are numbered apart). */
 int sg_store_version(sg_store *s);
-int sg_store_latest_version(void);
+int sg_store_latest_version(const char *db);
 
 /* BEGIN IMMEDIATE (takes the write lock now, so a transaction never fails
  * half-way on a lock upgrade), COMMIT, ROLLBACK. Inside a batch they are a

@@ -100,6 +100,10 @@ struct sg_store {
 /* The SQLite store on the file at path (store_sqlite.c). NULL on failure
  * (logged). */
 sg_store *sg_store_sqlite_open(const char *path);
+/* The number of migrations of schema/ compiled in. */
+int sg_store_sqlite_latest_version(void);
+/* sg_store_checkpointer_start for a SQLite path. */
+int sg_store_sqlite_checkpointer_start(const char *path);
 
 /* The PostgreSQL store (store_pg.c) on a new connection to conninfo (any
  * libpq connection string; borrowed), migrated to the latest schema of

@@ -342,7 +342,7 @@ static int user_version(sg_sqlite *s)
 static int migrate(sg_sqlite *s)
 {
     char *err = NULL;
-    int latest = sg_store_latest_version();
+    int latest = sg_store_sqlite_latest_version();
     /* up to date (every open but the first): no lock taken, so that opening
      * never waits for a writer */
     if (user_version(s) == latest) {
@@ -384,7 +384,7 @@ fail:
     return -1;
 }
 
-int sg_store_latest_version(void)
+int sg_store_sqlite_latest_version(void)
 {
     int n = 0;
     while (sg_schema_migrations[n])
@@ -473,10 +473,10 @@ static void *ckpt_main(void *arg)
     return NULL;
 }
 
-int sg_store_checkpointer_start(const char *path)
+int sg_store_sqlite_checkpointer_start(const char *path)
 {
-    if (atomic_load(&ckpt.on) || sg_store_is_pg(path))
-        return 0; /* PostgreSQL checkpoints on its own */
+    if (atomic_load(&ckpt.on))
+        return 0;
     if (sqlite3_open_v2(path, &ckpt.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         sg_error("store %s: checkpointer: %s", path,
@@ -603,7 +603,7 @@ sg_store *sg_store_borrow(sqlite3 *db, const char *path)
     s->base.ops = &sqlite_ops;
     s->db = db;
     s->borrowed = true;
-    s->version = sg_store_latest_version();
+    s->version = sg_store_sqlite_latest_version();
     return &s->base;
 }
 

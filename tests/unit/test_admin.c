@@ -198,7 +198,7 @@ static sg_store *fresh(void)
     snprintf(path, sizeof path, "%s/s%d.db", dir, n++);
     return sg_store_open(path);
 }
-#define LATEST sg_store_latest_version()
+#define LATEST sg_store_latest_version("siogate.db")
 #define SET_VERSION_999 "PRAGMA user_version = 999"
 #endif
 
