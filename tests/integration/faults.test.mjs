@@ -26,7 +26,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { closeAllClients, closeClient, connectClient, emitAck, makeClient, whenConnected } from "./lib/client.mjs";
-import { eioUrl, handshake, poll, request, send, packets } from "./lib/eio.mjs";
+import { eioUrl, rawPoller, request, send } from "./lib/eio.mjs";
 import { sleep, waitUntil as until, withTimeout } from "./lib/util.mjs";
 import { IS_PG, storeQuerySync } from "./lib/store.mjs";
 
@@ -90,50 +90,6 @@ function cli(stack, ...args) {
     encoding: "utf8",
     timeout: 30000,
   });
-}
-
-/**
- * A raw polling session (connected to "/") whose GETs go on through failed
- * requests (a dying process's 502, a refused connection) as the protocol
- * lets a client do: collects every packet it is sent until stop().
- */
-async function rawPoller(stack) {
-  const { sid } = await handshake(stack);
-  assert.equal((await send(stack, sid, "40")).status, 200);
-  const got = [];
-  const failures = [];
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      let res;
-      try {
-        res = await poll(stack, sid, { timeoutMs: 3000 });
-      } catch (e) {
-        failures.push(String(e.message || e));
-        await sleep(50);
-        continue;
-      }
-      if (res.status !== 200) {
-        failures.push(`${res.status} ${res.body}`);
-        if (res.status === 400) break; // the session is gone: that is a failure of its own
-        await sleep(50);
-        continue;
-      }
-      for (const p of packets(res.body)) {
-        if (p === "2") await send(stack, sid, "3").catch(() => {});
-        else got.push(p);
-      }
-    }
-  })();
-  return {
-    sid,
-    got,
-    failures,
-    async stop() {
-      stopped = true;
-      await loop;
-    },
-  };
 }
 
 test("a plugin handler that crashes in siogate-fcgi: the process is started again, its transaction never lands, polling sessions live on", T, async () => {

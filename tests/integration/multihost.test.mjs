@@ -40,7 +40,7 @@ import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { IS_PG, newStore } from "./lib/store.mjs";
 import { closeAllClients, closeClient, emitAck, makeClient, whenConnected } from "./lib/client.mjs";
-import { eioUrl, handshake, packets, request, send } from "./lib/eio.mjs";
+import { rawPoller, request } from "./lib/eio.mjs";
 import { sleep, waitUntil as until, withTimeout } from "./lib/util.mjs";
 
 const execFileP = promisify(execFile);
@@ -405,42 +405,6 @@ test("siogate emit from a third place (its own bell_dir) reaches clients of both
 
 // ------------------------------------------------------------------ a host dies
 
-/**
- * A raw Engine.IO polling session through the balancer, connected to "/",
- * whose GETs go on through failed requests (the dead host's 502, a reset
- * connection) as the protocol lets a client: collects every packet.
- */
-async function rawPoller(target) {
-  const { sid } = await handshake(target);
-  assert.equal((await send(target, sid, "40")).status, 200);
-  const got = [];
-  const failures = [];
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      let res;
-      try {
-        res = await request(eioUrl(target, { sid }), { timeoutMs: 8000 });
-      } catch (e) {
-        failures.push(String(e.message || e));
-        await sleep(50);
-        continue;
-      }
-      if (res.status !== 200) {
-        failures.push(`${res.status} ${res.body}`);
-        if (res.status === 400) break; // the session is gone: a failure of its own
-        await sleep(50);
-        continue;
-      }
-      for (const p of packets(res.body)) {
-        if (p === "2") await send(target, sid, "3").catch((e) => failures.push(`pong: ${e.message}`));
-        else got.push(p);
-      }
-    }
-  })();
-  return { sid, got, failures, stop: async () => ((stopped = true), await withTimeout(loop, 15000, "the raw poller to stop")) };
-}
-
 test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid): its clients move to the other and lose no committed packet", T, async (t) => {
   const h = await twoHosts("kill", { recovery_window: 30000 });
   const b = await startBalancer([h.A, h.B]);
@@ -466,7 +430,7 @@ test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid)
       `connected ${c.s.connected}, ${c.s.io.engine?.transport?.name}, reconnects ${c.reconnects}, recovered ${c.recovered}, errors ${c.errors.slice(-3)}`;
   };
   await until(() => clients.every((c) => c.s.io.engine.transport.name === (c.transports === "polling" ? "polling" : "websocket")), 10000, "the upgrades");
-  const raw = await rawPoller(b);
+  const raw = await rawPoller(b, { timeoutMs: 8000 });
   cleanups.push(["stop the raw poller", () => raw.stop()]);
   // where the WebSockets are: the upgrades take turns, so both hosts have some
   const wsOn = b.log.filter((e) => e.kind === "upgrade").map((e) => e.host);

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import http from "node:http";
-import { sleep } from "./util.mjs";
+import { sleep, withTimeout } from "./util.mjs";
 
 export const RS = "\x1e"; // record separator between packets of a payload
 
@@ -173,4 +173,51 @@ export function rawGet(url, { headers = {}, localAddress, upgrade = false, timeo
       reject(new Error(`timed out after ${timeoutMs} ms: GET ${url}`));
     }, timeoutMs);
   });
+}
+
+/**
+ * A raw polling session connected to "/" on target (a stack, or anything
+ * eioUrl takes), whose GETs go on through failed requests (a dying
+ * process's or host's 502, a refused or reset connection) as the protocol
+ * lets a client: collects every packet it is sent (pings are answered)
+ * until stop(). failures gets every failed request; a 400 (the session is
+ * gone) ends the loop, a failure of its own. timeoutMs bounds each GET.
+ */
+export async function rawPoller(target, { timeoutMs = 3000 } = {}) {
+  const { sid } = await handshake(target);
+  assert.equal((await send(target, sid, "40")).status, 200);
+  const got = [];
+  const failures = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      let res;
+      try {
+        res = await poll(target, sid, { timeoutMs });
+      } catch (e) {
+        failures.push(String(e.message || e));
+        await sleep(50);
+        continue;
+      }
+      if (res.status !== 200) {
+        failures.push(`${res.status} ${res.body}`);
+        if (res.status === 400) break;
+        await sleep(50);
+        continue;
+      }
+      for (const p of packets(res.body)) {
+        if (p === "2") await send(target, sid, "3").catch((e) => failures.push(`pong: ${e.message}`));
+        else got.push(p);
+      }
+    }
+  })();
+  return {
+    sid,
+    got,
+    failures,
+    async stop() {
+      stopped = true;
+      await withTimeout(loop, 15000, "the raw poller to stop");
+    },
+  };
 }
