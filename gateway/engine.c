@@ -1553,7 +1553,7 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
         t.n = 1;
     }
     int n = sg_store_stream_read(w->store, ss->sid, ss->sent_upto, &ss->bcast_seen,
-                                 (size_t)cfg->max_payload, take_frame, &t, &ss->sent_upto);
+                                 (size_t)cfg->max_payload, take_frame, &t, &ss->sent_upto, NULL);
     if (n < 0)
         return SG_E_INTERNAL;
     n = t.n; /* the ping included */
@@ -1767,9 +1767,9 @@ static int ws_take_frame(void *ud, bool binary, const void *frame, size_t len)
     return t->fn(t->ud, binary, frame, len);
 }
 
-int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
+int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner, size_t max_bytes,
                       int (*fn)(void *ud, bool binary, const void *frame, size_t len),
-                      void *ud, int64_t *wake_at)
+                      void *ud, int64_t *wake_at, bool *more)
 {
     sg_session ss;
     int rc = begin_session(w, sid, &ss, true);
@@ -1796,8 +1796,8 @@ int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
     }
     struct ws_take t = {fn, ud};
     int64_t before = ss.sent_upto, seen = ss.bcast_seen;
-    if (sg_store_stream_read(w->store, sid, ss.sent_upto, &ss.bcast_seen, SIZE_MAX,
-                             ws_take_frame, &t, &ss.sent_upto) < 0)
+    if (sg_store_stream_read(w->store, sid, ss.sent_upto, &ss.bcast_seen, max_bytes,
+                             ws_take_frame, &t, &ss.sent_upto, more) < 0)
         return end_session(w, &ss, SG_E_INTERNAL);
     if (ss.bcast_seen != seen)
         changed = true;

@@ -314,9 +314,13 @@ int sg_engine_ws_attach(sg_worker *w, const char *sid, const char *owner);
  * closed (or its heartbeat expired and it was closed now): close the
  * WebSocket. SG_E_BADREQ: owner does not hold the session (another
  * connection took it): close this WebSocket. fn returns 0, or non-zero to
- * stop (the frames not passed stay queued). */
-int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner,
+ * stop (the frames not passed stay queued). At most max_bytes of frames
+ * are read (one at least): a long queue is not loaded whole, on a store
+ * that reads a result whole (PostgreSQL) for a connection that takes a
+ * part of it. *more (unless NULL) tells whether frames were left, by fn
+ * or by max_bytes: take again when there is room. */
+int sg_engine_ws_take(sg_worker *w, const char *sid, const char *owner, size_t max_bytes,
                       int (*fn)(void *ud, bool binary, const void *frame, size_t len),
-                      void *ud, int64_t *wake_at);
+                      void *ud, int64_t *wake_at, bool *more);
 
 #endif

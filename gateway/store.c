@@ -150,9 +150,13 @@ int sg_store_targets_count(sg_store *s, const char *nsp, const char *rooms, cons
 int64_t sg_store_bcast_max(sg_store *s) { return s->ops->bcast_max(s); }
 
 int sg_store_stream_read(sg_store *s, const char *sid, int64_t after, int64_t *bseen,
-                         size_t max_bytes, sg_frame_fn fn, void *ud, int64_t *last)
+                         size_t max_bytes, sg_frame_fn fn, void *ud, int64_t *last, bool *early)
 {
-    return s->ops->stream_read(s, sid, after, bseen, max_bytes, fn, ud, last);
+    bool cut = false;
+    int n = s->ops->stream_read(s, sid, after, bseen, max_bytes, fn, ud, last, &cut);
+    if (early)
+        *early = cut;
+    return n;
 }
 
 int sg_store_stream_pending(sg_store *s, const char *sid, int64_t after, int64_t bafter)

@@ -215,11 +215,13 @@ int64_t sg_store_bcast_max(sg_store *s);
 /* sg_store_queue_read over sid's stream: its own frames after `after` and
  * the log rows after max(after, *bseen) it matches, in seq order. *bseen
  * becomes the highest log seq evaluated (never lower: the log rows after
- * the last frame passed are left for the next read when it stopped early). */
+ * the last frame passed are left for the next read when it stopped early).
+ * *early (unless NULL) tells whether it did: frames were left, by fn or by
+ * max_bytes. */
 int sg_store_stream_read(sg_store *s, const char *sid, int64_t after, int64_t *bseen,
                          size_t max_bytes,
                          int (*fn)(void *ud, bool binary, const void *frame, size_t len),
-                         void *ud, int64_t *last);
+                         void *ud, int64_t *last, bool *early);
 /* 1 if sid's stream after (after, bafter) has a frame, 0 if not, -1. */
 int sg_store_stream_pending(sg_store *s, const char *sid, int64_t after, int64_t bafter);
 /* Before a membership change of sid's sockets: the log rows its stream

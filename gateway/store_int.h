@@ -45,7 +45,7 @@ typedef struct sg_store_ops {
                          const char *skip);
     int64_t (*bcast_max)(sg_store *s);
     int (*stream_read)(sg_store *s, const char *sid, int64_t after, int64_t *bseen,
-                       size_t max_bytes, sg_frame_fn fn, void *ud, int64_t *last);
+                       size_t max_bytes, sg_frame_fn fn, void *ud, int64_t *last, bool *cut);
     int (*stream_pending)(sg_store *s, const char *sid, int64_t after, int64_t bafter);
     int (*bcast_settle)(sg_store *s, const char *sid, int64_t sent_upto, int64_t *bseen,
                         bool *moved);

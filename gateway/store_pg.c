@@ -1340,7 +1340,7 @@ static int64_t pg_bcast_push(sg_store *st_, const char *nsp, const char *rooms,
 static int pg_stream_read(sg_store *st_, const char *sid, int64_t after, int64_t *bseen,
                           size_t max_bytes,
                           int (*fn)(void *ud, bool binary, const void *frame, size_t len),
-                          void *ud, int64_t *last)
+                          void *ud, int64_t *last, bool *cut)
 {
     sg_pg *s = (sg_pg *)st_;
     pgp p = {0};
@@ -1356,13 +1356,12 @@ static int pg_stream_read(sg_store *st_, const char *sid, int64_t after, int64_t
         PQclear(r);
         return -1;
     }
-    bool cut;
-    int n = read_frames(r, rows - 1, max_bytes, fn, ud, last, &cut);
+    int n = read_frames(r, rows - 1, max_bytes, fn, ud, last, cut);
     int64_t bmax = col_i64(r, rows - 1, 0);
     PQclear(r);
     /* every log row up to the last frame passed was evaluated; without a
      * cut, every log row there is */
-    int64_t seen = cut ? (n > 0 ? *last : 0) : bmax;
+    int64_t seen = *cut ? (n > 0 ? *last : 0) : bmax;
     if (seen > *bseen)
         *bseen = seen;
     return n;

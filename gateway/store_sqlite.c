@@ -1076,20 +1076,19 @@ static void bind_stream(sqlite3_stmt *st, const char *sid, int64_t after, int64_
 static int sq_stream_read(sg_store *st_, const char *sid, int64_t after, int64_t *bseen,
                          size_t max_bytes,
                          int (*fn)(void *ud, bool binary, const void *frame, size_t len),
-                         void *ud, int64_t *last)
+                         void *ud, int64_t *last, bool *cut)
 {
     sg_sqlite *s = (sg_sqlite *)st_;
     sqlite3_stmt *st = stmt(s, ST_STREAM_READ);
     if (!st)
         return -1;
     bind_stream(st, sid, after, *bseen);
-    bool cut;
-    int n = read_frames(s, st, max_bytes, fn, ud, last, &cut);
+    int n = read_frames(s, st, max_bytes, fn, ud, last, cut);
     if (n < 0)
         return n;
     /* every log row up to the last frame passed was evaluated; without a
      * cut, every log row there is */
-    int64_t seen = cut ? (n > 0 ? *last : 0) : sq_bcast_max(&s->base);
+    int64_t seen = *cut ? (n > 0 ? *last : 0) : sq_bcast_max(&s->base);
     if (seen < 0)
         return -1;
     if (seen > *bseen)

@@ -705,7 +705,13 @@ static void take(struct wsd *d, struct conn *c)
     char owner[SG_TOKEN_MAX];
     owner_of(d, c, owner);
     int64_t wake_at = 0;
-    int rc = sg_engine_ws_take(d->w, c->sid, owner, take_frame, c, &wake_at);
+    /* what fits under OUT_LIMIT is read from the store (one frame at
+     * least); the rest is taken once this has gone out */
+    size_t room = out_pending(c) < OUT_LIMIT ? OUT_LIMIT - out_pending(c) : 0;
+    bool more = false;
+    int rc = sg_engine_ws_take(d->w, c->sid, owner, room, take_frame, c, &wake_at, &more);
+    if (more)
+        c->blocked = true;
     if (rc == SG_OK) {
         if (schedule(d, c, deadline_for(wake_at)) < 0) {
             sg_error("session " SG_SID_FMT ": out of memory for a timer", c->sid);

@@ -158,7 +158,7 @@ int main(int argc, char **argv)
                 sg_store_begin(s);
                 double a = now_ms();
                 int got = sg_store_stream_read(s, sids[r], 0, &seen, SIZE_MAX, ignore_frame,
-                                               &frames, &last);
+                                               &frames, &last, NULL);
                 (pass ? t_all : t_none)[r] = now_ms() - a;
                 sg_store_rollback(s);
                 if (got != (pass ? ks[k] : 0)) {

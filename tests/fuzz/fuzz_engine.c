@@ -264,7 +264,9 @@ static void run(sg_worker *w, const uint8_t *data, size_t size)
             break;
         case 7: receive(w, s, 1, d, n); break;
         case 8:
-            allowed(sg_engine_ws_take(w, s->sid, s->owner, check_frame, NULL, &wake),
+            /* a byte of the input as the room left, 16 bytes a step */
+            allowed(sg_engine_ws_take(w, s->sid, s->owner, n ? (size_t)d[0] * 16 : SIZE_MAX,
+                                      check_frame, NULL, &wake, NULL),
                     R(SG_OK) | R(SG_E_SID) | R(SG_E_BADREQ));
             break;
         case 9: allowed(sg_engine_ws_abort(w, s->sid), R(SG_OK) | R(SG_E_SID)); break;

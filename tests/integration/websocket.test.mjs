@@ -644,7 +644,7 @@ test("back-pressure: a client that stops reading gets everything, in order, once
     for (let i = 0; i < N; i++) c.write(frame(1, `42["message",${i},"${big}"]`));
     await sleep(3000);
     const pid = d.child.pid;
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024;
+    const rssMb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024;
     // (under SG_WSD_WRAP the pid is valgrind's, and ASan keeps freed memory
     // in quarantine: their RSS says nothing)
     // (tests/run's sanitizer pass sets ASAN_OPTIONS; clang links its
@@ -652,13 +652,18 @@ test("back-pressure: a client that stops reading gets everything, in order, once
     const asan = process.env.ASAN_OPTIONS !== undefined || /libasan/.test(readFileSync(`/proc/${pid}/maps`, "utf8"));
     // (its output buffer holds at most about 1 MiB, the echoes included:
     // the rest waits in the store)
-    if (!process.env.SG_WSD_WRAP && !asan)
-      assert.ok(rss < 20, `daemon RSS ${rss.toFixed(1)} MB while the client does not read`);
+    const measured = !process.env.SG_WSD_WRAP && !asan;
+    if (measured) assert.ok(rssMb("VmRSS") < 16, `daemon RSS ${rssMb("VmRSS").toFixed(1)} MB while the client does not read`);
     c.sock.resume();
     for (let i = 0; i < N; i++) {
       const t = await c.text(10000);
       assert.equal(t, `42["message-back",${i},"${big}"]`, `echo ${i}`);
     }
+    // and at its peak, the draining included: each take reads from the
+    // store what fits in that buffer, not the whole backlog (PostgreSQL
+    // hands a result over whole: the 24 MB once peaked at 20 MB here,
+    // against 11.5 MB now, SQLite 8.7 MB)
+    if (measured) assert.ok(rssMb("VmHWM") < 16, `daemon peak RSS ${rssMb("VmHWM").toFixed(1)} MB over the back-pressure`);
     c.destroy();
   } finally {
     assert.equal((await d.stop()).code, 0);

@@ -576,13 +576,13 @@ TEST("engine: upgrade: probe, the held GET answers noop, frames move to the WebS
     CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ); /* polling refused */
     CHECK_INT(post(sid, "42[\"x\"]"), SG_E_BADREQ);
     struct frames fr = {SG_BUF_INIT, 0};
-    CHECK_INT(sg_engine_ws_take(w, sid, "9.9", collect_frame, &fr, &wake), SG_E_BADREQ);
-    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", collect_frame, &fr, &wake), SG_OK);
+    CHECK_INT(sg_engine_ws_take(w, sid, "9.9", SIZE_MAX, collect_frame, &fr, &wake, NULL), SG_E_BADREQ);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", SIZE_MAX, collect_frame, &fr, &wake, NULL), SG_OK);
     CHECK_STR(sg_buf_str(&fr.all), "42[\"message-back\",\"during\"]");
     CHECK(wake > sg_now_ms());
     /* taken frames are gone: nothing twice */
     sg_buf_reset(&fr.all);
-    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", collect_frame, &fr, &wake), SG_OK);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", SIZE_MAX, collect_frame, &fr, &wake, NULL), SG_OK);
     CHECK_INT(fr.all.len, 0);
     /* packets from the WebSocket go through the same engine */
     sg_eio_packets pk;
@@ -592,12 +592,18 @@ TEST("engine: upgrade: probe, the held GET answers noop, frames move to the WebS
     sg_eio_packets_push(&pk, SG_EIO_MESSAGE, true, "\x01\x02", 2);
     CHECK_INT(sg_engine_receive(w, sid, &pk), SG_OK);
     sg_eio_packets_free(&pk);
-    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", collect_frame, &fr, &wake), SG_OK);
+    /* a take reads up to max_bytes (one frame at least), and says so */
+    bool more = false;
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", 1, collect_frame, &fr, &wake, &more), SG_OK);
+    CHECK_MEM(fr.all.data, fr.all.len, "451-[\"message-back\",{\"_placeholder\":true,\"num\":0}]", 50);
+    CHECK(more);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", SIZE_MAX, collect_frame, &fr, &wake, &more), SG_OK);
     CHECK_MEM(fr.all.data, fr.all.len,
               "451-[\"message-back\",{\"_placeholder\":true,\"num\":0}]|B\x01\x02", 54);
+    CHECK(!more);
     /* the server closes: the WebSocket is told to go */
     CHECK_INT(sg_engine_close(w, sid, "transport close"), SG_OK);
-    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", collect_frame, &fr, &wake), SG_E_SID);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.1", SIZE_MAX, collect_frame, &fr, &wake, NULL), SG_E_SID);
     sg_buf_free(&fr.all);
     sg_buf_free(&b);
 }
@@ -649,7 +655,7 @@ TEST("engine: a WebSocket-only session, pinged by ws_take")
     CHECK_INT(sg_engine_poll(w, sid, token(), &b, &wake), SG_E_BADREQ);
     struct frames fr = {SG_BUF_INIT, 0};
     sleep_ms(60);
-    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_OK);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", SIZE_MAX, collect_frame, &fr, &wake, NULL), SG_OK);
     CHECK_STR(sg_buf_str(&fr.all), "2");
     sg_buf_free(&fr.all);
     sg_buf_free(&b);
@@ -697,7 +703,7 @@ TEST("engine: ws_receive hands the answers to its own WebSocket unless queued fr
     CHECK_STR(sg_buf_str(&fr.all), "4312[\"x\"]");
     sg_buf_reset(&fr.all);
     int64_t wake = 0; /* nothing was queued: a take finds nothing */
-    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_OK);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", SIZE_MAX, collect_frame, &fr, &wake, NULL), SG_OK);
     CHECK_INT(sg_buf_str(&fr.all)[0], '\0');
     /* something queued first (an emit from elsewhere): the ack queues
      * behind it and a take is due, which sends both in order */
@@ -706,7 +712,7 @@ TEST("engine: ws_receive hands the answers to its own WebSocket unless queued fr
     CHECK_INT(ws_recv(sid, "1.2", "4213[\"message-with-ack\",\"y\"]", &fr, &take_due), SG_OK);
     CHECK(take_due);
     CHECK_INT(sg_buf_str(&fr.all)[0], '\0');
-    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_OK);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", SIZE_MAX, collect_frame, &fr, &wake, NULL), SG_OK);
     CHECK_STR(sg_buf_str(&fr.all), "42[\"news\"]|4313[\"y\"]");
     sg_buf_reset(&fr.all);
     /* another owner does not hold the session: nothing direct */
@@ -1151,7 +1157,7 @@ TEST("engine: ws_receive beyond the connection's room: the answers go to the sto
     CHECK(take_due);
     CHECK_INT(sg_buf_str(&fr.all)[0], '\0');
     int64_t wake = 0;
-    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_OK);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", SIZE_MAX, collect_frame, &fr, &wake, NULL), SG_OK);
     CHECK(strncmp(sg_buf_str(&fr.all), "40{\"sid\":\"", 10) == 0);
     CHECK(strstr(sg_buf_str(&fr.all), "\"}|42[\"auth\",{}]") != NULL);
     sg_buf_reset(&fr.all);
@@ -1170,7 +1176,7 @@ TEST("engine: ws_receive beyond the connection's room: the answers go to the sto
     CHECK(take_due);
     close_reason(sid, why);
     CHECK_STR(why, "transport error");
-    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", collect_frame, &fr, &wake), SG_E_SID);
+    CHECK_INT(sg_engine_ws_take(w, sid, "1.2", SIZE_MAX, collect_frame, &fr, &wake, NULL), SG_E_SID);
     CHECK_INT(sg_buf_str(&fr.all)[0], '\0'); /* its queue went with it */
     sg_buf_free(&fr.all);
     sg_buf_free(&open);

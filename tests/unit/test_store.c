@@ -566,7 +566,7 @@ static int stream(sg_store *s, const char *sid, int64_t after, int64_t *seen, si
 {
     sg_buf_reset(&fr->all);
     fr->n = 0;
-    return sg_store_stream_read(s, sid, after, seen, max, collect_frame, fr, last);
+    return sg_store_stream_read(s, sid, after, seen, max, collect_frame, fr, last, NULL);
 }
 
 TEST("store: the broadcast log: targets, order with own frames, frontier, settle, gc")
