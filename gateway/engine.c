@@ -192,7 +192,7 @@ static int spill_direct(sg_worker *w)
         const char *p = w->direct.data + at;
         uint32_t n;
         memcpy(&n, p + 1, sizeof n);
-        if (sg_store_queue_push_as(w->store, sid, (p[0] & 1) != 0, (p[0] & 2) != 0, p + 5, n) < 0)
+        if (sg_store_queue_add(w->store, sid, (p[0] & 1) != 0, (p[0] & 2) != 0, p + 5, n) < 0)
             return -1;
         at += 5 + (size_t)n;
     }
@@ -230,7 +230,7 @@ static int push_frame(sg_worker *w, const char *sid, bool binary, bool is_volati
     if (w->ss && strcmp(sid, w->ss->sid) == 0)
         w->queued_own = true;
     if ((eid > 0 ? sg_store_queue_push_eid(w->store, sid, binary, frame, len, nsp, eid)
-                 : sg_store_queue_push_as(w->store, sid, binary, is_volatile, frame, len)) < 0)
+                 : sg_store_queue_add(w->store, sid, binary, is_volatile, frame, len)) < 0)
         return -1;
     if (sid[0] != '~') /* a recovery ghost: nobody waits for it */
         eng_mark_dirty(w, sid);

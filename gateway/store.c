@@ -101,6 +101,14 @@ int64_t sg_store_queue_push_as(sg_store *s, const char *sid, bool binary, bool i
     return s->ops->queue_push_as(s, sid, binary, is_volatile, frame, len);
 }
 
+int sg_store_queue_add(sg_store *s, const char *sid, bool binary, bool is_volatile,
+                       const void *frame, size_t len)
+{
+    if (s->ops->queue_add)
+        return s->ops->queue_add(s, sid, binary, is_volatile, frame, len);
+    return s->ops->queue_push_as(s, sid, binary, is_volatile, frame, len) < 0 ? -1 : 0;
+}
+
 int64_t sg_store_queue_count(sg_store *s, const char *sid, int64_t after, int64_t cap)
 {
     return s->ops->queue_count(s, sid, after, cap);

@@ -162,6 +162,11 @@ int64_t sg_store_queue_push(sg_store *s, const char *sid, bool binary,
  * packet: sg_store_queue_shed may delete it). */
 int64_t sg_store_queue_push_as(sg_store *s, const char *sid, bool binary, bool is_volatile,
                                const void *frame, size_t len);
+/* The same when the seq is not wanted: 0 or -1. Inside a transaction a
+ * store may send it later, with its next statement or the COMMIT, which
+ * then fails if it did (store_pg.c). */
+int sg_store_queue_add(sg_store *s, const char *sid, bool binary, bool is_volatile,
+                       const void *frame, size_t len);
 /* The number of sid's own frames with seq > after (broadcast log rows are
  * not counted), counting no further than cap (cap < 0: all), so that the
  * cost is bounded by cap whatever the queue holds. >= 0, or -1. */

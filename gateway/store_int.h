@@ -30,6 +30,9 @@ typedef struct sg_store_ops {
     int (*sessions_purge)(sg_store *s, int64_t before);
     int64_t (*queue_push_as)(sg_store *s, const char *sid, bool binary, bool is_volatile,
                              const void *frame, size_t len);
+    /* optional: NULL is queue_push_as without its seq */
+    int (*queue_add)(sg_store *s, const char *sid, bool binary, bool is_volatile,
+                     const void *frame, size_t len);
     int64_t (*queue_count)(sg_store *s, const char *sid, int64_t after, int64_t cap);
     int (*queue_shed)(sg_store *s, const char *sid, int64_t after);
     int (*queue_read)(sg_store *s, const char *sid, int64_t after, size_t max_bytes,

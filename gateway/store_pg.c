@@ -8,11 +8,13 @@
  *
  * Round trips are what a request pays (~37 us each on loopback, against
  * ~0.05 ms of server time for most statements here): BEGIN with the lock,
- * and a batch part's SAVEPOINT (with the RELEASE of the part before it),
- * are not sent when asked for but in one pipeline (libpq's pipeline mode)
- * with the next statement; a transaction or part in which no statement
- * ran sends nothing at all, and the last part's RELEASE is left to the
- * COMMIT. Not on a borrowed connection, whose owner runs statements of
+ * a batch part's SAVEPOINT and RELEASE, and the writes whose only result
+ * is their success and that cannot fail on a healthy connection (write_p:
+ * a session's update, a queue's trim, ...) are not sent when asked for
+ * but in one pipeline (libpq's pipeline mode) with the next statement
+ * that has a result, or with the COMMIT; a transaction or part in which
+ * no statement ran sends nothing at all ("what a transaction owes",
+ * below). Not on a borrowed connection, whose owner runs statements of
  * its own inside the transaction: there they are sent at once.
  *
  * SQLite's single writer, reproduced: a write transaction (sg_store_begin
@@ -46,15 +48,10 @@ extern const char *const sg_schema_pg_migrations[];
 
 static const sg_store_ops pg_ops;
 
-/* What a transaction owes the server before its next statement, in this
- * order (the commands of pre_sql). */
-enum { PRE_BEGIN = 1, PRE_RELEASE = 2, PRE_SAVEPOINT = 4 };
-static const struct { int bit; const char *sql; } pre_sql[] = {
-    {PRE_BEGIN, "BEGIN"},
-    {PRE_BEGIN, "SELECT pg_advisory_xact_lock(" SG_PG_LOCK ")"},
-    {PRE_RELEASE, "RELEASE sg_tx"},
-    {PRE_SAVEPOINT, "SAVEPOINT sg_tx"},
-};
+/* The commands a transaction owes the server, sent with its next statement. */
+#define SQL_LOCK "SELECT pg_advisory_xact_lock(" SG_PG_LOCK ")"
+static const char sql_begin[] = "BEGIN", sql_lock[] = SQL_LOCK,
+                  sql_savepoint[] = "SAVEPOINT sg_tx", sql_release[] = "RELEASE sg_tx";
 
 enum stmt_id {
     ST_SESSION_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE, ST_SESSION_HANDSHAKE,
@@ -310,8 +307,11 @@ typedef struct sg_pg {
     bool batch;            /* a batch transaction is open: begin/commit are savepoints */
     bool sp_open;          /* a savepoint of the batch is open (or owed) */
     bool sp_made;          /* ... and the server has it */
-    bool in_tx;            /* a transaction is open (or owed: PRE_BEGIN) */
-    int pre;               /* PRE_* owed, sent before the next statement */
+    bool in_tx;            /* a transaction is open (or owed: tx_owed) */
+    bool tx_owed;          /* ... and its BEGIN is still in owe[] */
+    int sp_at;             /* owe[] index of the open part's SAVEPOINT, or -1 */
+    struct owed *owe;      /* commands owed, in order (owe_*) */
+    size_t nowe, owe_cap;
     bool defer;            /* owe them (else send them at once: borrowed) */
     bool borrowed;         /* conn is the caller's (sg_store_pg_borrow) */
 } sg_pg;
@@ -520,7 +520,7 @@ static int command(sg_pg *s, const char *sql, const char *tag)
  * restarted): its prepared statements and settings are gone. */
 static void reconnect_if_lost(sg_pg *s)
 {
-    if (PQstatus(s->conn) != CONNECTION_BAD || (s->in_tx && !(s->pre & PRE_BEGIN)))
+    if (PQstatus(s->conn) != CONNECTION_BAD || (s->in_tx && !s->tx_owed))
         return;
     PQreset(s->conn);
     if (PQstatus(s->conn) != CONNECTION_OK)
@@ -537,50 +537,193 @@ static const char *stmt_name(enum stmt_id id, char buf[16])
     return buf;
 }
 
-/* The commands owed (s->pre) and the prepared statement name, in one
- * pipeline: one round trip. Its result, or NULL with *rc the result code
- * of the first that failed (logged; a failed BEGIN or lock leaves the
- * transaction for the caller's rollback, as a failed statement does). */
-static PGresult *run_owed(sg_pg *s, const char *name, const pgp *p, const char *what, int *rc)
+/* Prepare statement id on this connection, once. 0 or the result code. */
+static int prepare(sg_pg *s, enum stmt_id id)
+{
+    char name[16];
+    if (s->prepared[id])
+        return 0;
+    PGresult *r = PQprepare(s->conn, stmt_name(id, name), stmt_sql[id], 0, NULL);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = pg_fail(s, r, stmt_sql[id]);
+    else
+        s->prepared[id] = true;
+    PQclear(r);
+    return rc;
+}
+
+/* ---- what a transaction owes ---------------------------------------------
+ *
+ * Nothing a transaction asks for is sent before it must be: BEGIN with
+ * the writers' lock, a batch part's SAVEPOINT and RELEASE, and the writes
+ * whose only result is their success (write_p) are appended to owe[] and
+ * go out in one pipeline with the next statement that has a result, or
+ * with the COMMIT: one round trip for all of them. A write owed this way
+ * that fails is told by the statement or the COMMIT it went out with: a
+ * later part's, or the batch's, which then fails (siogate-fcgi answers
+ * every request of the batch as failed). So only writes that cannot fail
+ * on a healthy connection holding the writers' lock are owed: keyed
+ * UPDATEs and DELETEs whose text parameters are identifiers the gateway
+ * made (never a room name or a plugin's JSON, which PostgreSQL could
+ * refuse as text). */
+
+/* One owed command: a constant one (sql), or prepared statement id with
+ * a copy of its parameters (data: the values, one after the other). */
+struct owed {
+    const char *sql;
+    enum stmt_id id;
+    const char *what;
+    int n;
+    char *data;
+    int off[MAXP];         /* offset of value i in data, -1 for NULL */
+    int len[MAXP], fmt[MAXP];
+};
+
+/* Forget the owed commands from index `from` on. */
+static void owe_drop(sg_pg *s, size_t from)
+{
+    for (size_t i = from; i < s->nowe; i++)
+        free(s->owe[i].data);
+    if (from < s->nowe)
+        s->nowe = from;
+}
+
+static struct owed *owe_slot(sg_pg *s)
+{
+    if (s->nowe == s->owe_cap) {
+        size_t cap = s->owe_cap ? 2 * s->owe_cap : 16;
+        struct owed *o = realloc(s->owe, cap * sizeof *o);
+        if (!o) {
+            sg_error("store %s: out of memory", s->name);
+            return NULL;
+        }
+        s->owe = o;
+        s->owe_cap = cap;
+    }
+    struct owed *o = &s->owe[s->nowe];
+    memset(o, 0, sizeof *o);
+    return o;
+}
+
+static int owe_sql(sg_pg *s, const char *sql)
+{
+    struct owed *o = owe_slot(s);
+    if (!o)
+        return -1;
+    o->sql = o->what = sql;
+    s->nowe++;
+    return 0;
+}
+
+/* Owe statement id with a copy of p. 0 or the result code. */
+static int owe_stmt(sg_pg *s, enum stmt_id id, const pgp *p, const char *what)
+{
+    int rc = prepare(s, id);
+    if (rc != 0)
+        return rc;
+    struct owed *o = owe_slot(s);
+    if (!o)
+        return -1;
+    size_t total = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->v[i])
+            total += p->fmt[i] ? (size_t)p->len[i] : strlen(p->v[i]) + 1;
+    if (total > INT_MAX || !(o->data = malloc(total ? total : 1))) {
+        sg_error("store %s: %s: out of memory", s->name, what);
+        return -1;
+    }
+    o->id = id;
+    o->what = what;
+    o->n = p->n;
+    size_t at = 0;
+    for (int i = 0; i < p->n; i++) {
+        o->fmt[i] = p->fmt[i];
+        o->len[i] = p->len[i];
+        o->off[i] = -1;
+        if (!p->v[i])
+            continue;
+        size_t len = p->fmt[i] ? (size_t)p->len[i] : strlen(p->v[i]) + 1;
+        memcpy(o->data + at, p->v[i], len);
+        o->off[i] = (int)at;
+        at += len;
+    }
+    s->nowe++;
+    return 0;
+}
+
+static bool owe_has_stmt(const sg_pg *s)
+{
+    for (size_t i = 0; i < s->nowe; i++)
+        if (!s->owe[i].sql)
+            return true;
+    return false;
+}
+
+/* Send the owed commands, then prepared statement `name` with p, or the
+ * constant command final_sql, or nothing more (both NULL), in one pipeline:
+ * one round trip. Returns the result of the last command sent (the caller
+ * clears it), or NULL with *rc the result code of the first that failed
+ * (logged; a failed BEGIN or lock leaves the transaction for the caller's
+ * rollback, as a failed statement does); NULL with *rc 0 when nothing
+ * was sent. owe[] is empty after. */
+static PGresult *pipeline(sg_pg *s, const char *name, const pgp *p, const char *final_sql,
+                          const char *what, int *rc)
 {
     PGresult *out = NULL, *r;
-    const char *failed = NULL, *sql[sizeof pre_sql / sizeof pre_sql[0] + 1];
-    int sent = 0, owed = s->pre;
+    const char *failed = NULL;
+    size_t sent = 0, n = s->nowe + (name || final_sql ? 1 : 0);
+    int sp_at = s->sp_at;
+    *rc = 0;
+    if (!n)
+        return NULL;
     *rc = -1;
-    s->pre = 0;
+    s->tx_owed = false;
+    s->sp_at = -1;
     if (!PQenterPipelineMode(s->conn)) {
+        owe_drop(s, 0);
         pg_fail(s, NULL, "pipeline");
         return NULL;
     }
     bool ok = true;
-    for (size_t i = 0; ok && i < sizeof pre_sql / sizeof pre_sql[0]; i++)
-        if (owed & pre_sql[i].bit) {
-            sql[sent] = pre_sql[i].sql;
-            ok = PQsendQueryParams(s->conn, pre_sql[i].sql, 0, NULL, NULL, NULL, NULL, 1) &&
-                 ++sent;
+    for (size_t i = 0; ok && i < s->nowe; i++) {
+        const struct owed *o = &s->owe[i];
+        if (o->sql) {
+            ok = PQsendQueryParams(s->conn, o->sql, 0, NULL, NULL, NULL, NULL, 1);
+        } else {
+            const char *v[MAXP];
+            char sname[16];
+            for (int k = 0; k < o->n; k++)
+                v[k] = o->off[k] < 0 ? NULL : o->data + o->off[k];
+            ok = PQsendQueryPrepared(s->conn, stmt_name(o->id, sname), o->n, v, o->len, o->fmt, 1);
         }
-    sql[sent] = what;
-    ok = ok &&
-         PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-                             p ? p->fmt : NULL, 1) &&
-         ++sent && PQpipelineSync(s->conn);
+        sent += ok;
+    }
+    if (ok && name)
+        ok = PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                                 p ? p->fmt : NULL, 1);
+    else if (ok && final_sql)
+        ok = PQsendQueryParams(s->conn, final_sql, 0, NULL, NULL, NULL, NULL, 1);
+    ok = ok && PQpipelineSync(s->conn);
     if (!ok) {
         /* the connection failed: nothing more comes */
         *rc = pg_fail(s, NULL, what);
         PQexitPipelineMode(s->conn);
+        owe_drop(s, 0);
         return NULL;
     }
     /* each query's result, then NULL; then the sync's */
-    for (int q = 0; q < sent; q++) {
+    for (size_t q = 0; q < n; q++) {
+        const char *qwhat = q < s->nowe ? s->owe[q].what : what;
         r = PQgetResult(s->conn);
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-            if (q == sent - 1)
+            if (q == n - 1 && q >= s->nowe)
                 out = r, r = NULL;
-            else if (q == sent - 2 && (owed & PRE_SAVEPOINT))
+            else if (sp_at >= 0 && q == (size_t)sp_at)
                 s->sp_made = true;
         } else if (st != PGRES_PIPELINE_ABORTED && !failed) {
-            failed = sql[q];
+            failed = qwhat;
             *rc = pg_fail(s, r, failed);
         }
         PQclear(r);
@@ -591,7 +734,9 @@ static PGresult *run_owed(sg_pg *s, const char *name, const pgp *p, const char *
         PQclear(r);
     PQclear(r);
     PQexitPipelineMode(s->conn);
-    if (failed || !out) {
+    bool want_out = name || final_sql;
+    owe_drop(s, 0);
+    if (failed || (want_out && !out)) {
         if (!failed)
             *rc = pg_fail(s, NULL, what);
         PQclear(out);
@@ -602,59 +747,32 @@ static PGresult *run_owed(sg_pg *s, const char *name, const pgp *p, const char *
 }
 
 /* Send what is owed now, alone (before a statement that is not one of
- * ours: sg_store_scalar). 0 or the result code. */
+ * ours: sg_store_scalar; or at once, on a borrowed connection). 0 or the
+ * result code. */
 static int flush_owed(sg_pg *s)
 {
-    if (!s->pre)
-        return 0;
-    char sql[256] = "";
-    for (size_t i = 0; i < sizeof pre_sql / sizeof pre_sql[0]; i++)
-        if (s->pre & pre_sql[i].bit) {
-            strcat(sql, pre_sql[i].sql);
-            strcat(sql, ";");
-        }
-    int owed = s->pre;
-    s->pre = 0;
-    int rc = command(s, sql, NULL);
-    if (rc == 0 && (owed & PRE_SAVEPOINT))
-        s->sp_made = true;
+    int rc;
+    PGresult *r = pipeline(s, NULL, NULL, NULL, "owed commands", &rc);
+    PQclear(r);
     return rc;
 }
 
-/* Run statement id with the parameters p; results in binary. The result
- * (the caller clears it) or NULL with *rc the result code (logged). */
+/* Run statement id with the parameters p (after what is owed); results
+ * in binary. The result (the caller clears it) or NULL with *rc the
+ * result code (logged). */
 static PGresult *run(sg_pg *s, enum stmt_id id, const pgp *p, const char *what, int *rc)
 {
     char name[16];
-    PGresult *r;
     *rc = -1;
     if (p && p->bad) {
         sg_error("store %s: %s: a value over 2 GB", s->name, what);
         return NULL;
     }
     reconnect_if_lost(s);
-    if (!s->prepared[id]) {
-        r = PQprepare(s->conn, stmt_name(id, name), stmt_sql[id], 0, NULL);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            *rc = pg_fail(s, r, stmt_sql[id]);
-            PQclear(r);
-            return NULL;
-        }
-        PQclear(r);
-        s->prepared[id] = true;
-    }
-    if (s->pre)
-        return run_owed(s, stmt_name(id, name), p, what, rc);
-    r = PQexecPrepared(s->conn, stmt_name(id, name), p ? p->n : 0, p ? p->v : NULL,
-                       p ? p->len : NULL, p ? p->fmt : NULL, 1);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        *rc = 0;
-        return r;
-    }
-    *rc = pg_fail(s, r, what);
-    PQclear(r);
-    return NULL;
+    if ((*rc = prepare(s, id)) != 0)
+        return NULL;
+    PGresult *r = pipeline(s, stmt_name(id, name), p, NULL, what, rc);
+    return *rc == 0 ? r : NULL;
 }
 
 /* A statement whose result is only its success: 0 or the result code. */
@@ -664,6 +782,16 @@ static int exec_p(sg_pg *s, enum stmt_id id, const pgp *p, const char *what)
     PGresult *r = run(s, id, p, what, &rc);
     PQclear(r);
     return rc;
+}
+
+/* A write that cannot fail on a healthy connection holding the lock (see
+ * "what a transaction owes"): inside a transaction of our own it is owed,
+ * and 0 returned; else run as exec_p. */
+static int write_p(sg_pg *s, enum stmt_id id, const pgp *p, const char *what)
+{
+    if (!s->defer || !s->in_tx || p->bad)
+        return exec_p(s, id, p, what);
+    return owe_stmt(s, id, p, what);
 }
 
 /* The number of rows a statement changed, or the result code (< 0). */
@@ -694,9 +822,10 @@ static int64_t int_p(sg_pg *s, enum stmt_id id, const pgp *p, int64_t none_value
 
 static int pg_rollback_tx(sg_pg *s)
 {
-    bool sent = !(s->pre & PRE_BEGIN);
-    s->in_tx = false;
-    s->pre = 0;
+    bool sent = !s->tx_owed;
+    s->in_tx = s->tx_owed = false;
+    owe_drop(s, 0);
+    s->sp_at = -1;
     s->sp_made = false;
     if (sent && PQtransactionStatus(s->conn) != PQTRANS_IDLE &&
         PQtransactionStatus(s->conn) != PQTRANS_UNKNOWN)
@@ -710,8 +839,13 @@ static int pg_begin_tx(sg_pg *s)
     if (s->in_tx)
         return -1;
     reconnect_if_lost(s);
-    s->in_tx = true;
-    s->pre = PRE_BEGIN;
+    owe_drop(s, 0);
+    s->sp_at = -1;
+    if (owe_sql(s, sql_begin) != 0 || owe_sql(s, sql_lock) != 0) {
+        owe_drop(s, 0);
+        return -1;
+    }
+    s->in_tx = s->tx_owed = true;
     if (s->defer)
         return 0;
     int rc = flush_owed(s);
@@ -723,21 +857,31 @@ static int pg_begin_tx(sg_pg *s)
 /* The same, now (migrations). */
 static int pg_begin_now(sg_pg *s)
 {
-    int rc = command(s, "BEGIN; SELECT pg_advisory_xact_lock(" SG_PG_LOCK ")", NULL);
+    int rc = command(s, "BEGIN; " SQL_LOCK, NULL);
     if (rc != 0)
         command(s, "ROLLBACK", NULL);
     return rc;
 }
 
+/* COMMIT, with what is owed (a last RELEASE left out: COMMIT releases
+ * every savepoint); nothing when no statement ran. */
 static int pg_commit_tx(sg_pg *s)
 {
-    if (s->pre & PRE_BEGIN) {
-        s->in_tx = false; /* no statement ran: nothing to commit */
-        s->pre = 0;
+    if (s->tx_owed && !owe_has_stmt(s)) {
+        owe_drop(s, 0); /* no statement ran: nothing to commit */
+        s->in_tx = s->tx_owed = false;
         return 0;
     }
-    s->pre = 0; /* an owed RELEASE: COMMIT releases every savepoint */
-    int rc = command(s, "COMMIT", "COMMIT");
+    if (s->nowe && s->owe[s->nowe - 1].sql == sql_release)
+        owe_drop(s, s->nowe - 1);
+    int rc;
+    PGresult *r = pipeline(s, NULL, NULL, "COMMIT", "COMMIT", &rc);
+    if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        /* COMMIT of a transaction an error aborted answers ROLLBACK */
+        sg_error("store %s: COMMIT: the transaction was rolled back", s->name);
+        rc = -1;
+    }
+    PQclear(r);
     s->in_tx = false;
     if (rc != 0)
         pg_rollback_tx(s);
@@ -753,9 +897,10 @@ static int pg_begin(sg_store *st_)
     sg_pg *s = (sg_pg *)st_;
     if (!s->batch)
         return pg_begin_tx(s);
-    if (s->sp_open)
+    if (s->sp_open || owe_sql(s, sql_savepoint) != 0)
         return -1;
-    s->pre |= PRE_SAVEPOINT;
+    s->sp_at = (int)s->nowe - 1;
+    s->sp_made = false;
     s->sp_open = true;
     int rc = s->defer ? 0 : flush_owed(s);
     if (rc != 0)
@@ -770,14 +915,16 @@ static int pg_commit(sg_store *st_)
         if (!s->sp_open)
             return -1;
         s->sp_open = false;
-        if (s->pre & PRE_SAVEPOINT)
-            s->pre &= ~PRE_SAVEPOINT; /* no statement ran in it */
-        else if (s->sp_made)
-            s->pre |= PRE_RELEASE;
+        int rc = 0;
+        if (s->sp_at >= 0 && (size_t)s->sp_at == s->nowe - 1)
+            owe_drop(s, (size_t)s->sp_at); /* no statement ran in it */
+        else if (s->sp_at >= 0 || s->sp_made)
+            rc = owe_sql(s, sql_release);
         else
-            return -1; /* it never began (the batch's BEGIN failed) */
+            rc = -1; /* it never began (the batch's BEGIN failed) */
+        s->sp_at = -1;
         s->sp_made = false;
-        return s->defer ? 0 : flush_owed(s);
+        return rc != 0 ? rc : s->defer ? 0 : flush_owed(s);
     }
     return pg_commit_tx(s);
 }
@@ -789,11 +936,14 @@ static void pg_rollback(sg_store *st_)
         if (!s->sp_open)
             return;
         s->sp_open = false;
-        if (s->pre & PRE_SAVEPOINT)
-            s->pre &= ~PRE_SAVEPOINT; /* no statement ran in it */
-        else if (s->sp_made)
+        if (s->sp_at >= 0) {
+            owe_drop(s, (size_t)s->sp_at); /* not sent: neither it nor what it did */
+        } else if (s->sp_made) {
+            owe_drop(s, 0); /* what is owed came after the SAVEPOINT */
             command(s, "ROLLBACK TO sg_tx; RELEASE sg_tx", NULL);
+        }
         /* else it never began: the batch's BEGIN failed, and so will its end */
+        s->sp_at = -1;
         s->sp_made = false;
         return;
     }
@@ -931,6 +1081,8 @@ static void pg_close(sg_store *st_)
         return;
     if (!s->borrowed)
         PQfinish(s->conn);
+    owe_drop(s, 0);
+    free(s->owe);
     free(s->name);
     free(s);
 }
@@ -944,6 +1096,7 @@ static sg_pg *pg_new(const char *conninfo)
         return NULL;
     }
     s->base.ops = &pg_ops;
+    s->sp_at = -1;
     return s;
 }
 
@@ -1086,7 +1239,7 @@ static int pg_session_update(sg_store *st_, const sg_session *ss)
     p_partial(&p, &ss->partial);
     p_i64(&p, ss->upgrading);
     p_i64(&p, ss->bcast_seen);
-    return exec_p(s, ST_SESSION_UPDATE, &p, "update session");
+    return write_p(s, ST_SESSION_UPDATE, &p, "update session");
 }
 
 static json_t *pg_session_handshake(sg_store *st_, const char *sid)
@@ -1185,23 +1338,43 @@ static int pg_sessions_purge(sg_store *st_, int64_t before)
 
 /* ---- queue ----------------------------------------------------------------- */
 
+/* ST_QUEUE_PUSH's parameters */
+static void push_params(pgp *p, const char *sid, bool binary, bool is_volatile, const void *frame,
+                        size_t len)
+{
+    p_text(p, sid);
+    p_i64(p, binary);
+    p_bytes(p, frame, len);
+    if (is_volatile)
+        p_i64(p, 1);
+    else
+        p_null(p); /* not volatile */
+}
+
 static int64_t pg_queue_push_as(sg_store *st_, const char *sid, bool binary, bool is_volatile,
                                 const void *frame, size_t len)
 {
     sg_pg *s = (sg_pg *)st_;
     pgp p = {0};
-    p_text(&p, sid);
-    p_i64(&p, binary);
-    p_bytes(&p, frame, len);
-    if (is_volatile)
-        p_i64(&p, 1);
-    else
-        p_null(&p); /* not volatile */
+    push_params(&p, sid, binary, is_volatile, frame, len);
     bool own;
     if (autotx_begin(s, &own) != 0)
         return -1;
     int64_t seq = int_p(s, ST_QUEUE_PUSH, &p, -1, "queue push");
     return autotx_end(s, own, seq < 0 ? -1 : 0) < 0 ? -1 : seq;
+}
+
+/* Inside a transaction of our own, owed (an INSERT with no constraint but
+ * NOT NULL, of a sid the store gave: see "what a transaction owes"). */
+static int pg_queue_add(sg_store *st_, const char *sid, bool binary, bool is_volatile,
+                        const void *frame, size_t len)
+{
+    sg_pg *s = (sg_pg *)st_;
+    if (!s->defer || !s->in_tx)
+        return pg_queue_push_as(st_, sid, binary, is_volatile, frame, len) < 0 ? -1 : 0;
+    pgp p = {0};
+    push_params(&p, sid, binary, is_volatile, frame, len);
+    return write_p(s, ST_QUEUE_PUSH, &p, "queue push");
 }
 
 static int64_t pg_queue_count(sg_store *st_, const char *sid, int64_t after, int64_t cap)
@@ -1278,7 +1451,7 @@ static int pg_queue_trim(sg_store *st_, const char *sid, int64_t upto)
     pgp p = {0};
     p_text(&p, sid);
     p_i64(&p, upto);
-    return exec_p(s, ST_QUEUE_TRIM, &p, "queue trim");
+    return write_p(s, ST_QUEUE_TRIM, &p, "queue trim");
 }
 
 static int pg_queue_drop(sg_store *st_, const char *sid)
@@ -1286,7 +1459,7 @@ static int pg_queue_drop(sg_store *st_, const char *sid)
     sg_pg *s = (sg_pg *)st_;
     pgp p = {0};
     p_text(&p, sid);
-    return exec_p(s, ST_QUEUE_DROP, &p, "drop queue");
+    return write_p(s, ST_QUEUE_DROP, &p, "drop queue");
 }
 
 static int pg_queue_pending(sg_store *st_, const char *sid, int64_t after)
@@ -1417,14 +1590,14 @@ static int bcast_settle(sg_pg *s, const char *sid, int64_t sent_upto, int64_t *b
     p_text(&t, sid);
     p_i64(&t, sent_upto);
     p_i64(&t, top);
-    if ((rc = exec_p(s, ST_QUEUE_TRIM_RANGE, &t, "broadcast requeue trim")) != 0)
+    if ((rc = write_p(s, ST_QUEUE_TRIM_RANGE, &t, "broadcast requeue trim")) != 0)
         return rc;
     pgp b = {0};
     p_text(&b, sid);
     p_i64(&b, max);
     *bseen = max;
     *moved = true;
-    return exec_p(s, ST_BCAST_SEEN, &b, "broadcast seen");
+    return write_p(s, ST_BCAST_SEEN, &b, "broadcast seen");
 }
 
 static int pg_bcast_settle(sg_store *st_, const char *sid, int64_t sent_upto, int64_t *bseen,
@@ -1489,7 +1662,7 @@ static int pg_socket_delete(sg_store *st_, const char *id)
     sg_pg *s = (sg_pg *)st_;
     pgp p = {0};
     p_text(&p, id);
-    return exec_p(s, ST_SOCKET_DELETE, &p, "delete socket");
+    return write_p(s, ST_SOCKET_DELETE, &p, "delete socket");
 }
 
 static int pg_sockets_of(sg_store *st_, const char *sid,
@@ -1847,7 +2020,7 @@ static int pg_socket_set_pid(sg_store *st_, const char *id, const char *pid)
     pgp p = {0};
     p_text(&p, id);
     p_text(&p, pid);
-    return exec_p((sg_pg *)st_, ST_SOCKET_PID, &p, "set socket pid");
+    return write_p((sg_pg *)st_, ST_SOCKET_PID, &p, "set socket pid");
 }
 
 static int pg_socket_ghost(sg_store *st_, const char *id, const char *sid, const char *nsp,
@@ -1930,7 +2103,7 @@ static int pg_queue_trim_kept(sg_store *st_, const char *sid, int64_t upto, int6
     p_text(&p, sid);
     p_i64(&p, upto);
     p_i64(&p, keep_from);
-    return exec_p((sg_pg *)st_, ST_QUEUE_TRIM_KEPT, &p, "queue trim (recovery)");
+    return write_p((sg_pg *)st_, ST_QUEUE_TRIM_KEPT, &p, "queue trim (recovery)");
 }
 
 static int pg_ghosts_purge(sg_store *st_, int64_t now)
@@ -1960,6 +2133,7 @@ static const sg_store_ops pg_ops = {
     .changed_since = pg_changed_since,
     .sessions_purge = pg_sessions_purge,
     .queue_push_as = pg_queue_push_as,
+    .queue_add = pg_queue_add,
     .queue_count = pg_queue_count,
     .queue_shed = pg_queue_shed,
     .queue_read = pg_queue_read,

@@ -971,6 +971,74 @@ TEST("store: a batch commits its parts once; a rolled-back part is undone alone"
 }
 
 #ifdef SG_TEST_PG
+TEST("store: owed writes keep their part's fate; one that fails fails the batch, not a store call")
+{
+    sg_store *s = fresh();
+    sg_store *other = sg_store_open(path);
+    CHECK(s && other);
+    sg_session ss;
+    mk_session(&ss, SID1);
+    CHECK(sg_store_begin(s) == 0 && sg_store_session_insert(s, &ss, "{}") == 0 &&
+          sg_store_queue_push(s, SID1, false, "a", 1) > 0 &&
+          sg_store_queue_push(s, SID1, false, "b", 1) > 0 && sg_store_commit(s) == 0);
+    int64_t first = sg_store_scalar(other, "SELECT min(seq) FROM queue");
+    /* part 1 updates and trims (both owed), part 2 does the same and is
+     * rolled back: part 1's writes are in, part 2's are not */
+    CHECK_INT(sg_store_batch_begin(s), 0);
+    CHECK_INT(sg_store_begin(s), 0);
+    ss.ping_sent = 1;
+    CHECK_INT(sg_store_session_update(s, &ss), 0);
+    CHECK_INT(sg_store_queue_trim(s, SID1, first), 0);
+    CHECK_INT(sg_store_commit(s), 0);
+    CHECK_INT(sg_store_begin(s), 0);
+    ss.expires_at = 9999;
+    CHECK_INT(sg_store_session_update(s, &ss), 0);
+    CHECK_INT(sg_store_queue_trim(s, SID1, first + 1), 0);
+    sg_store_rollback(s);
+    /* read in the batch: what part 1 owed went out before it */
+    CHECK_INT(sg_store_queue_count(s, SID1, 0, -1), 1);
+    CHECK_INT(sg_store_batch_end(s), 0);
+    CHECK_INT(sg_store_scalar(other, "SELECT ping_sent * 10000 + expires_at FROM sessions"), 13000);
+    CHECK_INT(sg_store_scalar(other, "SELECT count(*) FROM queue"), 1);
+    /* the same, the rolled-back part's SAVEPOINT sent (a read in it) */
+    CHECK_INT(sg_store_batch_begin(s), 0);
+    CHECK_INT(sg_store_begin(s), 0);
+    CHECK_INT(sg_store_queue_count(s, SID1, 0, -1), 1);
+    CHECK_INT(sg_store_queue_trim(s, SID1, first + 1), 0);
+    sg_store_rollback(s);
+    CHECK_INT(sg_store_batch_end(s), 0);
+    CHECK_INT(sg_store_scalar(other, "SELECT count(*) FROM queue"), 1);
+    /* a write that fails when it goes out (a trigger refuses it): the
+     * call that owed it said 0, the batch's end fails, nothing is in */
+    CHECK_INT(sg_store_scalar(other, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
+                                     " AS $$BEGIN RAISE EXCEPTION 'refused'; END$$"), -1);
+    CHECK_INT(sg_store_scalar(other, "CREATE TRIGGER refuse BEFORE DELETE ON queue"
+                                     " FOR EACH ROW EXECUTE FUNCTION refuse()"), -1);
+    CHECK_INT(sg_store_batch_begin(s), 0);
+    CHECK_INT(sg_store_begin(s), 0);
+    ss.ping_sent = 2;
+    CHECK_INT(sg_store_session_update(s, &ss), 0);
+    CHECK_INT(sg_store_queue_trim(s, SID1, first + 1), 0);
+    CHECK_INT(sg_store_commit(s), 0);
+    CHECK(sg_store_batch_end(s) != 0);
+    CHECK_INT(sg_store_scalar(other, "SELECT ping_sent FROM sessions"), 1);
+    CHECK_INT(sg_store_scalar(other, "SELECT count(*) FROM queue"), 1);
+    /* outside a batch: the transaction's COMMIT fails; then all is well */
+    CHECK_INT(sg_store_begin(s), 0);
+    CHECK_INT(sg_store_queue_trim(s, SID1, first + 1), 0);
+    CHECK(sg_store_commit(s) != 0);
+    CHECK_INT(sg_store_scalar(other, "DROP TRIGGER refuse ON queue"), -1);
+    CHECK_INT(sg_store_begin(s), 0);
+    CHECK_INT(sg_store_queue_trim(s, SID1, first + 1), 0);
+    CHECK_INT(sg_store_commit(s), 0);
+    CHECK_INT(sg_store_scalar(other, "SELECT count(*) FROM queue"), 0);
+    sg_buf_free(&ss.partial);
+    sg_store_close(other);
+    sg_store_close(s);
+}
+#endif
+
+#ifdef SG_TEST_PG
 TEST("store: a borrowed connection serves the store and stays open after it")
 {
     sg_store *s = fresh();
