@@ -56,17 +56,36 @@ int sg_buf_putc(sg_buf *b, char c) { return sg_buf_append(b, &c, 1); }
 
 int sg_buf_printf(sg_buf *b, const char *fmt, ...)
 {
+    /* into the room there is, once; measured first only when it is short */
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
-    if (n < 0 || sg_buf_reserve(b, (size_t)n) < 0)
+    if (n < 0)
         return -1;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if ((size_t)n >= room) {
+        if (sg_buf_reserve(b, (size_t)n) < 0)
+            return -1;
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
     return 0;
+}
+
+int sg_buf_put_i64(sg_buf *b, int64_t x)
+{
+    char d[24], *p = d + sizeof d;
+    /* in unsigned arithmetic: -INT64_MIN does not fit an int64_t */
+    uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (x < 0)
+        *--p = '-';
+    return sg_buf_append(b, p, (size_t)(d + sizeof d - p));
 }
 
 char *sg_buf_steal(sg_buf *b)

@@ -6,6 +6,7 @@
 #define SG_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sg_buf {
     char *data;   /* NUL-terminated when non-NULL; owned */
@@ -25,6 +26,8 @@ int sg_buf_puts(sg_buf *b, const char *s);
 int sg_buf_putc(sg_buf *b, char c);
 int sg_buf_printf(sg_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Append x in decimal (what "%" PRId64 prints, without printf's cost). */
+int sg_buf_put_i64(sg_buf *b, int64_t x);
 /* Returns the data (new, caller frees; "" when empty) and resets b. NULL on ENOMEM. */
 char *sg_buf_steal(sg_buf *b);
 /* The contents as a C string (borrowed; "" when empty). */

@@ -486,7 +486,7 @@ static int close_session(sg_worker *w, sg_session *ss, const char *reason, bool 
     bool held = ss->poller[0] && poller_alive(ss->poller);
     ss->state = SG_SESSION_CLOSED;
     ss->poller[0] = '\0';
-    snprintf(ss->close_reason, sizeof ss->close_reason, "%s", reason);
+    sg_copy(ss->close_reason, sizeof ss->close_reason, reason);
     struct close_walk cw = {w, ss->sid, reason, 0};
     if (sg_store_sockets_of(w->store, ss->sid, close_socket_cb, &cw) < 0)
         return -1;
@@ -1273,7 +1273,7 @@ int sg_engine_open(sg_worker *w, sg_handshake *hs, const char *transport,
     sg_buf_init(&ss.partial);
     if (sg_id_new(ss.sid) < 0)
         return SG_E_INTERNAL;
-    snprintf(ss.transport, sizeof ss.transport, "%s", transport);
+    sg_copy(ss.transport, sizeof ss.transport, transport);
     ss.created_at = now;
     schedule_ping(cfg, &ss, now);
     ss.connect_by = now + cfg->connect_timeout;
@@ -1583,7 +1583,7 @@ static int poll_take(sg_worker *w, sg_session *ss, const char *token, sg_buf *pa
         ss->poller[0] = '\0';
         return SG_OK;
     }
-    snprintf(ss->poller, sizeof ss->poller, "%s", token);
+    sg_copy(ss->poller, sizeof ss->poller, token);
     *wake_at = ss->ping_sent ? ss->expires_at : ss->next_ping_at;
     if (ss->connect_by && ss->connect_by < *wake_at)
         *wake_at = ss->connect_by;
@@ -1702,7 +1702,7 @@ int sg_engine_ws_upgrade(sg_worker *w, const char *sid, const char *owner)
     if (sg_store_queue_trim(w->store, sid, ss.sent_upto) != 0)
         return end_session(w, &ss, SG_E_INTERNAL);
     snprintf(ss.transport, sizeof ss.transport, "websocket");
-    snprintf(ss.poller, sizeof ss.poller, "%s", owner);
+    sg_copy(ss.poller, sizeof ss.poller, owner);
     ss.upgrading = 0;
     eng_mark_dirty(w, sid);
     return end_session(w, &ss, SG_OK);
@@ -1750,7 +1750,7 @@ int sg_engine_ws_attach(sg_worker *w, const char *sid, const char *owner)
         return rc;
     if (strcmp(ss.transport, "websocket") != 0 || ss.poller[0])
         return abort_session(w, &ss, SG_E_BADREQ);
-    snprintf(ss.poller, sizeof ss.poller, "%s", owner);
+    sg_copy(ss.poller, sizeof ss.poller, owner);
     return end_session(w, &ss, SG_OK);
 }
 

@@ -630,7 +630,7 @@ static sg_deferred *host_defer(sg_ctx *c)
     sg_deferred *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
-    snprintf(d->socket_id, sizeof d->socket_id, "%s", c->socket_id);
+    sg_copy(d->socket_id, sizeof d->socket_id, c->socket_id);
     d->ack_id = c->ack_id;
     d->plugin = c->plugin;
     c->ack_id = -1; /* the handle answers it now */

@@ -406,7 +406,7 @@ static int write_json(sg_buf *b, const json_t *v, int depth)
         /* beyond 2^53 JavaScript only has the nearest double */
         if (x > SIO_MAX_ID + 1 || x < -SIO_MAX_ID - 1)
             return write_double(b, (double)x);
-        return sg_buf_printf(b, "%" JSON_INTEGER_FORMAT, x);
+        return sg_buf_put_i64(b, (int64_t)x);
     }
     case JSON_REAL:
         return write_double(b, json_real_value(v));
@@ -456,7 +456,8 @@ int sg_sio_encode(sg_buf *out, const sg_sio_packet *p)
     if (sg_buf_putc(out, (char)('0' + p->type)) < 0)
         goto fail;
     if (p->type == SG_SIO_BINARY_EVENT || p->type == SG_SIO_BINARY_ACK) {
-        if (sg_buf_printf(out, "%zu-", p->attachments) < 0)
+        if (p->attachments > INT64_MAX || sg_buf_put_i64(out, (int64_t)p->attachments) < 0 ||
+            sg_buf_putc(out, '-') < 0)
             goto fail;
     }
     /* as the reference: a namespace other than "/" is always followed by
@@ -465,7 +466,7 @@ int sg_sio_encode(sg_buf *out, const sg_sio_packet *p)
         if (sg_buf_puts(out, p->nsp) < 0 || sg_buf_putc(out, ',') < 0)
             goto fail;
     }
-    if (p->id >= 0 && sg_buf_printf(out, "%" PRId64, p->id) < 0)
+    if (p->id >= 0 && sg_buf_put_i64(out, p->id) < 0)
         goto fail;
     /* `null != obj.data`: absent and null data are both omitted */
     if (p->data && !json_is_null(p->data) && write_json(out, p->data, 0) < 0)

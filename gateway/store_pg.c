@@ -430,7 +430,7 @@ static const char *col_text(const PGresult *r, int row, int col)
 
 static void copy_text(char *dst, size_t cap, const PGresult *r, int row, int col)
 {
-    snprintf(dst, cap, "%s", col_text(r, row, col));
+    sg_copy(dst, cap, col_text(r, row, col));
 }
 
 /* ---- errors, statements, transactions ------------------------------------ */
@@ -1200,7 +1200,7 @@ static int pg_session_get(sg_store *st_, const char *sid, sg_session *out)
         return SG_STORE_NOTFOUND;
     }
     sg_buf_init(&out->partial);
-    snprintf(out->sid, sizeof out->sid, "%s", sid);
+    sg_copy(out->sid, sizeof out->sid, sid);
     out->state = (int)col_i64(r, 0, 0);
     copy_text(out->transport, sizeof out->transport, r, 0, 1);
     out->created_at = col_i64(r, 0, 2);

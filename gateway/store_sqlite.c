@@ -746,11 +746,7 @@ static int sq_session_insert(sg_store *st_, const sg_session *ss, const char *ha
 
 static void copy_text(char *dst, size_t cap, const unsigned char *src)
 {
-    if (!src) {
-        dst[0] = '\0';
-        return;
-    }
-    snprintf(dst, cap, "%s", (const char *)src);
+    sg_copy(dst, cap, (const char *)src);
 }
 
 static int sq_session_get(sg_store *st_, const char *sid, sg_session *out)
@@ -770,7 +766,7 @@ static int sq_session_get(sg_store *st_, const char *sid, sg_session *out)
         return store_rc(s, rc, "get session");
     }
     sg_buf_init(&out->partial);
-    snprintf(out->sid, sizeof out->sid, "%s", sid);
+    sg_copy(out->sid, sizeof out->sid, sid);
     out->state = sqlite3_column_int(st, 0);
     copy_text(out->transport, sizeof out->transport, sqlite3_column_text(st, 1));
     out->created_at = sqlite3_column_int64(st, 2);

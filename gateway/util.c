@@ -51,12 +51,24 @@ int sg_id_new(char out[SG_ID_LEN + 1])
 
 int sg_id_valid(const char *s)
 {
-    if (!s || strlen(s) != SG_ID_LEN)
+    if (!s)
         return 0;
-    for (const char *p = s; *p; p++)
-        if (!strchr(id_alphabet, *p))
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        /* id_alphabet */
+        if (n == SG_ID_LEN || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                (c >= '0' && c <= '9') || c == '-' || c == '_'))
             return 0;
-    return 1;
+    }
+    return n == SG_ID_LEN;
+}
+
+void sg_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 static int hexval(int c)

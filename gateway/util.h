@@ -24,6 +24,10 @@ int64_t sg_mono_ms(void);
 int sg_id_new(char out[SG_ID_LEN + 1]);
 /* 1 when s is a syntactically valid id (length and alphabet), else 0. */
 int sg_id_valid(const char *s);
+/* Copy the string src (NULL: "") into dst[cap], cut to fit and always
+ * NUL-terminated (cap > 0): snprintf(dst, cap, "%s", src) without its
+ * cost, for the copies of a request's path. */
+void sg_copy(char *dst, size_t cap, const char *src);
 
 /* Percent-decode the n bytes at s ('+' is a space, a '%' not followed by
  * two hex digits stays as it is). Returns a new NUL-terminated string

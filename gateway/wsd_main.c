@@ -160,7 +160,7 @@ struct conn {
     bool parse_error;   /* an Engine.IO packet did not decode */
     uint16_t stop_code; /* close the WebSocket with this code after reading */
     uint32_t budget;    /* bytes left to read this turn */
-    uint64_t id;        /* owner token "<pid>.<id>@<space>" (util.h) */
+    char owner[SG_TOKEN_MAX]; /* its token "<pid>.<n>@<space>" (util.h), made once */
     int64_t upgrade_by; /* PROBE, PROBED: "5" by then (CLOCK_MONOTONIC ms) */
     char sid[SG_ID_LEN + 1];
     char *in;           /* request head; after it, bytes that followed it */
@@ -208,11 +208,6 @@ static struct wsd *G; /* the wslay callbacks reach the daemon through it */
 static char tag_listen, tag_signal, tag_bell;
 
 /* ---------------------------------------------------------------- helpers */
-
-static void owner_of(const struct wsd *d, const struct conn *c, char out[SG_TOKEN_MAX])
-{
-    sg_token_make(out, d->pid, c->id);
-}
 
 static size_t out_pending(const struct conn *c) { return c->out_len - c->out_off; }
 
@@ -605,15 +600,13 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
         if (out_frame(c, SG_WS_TEXT, "3probe", 6) < 0)
             stop_reading(c, 1011);
     } else if (upgrade && c->state == ST_PROBED) {
-        char owner[SG_TOKEN_MAX];
-        owner_of(d, c, owner);
-        int rc = sg_engine_ws_upgrade(d->w, c->sid, owner);
+        int rc = sg_engine_ws_upgrade(d->w, c->sid, c->owner);
         if (rc != SG_OK) {
             sg_warn("connection from %s: upgrade of session " SG_SID_FMT " refused (%d)", c->addr, c->sid, rc);
             stop_reading(c, code_for(rc));
             return;
         }
-        sg_debug("session %s: upgraded to websocket (%s)", c->sid, owner);
+        sg_debug("session %s: upgraded to websocket (%s)", c->sid, c->owner);
         c->state = ST_OPEN;
         hash_add(d, c);
         mark_dirty(d, c);
@@ -702,14 +695,12 @@ static void take(struct wsd *d, struct conn *c)
 {
     if (c->dead || c->state != ST_OPEN)
         return;
-    char owner[SG_TOKEN_MAX];
-    owner_of(d, c, owner);
     int64_t wake_at = 0;
     /* what fits under OUT_LIMIT is read from the store (one frame at
      * least); the rest is taken once this has gone out */
     size_t room = out_pending(c) < OUT_LIMIT ? OUT_LIMIT - out_pending(c) : 0;
     bool more = false;
-    int rc = sg_engine_ws_take(d->w, c->sid, owner, room, take_frame, c, &wake_at, &more);
+    int rc = sg_engine_ws_take(d->w, c->sid, c->owner, room, take_frame, c, &wake_at, &more);
     if (more)
         c->blocked = true;
     if (rc == SG_OK) {
@@ -743,14 +734,12 @@ static bool deliver(struct wsd *d, struct conn *c)
      * (acks above all) comes back here, written after the commit, instead
      * of a round trip through the queue (measured: see the commit). What
      * went to the queue for this session is taken in this turn. */
-    char owner[SG_TOKEN_MAX];
-    owner_of(d, c, owner);
     bool take_due = true;
     /* within OUT_LIMIT, as takes are: beyond it the answers wait in the
      * store (where max_queued_packets bounds them) and the connection is
      * taken again once its buffer drained (take_due; a take then blocks) */
     size_t room = out_pending(c) < OUT_LIMIT ? OUT_LIMIT - out_pending(c) : 0;
-    int rc = sg_engine_ws_receive(d->w, c->sid, owner, &c->rx, room, direct_frame, c, &take_due);
+    int rc = sg_engine_ws_receive(d->w, c->sid, c->owner, &c->rx, room, direct_frame, c, &take_due);
     sg_eio_packets_free(&c->rx);
     if (rc == SG_OK) {
         if (out_pending(c))
@@ -1018,7 +1007,7 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         c->in = NULL;
     }
     if (sid && refuse) {
-        snprintf(c->sid, sizeof c->sid, "%s", sid);
+        sg_copy(c->sid, sizeof c->sid, sid);
         c->state = ST_PROBE;
         sg_info("connection from %s: session " SG_SID_FMT " is upgraded or upgrading already: closing this "
                 "WebSocket", c->addr, c->sid);
@@ -1026,16 +1015,14 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
         close_ws(d, c, 1000);
         goto out;
     } else if (sid) {
-        snprintf(c->sid, sizeof c->sid, "%s", sid);
+        sg_copy(c->sid, sizeof c->sid, sid);
         c->state = ST_PROBE;
         c->upgrade_by = sg_mono_ms() + UPGRADE_TIMEOUT_MS;
         sg_debug("connection from %s: upgrade of session %s begins", c->addr, c->sid);
         schedule(d, c, probe_recheck_at(c));
     } else {
         memcpy(c->sid, open_sid, sizeof c->sid);
-        char owner[SG_TOKEN_MAX];
-        owner_of(d, c, owner);
-        int rc = sg_engine_ws_attach(d->w, c->sid, owner);
+        int rc = sg_engine_ws_attach(d->w, c->sid, c->owner);
         c->state = ST_OPEN;
         if (rc != SG_OK || out_frame(c, SG_WS_TEXT, open_packet.data, open_packet.len) < 0) {
             sg_error("session " SG_SID_FMT ": attaching it to its WebSocket failed (%d)", c->sid, rc);
@@ -1044,7 +1031,7 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
             close_ws(d, c, 1011);
             goto out;
         }
-        sg_debug("connection from %s: session %s (%s)", c->addr, c->sid, owner);
+        sg_debug("connection from %s: session %s (%s)", c->addr, c->sid, c->owner);
         hash_add(d, c);
         mark_dirty(d, c);
         schedule(d, c, deadline_for(0));
@@ -1180,7 +1167,7 @@ static void accept_all(struct wsd *d)
             return;
         }
         c->fd = fd;
-        c->id = d->next_id++;
+        sg_token_make(c->owner, d->pid, d->next_id++);
         sg_eio_packets_init(&c->rx);
         if (ss.ss_family == AF_INET) {
             inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->addr, sizeof c->addr);

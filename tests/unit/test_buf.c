@@ -1,6 +1,9 @@
 /* test_buf.c - unit tests for gateway/buf.c */
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "buf.h"
 #include "tap.h"
@@ -161,3 +164,34 @@ TEST("buf: reserve refuses absurd sizes and leaves the buffer as it was")
 }
 
 int main(void) { return tap_run(); }
+
+TEST("buf: printf fits the room there is, exactly, or grows; put_i64 prints as PRId64")
+{
+    sg_buf b = SG_BUF_INIT;
+    CHECK_INT(sg_buf_reserve(&b, 10), 0); /* 64 bytes: 63 and the NUL */
+    size_t cap = b.cap;
+    char fill[128];
+    memset(fill, 'x', sizeof fill);
+    /* all but two bytes, then the last one (its NUL fills the room), then more: grows */
+    CHECK_INT(sg_buf_printf(&b, "%.*s", (int)cap - 2, fill), 0);
+    CHECK_INT(b.len, cap - 2);
+    CHECK_INT(b.cap, cap);
+    CHECK_INT(sg_buf_printf(&b, "%s", "y"), 0);
+    CHECK_INT(b.len, cap - 1);
+    CHECK_INT(b.cap, cap);
+    CHECK_INT(sg_buf_printf(&b, "%d", 42), 0);
+    CHECK(b.cap > cap);
+    CHECK_INT(b.len, cap + 1);
+    CHECK_INT(b.data[b.len], '\0');
+    CHECK(memcmp(b.data + cap - 2, "y42", 3) == 0);
+    sg_buf_reset(&b);
+    static const int64_t xs[] = {0, 7, -1, 10, 1234567890123LL, INT64_MAX, INT64_MIN};
+    char want[256] = "";
+    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++) {
+        CHECK_INT(sg_buf_put_i64(&b, xs[i]), 0);
+        CHECK_INT(sg_buf_putc(&b, ','), 0);
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%" PRId64 ",", xs[i]);
+    }
+    CHECK_STR(sg_buf_str(&b), want);
+    sg_buf_free(&b);
+}

@@ -150,3 +150,24 @@ TEST("tokens: of this pid space, stable; another space's name no local pid")
 }
 
 int main(void) { return tap_run(); }
+
+TEST("ids: sg_id_valid takes 20 characters of base64url, nothing else; sg_copy cuts and ends with NUL")
+{
+    CHECK(sg_id_valid("AZaz09-_AZaz09-_AZaz"));
+    CHECK(!sg_id_valid("AZaz09-_AZaz09-_AZa"));   /* 19 */
+    CHECK(!sg_id_valid("AZaz09-_AZaz09-_AZaz0")); /* 21 */
+    CHECK(!sg_id_valid("AZaz09-_AZaz09-_AZa="));
+    CHECK(!sg_id_valid("AZaz09-_AZaz09-_AZa\xc3"));
+    CHECK(!sg_id_valid("AZaz09-_AZ az09-_AZa"));
+    CHECK(!sg_id_valid(""));
+    CHECK(!sg_id_valid(NULL));
+    char d[4];
+    sg_copy(d, sizeof d, "abcdef");
+    CHECK_STR(d, "abc");
+    sg_copy(d, sizeof d, "ab");
+    CHECK_STR(d, "ab");
+    sg_copy(d, sizeof d, NULL);
+    CHECK_STR(d, "");
+    sg_copy(d, 1, "xyz");
+    CHECK_STR(d, "");
+}
