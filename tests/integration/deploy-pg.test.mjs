@@ -46,8 +46,8 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { BUILDDIR, SRCDIR, IS_REFERENCE, freePort, startStack } from "./lib/stack.mjs";
 import { IS_PG, pgAdmin, psqlPath } from "./lib/store.mjs";
-import { closeAllClients, closeClient, connectClient, emitAck, nextOn } from "./lib/client.mjs";
-import { sleep, waitUntil, withTimeout } from "./lib/util.mjs";
+import { closeAllClients, closeClient, connectClient, emitAck, nextOn, upgraded } from "./lib/client.mjs";
+import { sleep, waitUntil } from "./lib/util.mjs";
 
 const NGINX = (() => {
   const r = spawnSync("sh", ["-c", 'PATH="$PATH:/usr/sbin:/sbin" command -v nginx'], { encoding: "utf8" });
@@ -350,8 +350,7 @@ test("through the guide's load balancer: polling with acks on both hosts; the up
     const { socket, auth } = await connectClient(lb, "/", { transports: ["polling", "websocket"], upgrade: true, auth: { up: 1 } });
     try {
       await auth;
-      if (socket.io.engine.transport.name !== "websocket")
-        await withTimeout(new Promise((r) => socket.io.engine.once("upgrade", r)), 10000, "the upgrade to WebSocket");
+      await upgraded(socket, 10000);
       assert.equal(socket.io.engine.transport.name, "websocket");
       assert.deepEqual(await emitAck(socket, "message-with-ack", ["websocket", { n: 3 }]), ["websocket", { n: 3 }]);
       const news = nextOn(socket, "news", 10000);

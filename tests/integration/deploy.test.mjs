@@ -36,7 +36,7 @@ import {
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { freePort, BUILDDIR, SRCDIR, IS_REFERENCE } from "./lib/stack.mjs";
-import { connectClient, closeClient, closeAllClients, emitAck, nextOn } from "./lib/client.mjs";
+import { connectClient, closeClient, closeAllClients, emitAck, nextOn, upgraded } from "./lib/client.mjs";
 import { withTimeout, sleep, waitUntil } from "./lib/util.mjs";
 
 const T = { timeout: 90000 };
@@ -412,8 +412,7 @@ for (const server of ["lighttpd", "nginx", "apache"]) {
         const { socket, auth } = await connectClient(front, "/", { transports: ["polling", "websocket"], upgrade: true, auth: { up: 1 } });
         try {
           await auth;
-          if (socket.io.engine.transport.name !== "websocket")
-            await withTimeout(new Promise((r) => socket.io.engine.once("upgrade", r)), 8000, "the upgrade to WebSocket");
+          await upgraded(socket);
           assert.equal(socket.io.engine.transport.name, "websocket");
           assert.deepEqual(await emitAck(socket, "message-with-ack", ["websocket", { n: 3 }]), ["websocket", { n: 3 }]);
           const news = nextOn(socket, "news", 8000);

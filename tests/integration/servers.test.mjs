@@ -24,7 +24,7 @@ import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync,
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { startStack, freePort, BUILDDIR, SRCDIR, IS_REFERENCE } from "./lib/stack.mjs";
-import { connectClient, closeClient, closeAllClients, emitAck, nextOn } from "./lib/client.mjs";
+import { connectClient, closeClient, closeAllClients, emitAck, nextOn, upgraded } from "./lib/client.mjs";
 import { withTimeout, sleep, toBuffer } from "./lib/util.mjs";
 
 const T = { timeout: 60000 };
@@ -85,8 +85,7 @@ async function roundTrip(stack, opts, transport, label) {
   const { socket, auth } = await connectClient(stack, "/", { ...opts, auth: { label } });
   try {
     assert.deepEqual(await auth, { label });
-    if (transport === "websocket" && socket.io.engine.transport.name !== "websocket")
-      await withTimeout(new Promise((r) => socket.io.engine.once("upgrade", r)), 8000, "the upgrade");
+    if (transport === "websocket") await upgraded(socket);
     assert.equal(socket.io.engine.transport.name, transport);
     await echo(socket, `${label} 1`);
     // the server pings every 3 s: over polling the ping answers the held

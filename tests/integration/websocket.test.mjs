@@ -23,6 +23,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { io } from "socket.io-client";
+import { upgraded } from "./lib/client.mjs";
 import { BUILDDIR, SRCDIR, freePort, startStack } from "./lib/stack.mjs";
 import { withTimeout, sleep, toBuffer } from "./lib/util.mjs";
 import { pythonSkip, pythonEcho } from "./lib/python.mjs";
@@ -725,8 +726,7 @@ test("upgrade from polling: socket.io-client with default transports upgrades an
     const auth = next(s, "auth");
     await connected(s);
     assert.deepEqual(await auth, [{}]);
-    if (s.io.engine.transport.name !== "websocket")
-      await withTimeout(new Promise((r) => s.io.engine.once("upgrade", r)), 8000, "upgrade");
+    await upgraded(s);
     assert.equal(s.io.engine.transport.name, "websocket");
     const back = next(s, "message-back");
     s.emit("message", "after upgrade", Buffer.from([9, 8, 7]));

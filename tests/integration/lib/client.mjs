@@ -74,6 +74,13 @@ export async function connectClient(stack, nsp = "/", opts = {}, ms = 10000) {
   }
 }
 
+/** Resolves once the socket's Engine.IO session runs on the WebSocket (at
+ * once when it does already): the upgrade of a default client. */
+export async function upgraded(socket, ms = 8000) {
+  if (socket.io.engine.transport.name !== "websocket")
+    await withTimeout(new Promise((r) => socket.io.engine.once("upgrade", r)), ms, "the upgrade to WebSocket");
+}
+
 /** Disconnects a client and closes its Engine.IO session. */
 export function closeClient(socket) {
   open.delete(socket);
