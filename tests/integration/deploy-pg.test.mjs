@@ -47,7 +47,7 @@ import { randomBytes } from "node:crypto";
 import { BUILDDIR, SRCDIR, IS_REFERENCE, freePort, startStack } from "./lib/stack.mjs";
 import { IS_PG, pgAdmin, psqlPath } from "./lib/store.mjs";
 import { closeAllClients, closeClient, connectClient, emitAck, nextOn, upgraded } from "./lib/client.mjs";
-import { sleep, waitUntil } from "./lib/util.mjs";
+import { sleep, waitAnswering, waitUntil } from "./lib/util.mjs";
 
 const NGINX = (() => {
   const r = spawnSync("sh", ["-c", 'PATH="$PATH:/usr/sbin:/sbin" command -v nginx'], { encoding: "utf8" });
@@ -292,19 +292,9 @@ ${conf}}
   c.stdout.on("data", (d) => (c.log += d));
   c.stderr.on("data", (d) => (c.log += d));
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil(
-    async () => {
-      if (!running(c)) throw new Error(`nginx exited: ${c.log}`);
-      try {
-        await fetch(`${url}/`, { signal: AbortSignal.timeout(1000) });
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    15000,
-    `nginx answers on ${url}`,
-  );
+  await waitAnswering(`${url}/`, 15000, () => {
+    if (!running(c)) throw new Error(`nginx exited: ${c.log}`);
+  });
   const hostByPort = Object.fromEntries(stacks.map((s) => [`127.0.0.1:${new URL(s.url).port}`, s.name]));
   lb = {
     url,

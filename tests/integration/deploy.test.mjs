@@ -37,7 +37,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { freePort, BUILDDIR, SRCDIR, IS_REFERENCE } from "./lib/stack.mjs";
 import { connectClient, closeClient, closeAllClients, emitAck, nextOn, upgraded } from "./lib/client.mjs";
-import { withTimeout, sleep, waitUntil } from "./lib/util.mjs";
+import { withTimeout, sleep, waitAnswering, waitUntil } from "./lib/util.mjs";
 
 const T = { timeout: 90000 };
 const SKIP_ALL = IS_REFERENCE ? "siogate only (the deployment of siogate)" : false;
@@ -380,19 +380,7 @@ for (const server of ["lighttpd", "nginx", "apache"]) {
       },
     };
     try {
-      await waitUntil(
-        async () => {
-          front.assertAlive();
-          try {
-            await fetch(`${url}/`, { signal: AbortSignal.timeout(1000) });
-            return true;
-          } catch {
-            return false;
-          }
-        },
-        15000,
-        `${server} answers on ${url}`,
-      );
+      await waitAnswering(`${url}/`, 15000, () => front.assertAlive());
 
       // polling: connect, acks, a ping through the held GET
       {

@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { startStack, freePort, BUILDDIR, SRCDIR, IS_REFERENCE } from "./lib/stack.mjs";
 import { connectClient, closeClient, closeAllClients, emitAck, nextOn, upgraded } from "./lib/client.mjs";
-import { withTimeout, sleep, toBuffer } from "./lib/util.mjs";
+import { withTimeout, sleep, toBuffer, waitAnswering } from "./lib/util.mjs";
 
 const T = { timeout: 60000 };
 // short heartbeat, so that a ping cycle fits in a test
@@ -217,18 +217,10 @@ function documentedServer(server, dir, port) {
 }
 
 /** Resolves once `url` answers at all (any status). */
-async function answers(url, child, ms) {
-  const deadline = Date.now() + ms;
-  for (;;) {
+function answers(url, child, ms) {
+  return waitAnswering(url, ms, () => {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error("the server exited");
-    try {
-      await fetch(url, { signal: AbortSignal.timeout(1000) });
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${url} did not answer within ${ms} ms`);
-      await sleep(100);
-    }
-  }
+  });
 }
 
 /** Stops a server started with detached: true (its own process group). */

@@ -57,3 +57,22 @@ export async function waitUntil(pred, ms, what) {
     await sleep(50);
   }
 }
+
+/** Resolves once an HTTP GET of url gets an answer at all (any status),
+ * within ms; alive() is called before each try, to throw when what
+ * should answer has died. */
+export async function waitAnswering(url, ms, alive = () => {}) {
+  await waitUntil(
+    async () => {
+      alive();
+      try {
+        await fetch(url, { signal: AbortSignal.timeout(1000) });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    ms,
+    `${url} answers`,
+  );
+}
