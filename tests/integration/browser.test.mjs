@@ -8,19 +8,23 @@
 // $SG_BUILDDIR/tests/integration/.artifacts/browser/.
 //
 // Runs once (tests/run does not rerun it behind nginx and Apache: the demo
-// always runs behind lighttpd). SG_CHROMIUM names another browser binary;
+// always runs behind lighttpd). With SG_STORE=pg the demo's conf names a
+// database of its own (lib/store.mjs's newStore) and its bell_dir: the demo
+// then deletes nothing and takes no lock, and refuses a database that holds
+// siogate's tables already unless given --reuse (contrib/demo's header). SG_CHROMIUM names another browser binary;
 // SG_BROWSER=0 skips it (tests/run's make distcheck: it ran in the main pass).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { connect } from "node:net";
 import { chromium } from "playwright-core";
 import { SRCDIR, BUILDDIR, IS_REFERENCE, freePort, pluginPath } from "./lib/stack.mjs";
 import { withTimeout, sleep } from "./lib/util.mjs";
+import { IS_PG, newStore, storeQuery, psqlPath } from "./lib/store.mjs";
 
 const skip = IS_REFERENCE
   ? "siogate only (the demo)"
@@ -35,12 +39,15 @@ const WAIT = 15000; // for anything a page should show
 // ------------------------------------------------------------------ the demo
 // contrib/demo in its own process group (a last-resort kill reaches all of
 // it), its stdout collected: the URL and the emit line.
-function startDemo(conf, port) {
-  const child = spawn(join(SRCDIR, "contrib", "demo"), ["--conf", conf], {
+// (On PostgreSQL it asks the database with psql: the server's own, first.)
+function startDemo(conf, port, args = []) {
+  const env = { ...process.env, PORT: String(port), SG_BUILDDIR: BUILDDIR };
+  if (IS_PG) env.PATH = `${dirname(psqlPath())}:${env.PATH}`;
+  const child = spawn(join(SRCDIR, "contrib", "demo"), ["--conf", conf, ...args], {
     cwd: BUILDDIR,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PORT: String(port), SG_BUILDDIR: BUILDDIR },
+    env,
   });
   const d = { child, out: "", err: "" };
   child.stdout.setEncoding("utf8").on("data", (s) => (d.out += s));
@@ -142,7 +149,7 @@ function makePng(w, h) {
 }
 
 // ------------------------------------------------------------------ pages
-let scratch, conf, port, demo, url, emitLine, browser;
+let scratch, store, conf, port, demo, url, emitLine, browser;
 const ctx = {}; // ann, bob: {context, page}
 
 async function shot(page, name) {
@@ -220,12 +227,13 @@ before(async () => {
   mkdirSync(tmp, { recursive: true });
   scratch = mkdtempSync(join(tmp, "browser-"));
   conf = join(scratch, "demo.conf");
-  // the store of this test alone; pings every 2 s so that a cut page is
-  // noticed soon
+  // the store of this test alone (a file, or a new PostgreSQL database and
+  // a bell_dir); pings every 2 s so that a cut page is noticed soon
+  store = await newStore(scratch);
   writeFileSync(
     conf,
-    [`db = ${join(scratch, "siogate.db")}`, `plugin = ${pluginPath("chat")}`, "path = /socket.io/",
-      "ping_interval = 2000", "ping_timeout = 2000", ""].join("\n"),
+    [...Object.entries(store.conf).map(([k, v]) => `${k} = ${v}`), `plugin = ${pluginPath("chat")}`,
+      "path = /socket.io/", "ping_interval = 2000", "ping_timeout = 2000", ""].join("\n"),
   );
   port = await freePort();
   demo = startDemo(conf, port);
@@ -257,19 +265,64 @@ after(async () => {
       }
     }
   }
+  if (store) await store.drop();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 test("contrib/demo prints the URL and an emit line for its own conf; a second demo on that store refuses", T, async () => {
   assert.equal(url, `http://127.0.0.1:${port}`);
   assert.ok(emitLine.startsWith(`${join(BUILDDIR, "gateway", "siogate")} --conf ${conf} emit --nsp /chat --to '#lobby' said `), emitLine);
+  // SQLite: the flock beside the file; PostgreSQL: no lock, the first
+  // demo's tables are there
+  assert.equal(existsSync(join(scratch, "demo.lock")), !IS_PG, "demo.lock beside the store on SQLite only");
   const second = startDemo(conf, await freePort());
-  const r = await withTimeout(second.exited, 15000, "second demo to exit");
-  assert.equal(r.code, 1);
-  assert.match(second.err, /another demo runs on/);
+  let r;
+  try {
+    r = await withTimeout(second.exited, 15000, "second demo to exit");
+  } finally {
+    // one that started after all is stopped, whole
+    if (!r && groupAlive(second.child.pid)) process.kill(-second.child.pid, "SIGKILL");
+  }
+  assert.equal(r.code, 1, second.err);
+  if (IS_PG) {
+    assert.match(second.err, new RegExp(`database "${store.name}" holds siogate's tables already.*--reuse`));
+    assert.doesNotMatch(second.err, /postgresql:\/\/|host=/, "the conninfo is not printed");
+  } else {
+    assert.match(second.err, /another demo runs on/);
+  }
   // the first one is unharmed
   assert.equal(demo.child.exitCode, null, demo.err.slice(-2000));
 });
+
+test(
+  "PostgreSQL: --reuse runs a demo on that database as it is, with a bell_dir of its own when the conf has none",
+  IS_PG ? T : { ...T, skip: T.skip || "PostgreSQL only (a SQLite store is always started empty)" },
+  async () => {
+    const conf2 = join(scratch, "reuse.conf");
+    writeFileSync(conf2, [`db = ${store.db}`, `plugin = ${pluginPath("chat")}`, "path = /socket.io/", ""].join("\n"));
+    const third = startDemo(conf2, await freePort(), ["--reuse"]);
+    let stopped = false;
+    try {
+      const b = await banner(third);
+      assert.match(third.err, new RegExp(`running on database "${store.name}" as it is \\(--reuse\\)`));
+      // it runs on a copy of the conf with bell_dir added, and says so
+      const copy = /--conf (\S+\/demo\.conf) emit /.exec(b.emit);
+      assert.ok(copy && copy[1] !== conf2, b.emit);
+      const r = await sh(`grep -c '^bell_dir = ' ${copy[1]}`);
+      assert.equal(r.stdout.trim(), "1", r.stderr);
+      process.kill(third.child.pid, "SIGTERM");
+      const e = await withTimeout(third.exited, 20000, "the --reuse demo to exit");
+      stopped = true;
+      assert.equal(e.code, 0, third.err.slice(-2000));
+      assert.equal(existsSync(copy[1]), false, "its temporary directory is gone");
+      // nothing of the store was deleted: the first demo's tables are there
+      assert.equal(await storeQuery(store.db, "SELECT count(*) FROM schema_version"), "1");
+    } finally {
+      if (!stopped && groupAlive(third.child.pid)) process.kill(-third.child.pid, "SIGKILL");
+    }
+    assert.equal(demo.child.exitCode, null, demo.err.slice(-2000));
+  },
+);
 
 test("two pages: nicknames, the lobby, each sees the other join and speak, member lists", T, async () => {
   ctx.ann = await openChat("ann");
@@ -284,6 +337,8 @@ test("two pages: nicknames, the lobby, each sees the other join and speak, membe
   await waitMembers(a, ["ann", "bob"], "ann's lobby");
   await waitMembers(b, ["ann", "bob"], "bob's lobby");
   assert.equal(await a.textContent("#me"), "ann");
+  // their sessions are in the store the test gave the demo
+  assert.ok(Number(await storeQuery(store.db, "SELECT count(*) FROM sessions WHERE state = 0")) >= 2);
 
   await say(a, "hi bob, ça va ?");
   await say(b, "hello ann <b>not bold</b>");
