@@ -564,9 +564,9 @@ static int prepare(sg_pg *s, enum stmt_id id)
  * later part's, or the batch's, which then fails (siogate-fcgi answers
  * every request of the batch as failed). So only writes that cannot fail
  * on a healthy connection holding the writers' lock are owed: keyed
- * UPDATEs and DELETEs whose text parameters are identifiers the gateway
- * made (never a room name or a plugin's JSON, which PostgreSQL could
- * refuse as text). */
+ * UPDATEs and DELETEs, and the queue's INSERT (no constraint but NOT
+ * NULL), whose text parameters are identifiers the gateway made (never a
+ * room name or a plugin's JSON, which PostgreSQL could refuse as text). */
 
 /* One owed command: a constant one (sql), or prepared statement id with
  * a copy of its parameters (data: the values, one after the other). */
