@@ -211,6 +211,12 @@ static char tag_listen, tag_signal, tag_bell;
 
 static size_t out_pending(const struct conn *c) { return c->out_len - c->out_off; }
 
+/* What the output may still take before OUT_LIMIT (0 when at or over it). */
+static size_t out_room(const struct conn *c)
+{
+    return out_pending(c) < OUT_LIMIT ? OUT_LIMIT - out_pending(c) : 0;
+}
+
 static int out_append(struct conn *c, const void *p, size_t n)
 {
     if (c->out_off && c->out_off == c->out_len)
@@ -698,9 +704,8 @@ static void take(struct wsd *d, struct conn *c)
     int64_t wake_at = 0;
     /* what fits under OUT_LIMIT is read from the store (one frame at
      * least); the rest is taken once this has gone out */
-    size_t room = out_pending(c) < OUT_LIMIT ? OUT_LIMIT - out_pending(c) : 0;
     bool more = false;
-    int rc = sg_engine_ws_take(d->w, c->sid, c->owner, room, take_frame, c, &wake_at, &more);
+    int rc = sg_engine_ws_take(d->w, c->sid, c->owner, out_room(c), take_frame, c, &wake_at, &more);
     if (more)
         c->blocked = true;
     if (rc == SG_OK) {
@@ -738,8 +743,8 @@ static bool deliver(struct wsd *d, struct conn *c)
     /* within OUT_LIMIT, as takes are: beyond it the answers wait in the
      * store (where max_queued_packets bounds them) and the connection is
      * taken again once its buffer drained (take_due; a take then blocks) */
-    size_t room = out_pending(c) < OUT_LIMIT ? OUT_LIMIT - out_pending(c) : 0;
-    int rc = sg_engine_ws_receive(d->w, c->sid, c->owner, &c->rx, room, direct_frame, c, &take_due);
+    int rc = sg_engine_ws_receive(d->w, c->sid, c->owner, &c->rx, out_room(c), direct_frame, c,
+                                  &take_due);
     sg_eio_packets_free(&c->rx);
     if (rc == SG_OK) {
         if (out_pending(c))
