@@ -38,7 +38,8 @@
  *    member has it (and the first, for reference); duplicates and gaps are
  *    counted;
  *  - idle: --clients polling clients connect and each keeps a GET held for
- *    --seconds, answering pings;
+ *    --seconds, answering pings; the round trip of each pong (its POST) in
+ *    the window is taken;
  *  - emit: one polling client joins --room; --runs times, 20 ms after its
  *    GET was re-sent, `PATH --conf FILE emit --to ROOM tick N` is started
  *    and the time until the client has "tick" N is taken (process start
@@ -287,6 +288,7 @@ typedef struct conn {
     int reused;             /* a response came on this connection before */
     int retried;            /* the request in flight was re-sent once */
     int ws_open;            /* WebSocket: after the 101 */
+    double sent_at;         /* polling POST: when its request went out */
     uint32_t events;        /* what epoll watches now */
     buf out;                /* HTTP: the request (kept until answered, for a
                              * retry); WebSocket: frames not yet written */
@@ -325,6 +327,7 @@ static void on_connected(client *cl);
 static void on_event(client *cl, const char *data, size_t len);
 static void on_ack(client *cl, unsigned long id, const char *data, size_t len);
 static void on_lost(client *cl);
+static void on_posted(conn *c);
 
 static void conn_close(conn *c)
 {
@@ -601,6 +604,7 @@ static void post_flush(client *cl)
     buf_add(&c->out, cl->pending.p, cl->pending.len);
     cl->pending.len = 0;
     c->retried = 0;
+    c->sent_at = now_ms();
     conn_request(c);
 }
 
@@ -764,6 +768,7 @@ static void on_response(conn *c, int status, const char *body, size_t blen)
         return;
     }
     if (c->role == R_POST) {
+        on_posted(c);
         post_flush(cl);
         return;
     }
@@ -1293,9 +1298,19 @@ static void finish_broadcast(void)
     free(first.v);
 }
 
+static samples pong_rtt;    /* idle: the pongs' round trips in the window (ms) */
+
+/* A POST was answered: in idle, a pong (nothing else is posted). */
+static void on_posted(conn *c)
+{
+    if (opt.mode == M_IDLE && phase == 1)
+        samples_add(&pong_rtt, now_ms() - c->sent_at);
+}
+
 static void finish_idle(void)
 {
     int held = 0, posting = 0, post_connecting = 0;
+    double oldest = 0, now = now_ms();
     for (int i = 0; i < nclients; i++) {
         const client *cl = &clients[i];
         if (cl->state != C_READY)
@@ -1303,11 +1318,19 @@ static void finish_idle(void)
         held += cl->c[R_GET].busy;
         posting += cl->c[R_POST].busy;
         post_connecting += cl->c[R_POST].busy && cl->c[R_POST].connecting;
+        if (cl->c[R_POST].busy && now - cl->c[R_POST].sent_at > oldest)
+            oldest = now - cl->c[R_POST].sent_at;
     }
     /* posting: POSTs (pongs) unanswered at the end, post_connecting: of
-     * which the server has not even accepted the connection yet */
-    printf("held=%d clients=%d connected=%d seconds=%.3f posting=%d post_connecting=%d", held,
-           nclients, n_ready, (t_end - t_start) / 1000, posting, post_connecting);
+     * which the server has not even accepted the connection yet,
+     * post_oldest_ms: the longest any of them has waited; pong_*: the round
+     * trips of the pongs answered in the window */
+    samples_sort(&pong_rtt);
+    printf("held=%d clients=%d connected=%d seconds=%.3f posting=%d post_connecting=%d"
+           " post_oldest_ms=%.3f pong_p50_ms=%.3f pong_p99_ms=%.3f pong_max_ms=%.3f", held,
+           nclients, n_ready, (t_end - t_start) / 1000, posting, post_connecting, oldest,
+           pct(&pong_rtt, 50), pct(&pong_rtt, 99), pong_rtt.n ? pong_rtt.v[pong_rtt.n - 1] : 0);
+    free(pong_rtt.v);
     print_errors();
 }
 
