@@ -70,6 +70,11 @@ int sg_store_session_update(sg_store *s, const sg_session *ss)
     return s->ops->session_update(s, ss);
 }
 
+int sg_store_session_update_hot(sg_store *s, const sg_session *ss)
+{
+    return s->ops->session_update_hot(s, ss);
+}
+
 json_t *sg_store_session_handshake(sg_store *s, const char *sid)
 {
     return s->ops->session_handshake(s, sid);

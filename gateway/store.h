@@ -130,6 +130,12 @@ int sg_store_session_get(sg_store *s, const char *sid, sg_session *out);
 /* Write back the mutable fields: state, transport, next_ping_at, ping_sent,
  * expires_at, connect_by, sent_upto, poller, upgrading, partial. */
 int sg_store_session_update(sg_store *s, const sg_session *ss);
+/* Write back only the hot fields: transport, next_ping_at, ping_sent,
+ * sent_upto, poller, partial, bcast_seen (as session_update does). For a
+ * caller that knows state, expires_at, connect_by and upgrading are as
+ * stored: those are indexed or read by a trigger, and leaving them out
+ * halves the cost of the write (about 3.5 against 7 us a row in SQLite). */
+int sg_store_session_update_hot(sg_store *s, const sg_session *ss);
 /* The handshake JSON (new reference) or NULL. */
 json_t *sg_store_session_handshake(sg_store *s, const char *sid);
 /* Mark closed with reason (its queue stays, for the transport to flush).

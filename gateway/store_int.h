@@ -23,6 +23,7 @@ typedef struct sg_store_ops {
     int (*session_insert)(sg_store *s, const sg_session *ss, const char *handshake);
     int (*session_get)(sg_store *s, const char *sid, sg_session *out);
     int (*session_update)(sg_store *s, const sg_session *ss);
+    int (*session_update_hot)(sg_store *s, const sg_session *ss);
     json_t *(*session_handshake)(sg_store *s, const char *sid);
     int (*session_close)(sg_store *s, const char *sid, const char *reason, int64_t now);
     int (*sessions_expired)(sg_store *s, int64_t now, int max, sg_sid_fn fn, void *ud);

@@ -54,7 +54,8 @@ static const char sql_begin[] = "BEGIN", sql_lock[] = SQL_LOCK,
                   sql_savepoint[] = "SAVEPOINT sg_tx", sql_release[] = "RELEASE sg_tx";
 
 enum stmt_id {
-    ST_SESSION_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE, ST_SESSION_HANDSHAKE,
+    ST_SESSION_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE, ST_SESSION_UPDATE_HOT,
+    ST_SESSION_HANDSHAKE,
     ST_SESSION_CLOSE, ST_SESSION_EXPIRED, ST_SESSION_PURGE,
     ST_QUEUE_PUSH, ST_QUEUE_READ, ST_QUEUE_TRIM, ST_QUEUE_PENDING, ST_QUEUE_DROP,
     ST_SOCKET_INSERT, ST_SOCKET_FIND, ST_SOCKET_DELETE, ST_SOCKETS_OF, ST_ROOM_JOIN,
@@ -121,6 +122,11 @@ static const char *const stmt_sql[ST_COUNT] = {
         "UPDATE sessions SET state = $2, transport = $3, next_ping_at = $4, ping_sent = $5,"
         " expires_at = $6, connect_by = $7, sent_upto = $8, poller = $9, partial = $10,"
         " upgrading = $11, bcast_seen = greatest(bcast_seen, $12::bigint) WHERE sid = $1",
+    /* no indexed column, none a trigger reads: a HOT update, no new index entries */
+    [ST_SESSION_UPDATE_HOT] =
+        "UPDATE sessions SET transport = $2, next_ping_at = $3, ping_sent = $4,"
+        " sent_upto = $5, poller = $6, partial = $7,"
+        " bcast_seen = greatest(bcast_seen, $8::bigint) WHERE sid = $1",
     [ST_SESSION_HANDSHAKE] = "SELECT handshake FROM handshakes WHERE sid = $1",
     [ST_SESSION_CLOSE] =
         "UPDATE sessions SET state = 1, closed_at = $3, close_reason = $2, poller = NULL,"
@@ -1242,6 +1248,21 @@ static int pg_session_update(sg_store *st_, const sg_session *ss)
     return write_p(s, ST_SESSION_UPDATE, &p, "update session");
 }
 
+static int pg_session_update_hot(sg_store *st_, const sg_session *ss)
+{
+    sg_pg *s = (sg_pg *)st_;
+    pgp p = {0};
+    p_text(&p, ss->sid);
+    p_text(&p, ss->transport);
+    p_i64(&p, ss->next_ping_at);
+    p_i64(&p, ss->ping_sent);
+    p_i64(&p, ss->sent_upto);
+    p_text_or_null(&p, ss->poller);
+    p_partial(&p, &ss->partial);
+    p_i64(&p, ss->bcast_seen);
+    return write_p(s, ST_SESSION_UPDATE_HOT, &p, "update session");
+}
+
 static json_t *pg_session_handshake(sg_store *st_, const char *sid)
 {
     sg_pg *s = (sg_pg *)st_;
@@ -2127,6 +2148,7 @@ static const sg_store_ops pg_ops = {
     .session_insert = pg_session_insert,
     .session_get = pg_session_get,
     .session_update = pg_session_update,
+    .session_update_hot = pg_session_update_hot,
     .session_handshake = pg_session_handshake,
     .session_close = pg_session_close,
     .sessions_expired = pg_sessions_expired,

@@ -34,7 +34,8 @@ static int sq_room_join(sg_store *st_, const char *nsp, const char *room, const 
 
 enum stmt_id {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
-    ST_SESSION_INSERT, ST_HANDSHAKE_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE, ST_SESSION_HANDSHAKE,
+    ST_SESSION_INSERT, ST_HANDSHAKE_INSERT, ST_SESSION_GET, ST_SESSION_UPDATE,
+    ST_SESSION_UPDATE_HOT, ST_SESSION_HANDSHAKE,
     ST_SESSION_CLOSE, ST_SESSION_EXPIRED, ST_SESSION_PURGE, ST_SESSION_PURGE_QUEUE,
     ST_SESSION_PURGE_HANDSHAKES,
     ST_QUEUE_PUSH, ST_QUEUE_READ, ST_QUEUE_TRIM, ST_QUEUE_PENDING, ST_QUEUE_DROP,
@@ -109,6 +110,12 @@ static const char *const stmt_sql[ST_COUNT] = {
         "UPDATE sessions SET state = ?2, transport = ?3, next_ping_at = ?4, ping_sent = ?5,"
         " expires_at = ?6, connect_by = ?7, sent_upto = ?8, poller = ?9, partial = ?10,"
         " upgrading = ?11, bcast_seen = max(bcast_seen, ?12) WHERE sid = ?1",
+    /* the same parameters; ?2, ?6, ?7 and ?11 (indexed or read by a
+     * trigger) are left alone */
+    [ST_SESSION_UPDATE_HOT] =
+        "UPDATE sessions SET transport = ?3, next_ping_at = ?4, ping_sent = ?5,"
+        " sent_upto = ?8, poller = ?9, partial = ?10, bcast_seen = max(bcast_seen, ?12)"
+        " WHERE sid = ?1",
     [ST_SESSION_HANDSHAKE] = "SELECT handshake FROM handshakes WHERE sid = ?1",
     [ST_SESSION_CLOSE] =
         "UPDATE sessions SET state = 1, closed_at = ?3, close_reason = ?2, poller = NULL,"
@@ -790,10 +797,11 @@ static int sq_session_get(sg_store *st_, const char *sid, sg_session *out)
     return rc;
 }
 
-static int sq_session_update(sg_store *st_, const sg_session *ss)
+/* ST_SESSION_UPDATE or ST_SESSION_UPDATE_HOT: both number their
+ * parameters alike (the hot one skips some). */
+static int session_write(sg_sqlite *s, int id, const sg_session *ss)
 {
-    sg_sqlite *s = (sg_sqlite *)st_;
-    sqlite3_stmt *st = stmt(s, ST_SESSION_UPDATE);
+    sqlite3_stmt *st = stmt(s, id);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, ss->sid, -1, SQLITE_STATIC);
@@ -809,6 +817,16 @@ static int sq_session_update(sg_store *st_, const sg_session *ss)
     sqlite3_bind_int64(st, 11, ss->upgrading);
     sqlite3_bind_int64(st, 12, ss->bcast_seen);
     return exec_stmt(s, st, "update session");
+}
+
+static int sq_session_update(sg_store *st_, const sg_session *ss)
+{
+    return session_write((sg_sqlite *)st_, ST_SESSION_UPDATE, ss);
+}
+
+static int sq_session_update_hot(sg_store *st_, const sg_session *ss)
+{
+    return session_write((sg_sqlite *)st_, ST_SESSION_UPDATE_HOT, ss);
 }
 
 static json_t *sq_session_handshake(sg_store *st_, const char *sid)
@@ -1856,6 +1874,7 @@ static const sg_store_ops sqlite_ops = {
     .session_insert = sq_session_insert,
     .session_get = sq_session_get,
     .session_update = sq_session_update,
+    .session_update_hot = sq_session_update_hot,
     .session_handshake = sq_session_handshake,
     .session_close = sq_session_close,
     .sessions_expired = sq_sessions_expired,

@@ -442,6 +442,56 @@ TEST("store: session insert, get, update, close")
     sg_store_close(s);
 }
 
+TEST("store: a hot session update writes only the columns no index or trigger reads")
+{
+    sg_store *s = fresh();
+    sg_session ss, got;
+    mk_session(&ss, SID1);
+    ss.bcast_seen = 0;
+    CHECK_INT(sg_store_session_insert(s, &ss, "{}"), 0);
+    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
+    sg_session_clear(&got);
+    snprintf(ss.transport, sizeof ss.transport, "websocket");
+    ss.next_ping_at = 4000;
+    ss.ping_sent = 1;
+    ss.sent_upto = 9;
+    snprintf(ss.poller, sizeof ss.poller, "7.1");
+    sg_buf_append(&ss.partial, "p\0q", 3);
+    ss.bcast_seen = 5;
+    /* these are the caller's to leave as read: a hot write keeps the stored ones */
+    ss.state = SG_SESSION_CLOSED;
+    ss.expires_at = 1;
+    ss.connect_by = 0;
+    ss.upgrading = 77;
+    CHECK_INT(sg_store_session_update_hot(s, &ss), 0);
+    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
+    CHECK_STR(got.transport, "websocket");
+    CHECK_INT(got.next_ping_at, 4000);
+    CHECK_INT(got.ping_sent, 1);
+    CHECK_INT(got.sent_upto, 9);
+    CHECK_STR(got.poller, "7.1");
+    CHECK_MEM(got.partial.data, got.partial.len, "p\0q", 3);
+    CHECK_INT(got.bcast_seen, 5);
+    CHECK_INT(got.state, SG_SESSION_OPEN);
+    CHECK_INT(got.expires_at, 3000);
+    CHECK_INT(got.connect_by, 2500);
+    CHECK_INT(got.upgrading, 0);
+    sg_session_clear(&got);
+    CHECK_INT(sg_store_sessions_open(s), 1);
+    /* bcast_seen only moves forward; an empty poller and partial are none */
+    ss.bcast_seen = 2;
+    ss.poller[0] = '\0';
+    sg_buf_reset(&ss.partial);
+    CHECK_INT(sg_store_session_update_hot(s, &ss), 0);
+    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
+    CHECK_INT(got.bcast_seen, 5);
+    CHECK_STR(got.poller, "");
+    CHECK_INT(got.partial.len, 0);
+    sg_session_clear(&got);
+    sg_session_clear(&ss);
+    sg_store_close(s);
+}
+
 TEST("store: the open-session counter follows inserts, closes and purges")
 {
     sg_store *s = fresh();
