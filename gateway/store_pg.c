@@ -1229,38 +1229,39 @@ static int pg_session_get(sg_store *st_, const char *sid, sg_session *out)
     return rc;
 }
 
-static int pg_session_update(sg_store *st_, const sg_session *ss)
+/* ST_SESSION_UPDATE, or with hot ST_SESSION_UPDATE_HOT: the same
+ * parameters in the same order, without state, expires_at, connect_by and
+ * upgrading (PostgreSQL wants no unused ones). */
+static int session_write(sg_pg *s, bool hot, const sg_session *ss)
 {
-    sg_pg *s = (sg_pg *)st_;
     pgp p = {0};
     p_text(&p, ss->sid);
-    p_i64(&p, ss->state);
+    if (!hot)
+        p_i64(&p, ss->state);
     p_text(&p, ss->transport);
     p_i64(&p, ss->next_ping_at);
     p_i64(&p, ss->ping_sent);
-    p_i64(&p, ss->expires_at);
-    p_i64_or_null(&p, ss->connect_by);
+    if (!hot) {
+        p_i64(&p, ss->expires_at);
+        p_i64_or_null(&p, ss->connect_by);
+    }
     p_i64(&p, ss->sent_upto);
     p_text_or_null(&p, ss->poller);
     p_partial(&p, &ss->partial);
-    p_i64(&p, ss->upgrading);
+    if (!hot)
+        p_i64(&p, ss->upgrading);
     p_i64(&p, ss->bcast_seen);
-    return write_p(s, ST_SESSION_UPDATE, &p, "update session");
+    return write_p(s, hot ? ST_SESSION_UPDATE_HOT : ST_SESSION_UPDATE, &p, "update session");
+}
+
+static int pg_session_update(sg_store *st_, const sg_session *ss)
+{
+    return session_write((sg_pg *)st_, false, ss);
 }
 
 static int pg_session_update_hot(sg_store *st_, const sg_session *ss)
 {
-    sg_pg *s = (sg_pg *)st_;
-    pgp p = {0};
-    p_text(&p, ss->sid);
-    p_text(&p, ss->transport);
-    p_i64(&p, ss->next_ping_at);
-    p_i64(&p, ss->ping_sent);
-    p_i64(&p, ss->sent_upto);
-    p_text_or_null(&p, ss->poller);
-    p_partial(&p, &ss->partial);
-    p_i64(&p, ss->bcast_seen);
-    return write_p(s, ST_SESSION_UPDATE_HOT, &p, "update session");
+    return session_write((sg_pg *)st_, true, ss);
 }
 
 static json_t *pg_session_handshake(sg_store *st_, const char *sid)
