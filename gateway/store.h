@@ -128,7 +128,8 @@ int sg_store_session_insert(sg_store *s, const sg_session *ss, const char *hands
 /* Read one (open or closed). out must be cleared by the caller after. */
 int sg_store_session_get(sg_store *s, const char *sid, sg_session *out);
 /* Write back the mutable fields: state, transport, next_ping_at, ping_sent,
- * expires_at, connect_by, sent_upto, poller, upgrading, partial. */
+ * expires_at, connect_by, sent_upto, poller, upgrading, partial, and
+ * bcast_seen as max(stored, ss's). */
 int sg_store_session_update(sg_store *s, const sg_session *ss);
 /* Write back only the hot fields: transport, next_ping_at, ping_sent,
  * sent_upto, poller, partial, bcast_seen (as session_update does). For a
