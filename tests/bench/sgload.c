@@ -1292,10 +1292,12 @@ static void finish_broadcast(void)
     samples_sort(&last);
     samples_sort(&first);
     samples_sort(&lat);
-    printf("last_p50_ms=%.3f last_p90_ms=%.3f last_max_ms=%.3f first_p50_ms=%.3f all_p50_ms=%.3f"
-           " sent=%d complete=%ld delivered=%ld expected=%ld members=%d clients=%d dups=%ld gaps=%ld",
+    printf("last_p50_ms=%.3f last_p90_ms=%.3f last_max_ms=%.3f first_p50_ms=%.3f"
+           " all_p50_ms=%.3f sent=%d complete=%ld delivered=%ld expected=%ld members=%d"
+           " clients=%d dups=%ld gaps=%ld",
            pct(&last, 50), pct(&last, 90), last.n ? last.v[last.n - 1] : 0.0, pct(&first, 50),
-           pct(&lat, 50), b_seq, complete, delivered, (long)b_seq * members, members, nclients - 1, b_dups, b_gaps);
+           pct(&lat, 50), b_seq, complete, delivered, (long)b_seq * members, members,
+           nclients - 1, b_dups, b_gaps);
     print_errors();
     free(last.v);
     free(first.v);
