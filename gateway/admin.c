@@ -65,6 +65,109 @@ int sg_admin_checkpoint(sg_admin *a, int *done, int *total)
     return a->ops->checkpoint(a, done, total);
 }
 
+/* ---- what the implementations build alike ---------------------------------------------- */
+
+json_t *sg_admin_json_string(sg_admin_text t)
+{
+    return t.p ? json_stringn(t.p, t.len) : json_null();
+}
+
+json_t *sg_admin_json_parse(sg_admin_text t)
+{
+    json_t *v = t.p ? json_loadb(t.p, t.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
+    return v ? v : json_null();
+}
+
+json_t *sg_admin_socket_json(sg_admin_text id, sg_admin_text nsp, sg_admin_text sid,
+                             sg_admin_text transport, json_t *rooms, sg_admin_text data,
+                             json_int_t connected_at, const sg_admin_text *handshake)
+{
+    json_t *o = json_object();
+    if (!o || !rooms || json_object_set_new(o, "id", sg_admin_json_string(id)) < 0 ||
+        json_object_set_new(o, "nsp", sg_admin_json_string(nsp)) < 0 ||
+        json_object_set_new(o, "sid", sg_admin_json_string(sid)) < 0 ||
+        json_object_set_new(o, "transport", sg_admin_json_string(transport)) < 0 ||
+        json_object_set(o, "rooms", rooms) < 0 ||
+        json_object_set_new(o, "data", sg_admin_json_parse(data)) < 0 ||
+        json_object_set_new(o, "connected_at", json_integer(connected_at)) < 0 ||
+        (handshake && json_object_set_new(o, "handshake", sg_admin_json_parse(*handshake)) < 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    json_decref(rooms);
+    return o;
+}
+
+int sg_admin_figures_init(sg_admin_figures *st)
+{
+    st->sessions = json_pack("{s:i,s:i,s:i,s:i,s:i}", "open", 0, "closed", 0, "polling", 0,
+                             "websocket", 0, "recoverable", 0);
+    st->sockets = json_pack("{s:i,s:{}}", "total", 0, "namespaces");
+    st->queue = json_pack("{s:i,s:i}", "frames", 0, "bytes", 0);
+    st->rooms = st->acks = 0;
+    return st->sessions && st->sockets && st->queue ? 0 : -1;
+}
+
+/* o[key] += n */
+static int add(json_t *o, const char *key, json_int_t n)
+{
+    json_int_t have = json_integer_value(json_object_get(o, key));
+    return json_object_set_new(o, key, json_integer(have + n));
+}
+
+int sg_admin_figures_sessions(sg_admin_figures *st, int state, const char *transport,
+                              json_int_t n)
+{
+    bool open = state == SG_SESSION_OPEN;
+    /* a recovery ghost (schema 0007): the sockets of a closed session kept
+     * for connection state recovery */
+    if (add(st->sessions, open ? "open" : state == SG_SESSION_GHOST ? "recoverable" : "closed",
+            n) < 0)
+        return -1;
+    if (open && transport &&
+        (strcmp(transport, "polling") == 0 || strcmp(transport, "websocket") == 0))
+        return add(st->sessions, transport, n);
+    return 0;
+}
+
+int sg_admin_figures_sockets(sg_admin_figures *st, const char *nsp, const char *transport,
+                             json_int_t n)
+{
+    json_t *nsps = json_object_get(st->sockets, "namespaces");
+    json_t *per = json_object_get(nsps, nsp);
+    if (!per) {
+        per = json_pack("{s:i,s:i}", "polling", 0, "websocket", 0);
+        if (!per || json_object_set_new(nsps, nsp, per) < 0)
+            return -1;
+    }
+    if (add(per, transport ? transport : "unknown", n) < 0)
+        return -1;
+    return add(st->sockets, "total", n);
+}
+
+int sg_admin_figures_queue(sg_admin_figures *st, json_int_t frames, json_int_t bytes)
+{
+    return add(st->queue, "frames", frames) < 0 || add(st->queue, "bytes", bytes) < 0 ? -1 : 0;
+}
+
+json_t *sg_admin_figures_json(const sg_admin_figures *st, json_t *store)
+{
+    json_t *o = store ? json_pack("{s:O,s:O,s:I,s:O,s:{s:I},s:O}", "sessions", st->sessions,
+                                  "sockets", st->sockets, "rooms", st->rooms, "queue",
+                                  st->queue, "acks", "pending", st->acks, "store", store)
+                      : NULL;
+    json_decref(store);
+    return o;
+}
+
+void sg_admin_figures_free(sg_admin_figures *st)
+{
+    json_decref(st->sessions);
+    json_decref(st->sockets);
+    json_decref(st->queue);
+    st->sessions = st->sockets = st->queue = NULL;
+}
+
 /* ---- showing a db value ----------------------------------------------------------------
  *
  * The password is found where libpq finds it (fe-connect.c,

@@ -150,21 +150,17 @@ static int end_read(admin_pg *a, int rc)
     return rc;
 }
 
-static json_t *col_string(const PGresult *r, int row, int col)
+/* A text column (valid while r is). */
+static sg_admin_text col_text(const PGresult *r, int row, int col)
 {
     if (PQgetisnull(r, row, col))
-        return json_null();
-    return json_stringn(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
+        return (sg_admin_text){NULL, 0};
+    return (sg_admin_text){PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col)};
 }
 
-/* A JSON value from a text column; JSON null when NULL or unreadable. */
-static json_t *col_json(const PGresult *r, int row, int col)
+static json_t *col_string(const PGresult *r, int row, int col)
 {
-    json_t *v = NULL;
-    if (!PQgetisnull(r, row, col))
-        v = json_loadb(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col),
-                       JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    return v ? v : json_null();
+    return sg_admin_json_string(col_text(r, row, col));
 }
 
 static json_int_t col_int(const PGresult *r, int row, int col)
@@ -310,24 +306,16 @@ static int op_sockets(sg_admin *b, const char *nsp, const char *room, bool detai
                     3, p, &r, "list sockets")) < 0)
         goto out;
     for (int i = 0; arr && i < PQntuples(r); i++) {
-        json_t *rooms = col_json(r, i, 7);
+        json_t *rooms = sg_admin_json_parse(col_text(r, i, 7));
         if (json_is_null(rooms)) {
             json_decref(rooms);
             rooms = json_array();
         }
-        json_t *o = json_object();
-        if (!o || !rooms || json_object_set_new(o, "id", col_string(r, i, 0)) < 0 ||
-            json_object_set_new(o, "nsp", col_string(r, i, 1)) < 0 ||
-            json_object_set_new(o, "sid", col_string(r, i, 2)) < 0 ||
-            json_object_set_new(o, "transport", col_string(r, i, 3)) < 0 ||
-            json_object_set_new(o, "rooms", rooms) < 0 ||
-            json_object_set_new(o, "data", col_json(r, i, 4)) < 0 ||
-            json_object_set_new(o, "connected_at", json_integer(col_int(r, i, 5))) < 0 ||
-            (details && json_object_set_new(o, "handshake", col_json(r, i, 6)) < 0) ||
-            !push(arr, o)) {
-            if (!o)
-                json_decref(rooms);
-            json_decref(o);
+        sg_admin_text handshake = col_text(r, i, 6);
+        json_t *o = sg_admin_socket_json(col_text(r, i, 0), col_text(r, i, 1), col_text(r, i, 2),
+                                         col_text(r, i, 3), rooms, col_text(r, i, 4),
+                                         col_int(r, i, 5), details ? &handshake : NULL);
+        if (!push(arr, o)) {
             rc = oom(a);
             goto out;
         }
@@ -546,106 +534,78 @@ static int each_row(admin_pg *a, const char *sql, int (*fn)(void *ud, const PGre
     return rc;
 }
 
-static int add(json_t *o, const char *key, const PGresult *r, int row, int col)
-{
-    json_int_t have = json_integer_value(json_object_get(o, key));
-    return json_object_set_new(o, key, json_integer(have + col_int(r, row, col)));
-}
+/* The rows of the stats queries, into an sg_admin_figures (admin_int.h). */
 
 /* (state, transport, count) */
 static int row_sessions(void *ud, const PGresult *r, int row)
 {
-    json_t *o = ud;
-    int state = (int)col_int(r, row, 0);
-    bool open = state == SG_SESSION_OPEN;
-    if (add(o, open ? "open" : state == SG_SESSION_GHOST ? "recoverable" : "closed", r, row, 2) < 0)
-        return -1;
-    const char *tr = PQgetisnull(r, row, 1) ? NULL : PQgetvalue(r, row, 1);
-    if (open && tr && (strcmp(tr, "polling") == 0 || strcmp(tr, "websocket") == 0))
-        return add(o, tr, r, row, 2);
-    return 0;
+    return sg_admin_figures_sessions(ud, (int)col_int(r, row, 0), col_text(r, row, 1).p,
+                                     col_int(r, row, 2));
 }
 
 /* (nsp, transport, count) */
 static int row_sockets(void *ud, const PGresult *r, int row)
 {
-    json_t *o = ud, *nsps = json_object_get(o, "namespaces");
-    const char *nsp = PQgetvalue(r, row, 0);
-    const char *tr = PQgetisnull(r, row, 1) ? NULL : PQgetvalue(r, row, 1);
-    json_t *n = json_object_get(nsps, nsp);
-    if (!n) {
-        n = json_pack("{s:i,s:i}", "polling", 0, "websocket", 0);
-        if (!n || json_object_set_new(nsps, nsp, n) < 0)
-            return -1;
-    }
-    return add(n, tr ? tr : "unknown", r, row, 2) < 0 || add(o, "total", r, row, 2) < 0 ? -1 : 0;
+    return sg_admin_figures_sockets(ud, PQgetvalue(r, row, 0), col_text(r, row, 1).p,
+                                    col_int(r, row, 2));
 }
 
 /* (count, bytes) */
 static int row_queue(void *ud, const PGresult *r, int row)
 {
-    return add(ud, "frames", r, row, 0) < 0 || add(ud, "bytes", r, row, 1) < 0 ? -1 : 0;
+    return sg_admin_figures_queue(ud, col_int(r, row, 0), col_int(r, row, 1));
 }
 
-static int row_count(void *ud, const PGresult *r, int row) { return add(ud, "n", r, row, 0); }
+/* (count): into the json_int_t ud */
+static int row_count(void *ud, const PGresult *r, int row)
+{
+    *(json_int_t *)ud = col_int(r, row, 0);
+    return 0;
+}
 
 static int op_stats(sg_admin *b, json_t **out)
 {
     admin_pg *a = SELF(b);
     *out = NULL;
-    json_t *sessions = json_pack("{s:i,s:i,s:i,s:i,s:i}", "open", 0, "closed", 0, "polling", 0,
-                                 "websocket", 0, "recoverable", 0);
-    json_t *sockets = json_pack("{s:i,s:{}}", "total", 0, "namespaces");
-    json_t *queue = json_pack("{s:i,s:i}", "frames", 0, "bytes", 0);
-    json_t *rooms = json_pack("{s:i}", "n", 0), *acks = json_pack("{s:i}", "n", 0);
-    json_t *size = json_pack("{s:i}", "n", 0);
+    sg_admin_figures st;
+    json_int_t bytes = 0;
     int rc = SG_ADMIN_ERR;
-    if (!sessions || !sockets || !queue || !rooms || !acks || !size) {
+    if (sg_admin_figures_init(&st) < 0) {
         rc = oom(a);
         goto out;
     }
     if ((rc = begin_read(a)) < 0 ||
         (rc = each_row(a, "SELECT state, transport, count(*) FROM sessions GROUP BY 1, 2",
-                       row_sessions, sessions)) < 0 ||
+                       row_sessions, &st)) < 0 ||
         (rc = each_row(a,
                        "SELECT s.nsp, ss.transport, count(*) FROM sockets s"
                        " JOIN sessions ss ON ss.sid = s.sid WHERE ss.state = 0"
                        " GROUP BY 1, 2 ORDER BY 1, 2",
-                       row_sockets, sockets)) < 0 ||
+                       row_sockets, &st)) < 0 ||
         (rc = each_row(a, "SELECT count(*), coalesce(sum(octet_length(frame)), 0) FROM queue",
-                       row_queue, queue)) < 0 ||
+                       row_queue, &st)) < 0 ||
         (rc = each_row(a,
                        "SELECT count(*) FROM (SELECT DISTINCT r.nsp, r.room FROM rooms r"
                        " JOIN sockets s ON s.id = r.socket_id JOIN sessions ss ON ss.sid = s.sid"
                        " WHERE ss.state = 0 AND r.room <> r.socket_id) x",
-                       row_count, rooms)) < 0 ||
-        (rc = each_row(a, "SELECT count(*) FROM acks", row_count, acks)) < 0 ||
+                       row_count, &st.rooms)) < 0 ||
+        (rc = each_row(a, "SELECT count(*) FROM acks", row_count, &st.acks)) < 0 ||
         (rc = each_row(a,
                        "SELECT coalesce(sum(pg_total_relation_size(t)), 0) FROM"
                        " (SELECT to_regclass(n) t FROM unnest(ARRAY[" SG_PG_TABLES "]) n) x"
                        " WHERE t IS NOT NULL",
-                       row_count, size)) < 0)
+                       row_count, &bytes)) < 0)
         goto out;
     if ((rc = end_read(a, rc)) < 0)
         goto out;
-    json_int_t bytes = json_integer_value(json_object_get(size, "n"));
-    *out = json_pack("{s:O,s:O,s:I,s:O,s:{s:I},s:{s:s,s:i,s:I,s:I}}",
-                     "sessions", sessions, "sockets", sockets,
-                     "rooms", json_integer_value(json_object_get(rooms, "n")),
-                     "queue", queue,
-                     "acks", "pending", json_integer_value(json_object_get(acks, "n")),
-                     "store", "path", a->shown, "schema", a->version, "db_bytes", bytes,
-                     "total_bytes", bytes);
+    *out = sg_admin_figures_json(&st, json_pack("{s:s,s:i,s:I,s:I}", "path", a->shown, "schema",
+                                                a->version, "db_bytes", bytes, "total_bytes",
+                                                bytes));
     if (!*out)
         rc = oom(a);
 out:
     rollback(a);
-    json_decref(sessions);
-    json_decref(sockets);
-    json_decref(queue);
-    json_decref(rooms);
-    json_decref(acks);
-    json_decref(size);
+    sg_admin_figures_free(&st);
     return rc < 0 ? rc : SG_ADMIN_OK;
 }
 

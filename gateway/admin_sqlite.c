@@ -193,18 +193,16 @@ static void bind_text(sqlite3_stmt *st, int i, const char *t)
         sqlite3_bind_null(st, i);
 }
 
-/* A JSON value from a text column; JSON null when NULL or unreadable. */
-static json_t *column_json(sqlite3_stmt *st, int col)
+/* A text column (valid until the statement steps on). */
+static sg_admin_text column_text(sqlite3_stmt *st, int col)
 {
     const char *t = (const char *)sqlite3_column_text(st, col);
-    json_t *v = t ? json_loads(t, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
-    return v ? v : json_null();
+    return (sg_admin_text){t, t ? (size_t)sqlite3_column_bytes(st, col) : 0};
 }
 
 static json_t *column_string(sqlite3_stmt *st, int col)
 {
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    return t ? json_stringn(t, (size_t)sqlite3_column_bytes(st, col)) : json_null();
+    return sg_admin_json_string(column_text(st, col));
 }
 
 /* Append v (stolen) to array arr; false on ENOMEM. */
@@ -286,17 +284,12 @@ static int sockets(admin_sqlite *a, const char *nsp, const char *room, bool deta
         json_t *rooms = NULL;
         if ((rc = socket_rooms(a, rst, id, snsp, &rooms)) < 0)
             goto out;
-        json_t *o = json_object();
-        if (!o || json_object_set_new(o, "id", column_string(st, 0)) < 0 ||
-            json_object_set_new(o, "nsp", column_string(st, 1)) < 0 ||
-            json_object_set_new(o, "sid", column_string(st, 2)) < 0 ||
-            json_object_set_new(o, "transport", column_string(st, 3)) < 0 ||
-            json_object_set_new(o, "rooms", rooms) < 0 ||
-            json_object_set_new(o, "data", column_json(st, 4)) < 0 ||
-            json_object_set_new(o, "connected_at", json_integer(sqlite3_column_int64(st, 5))) < 0 ||
-            (details && json_object_set_new(o, "handshake", column_json(st, 6)) < 0) ||
-            !push(arr, o)) {
-            json_decref(o);
+        sg_admin_text handshake = column_text(st, 6);
+        json_t *o = sg_admin_socket_json(column_text(st, 0), column_text(st, 1),
+                                         column_text(st, 2), column_text(st, 3), rooms,
+                                         column_text(st, 4), sqlite3_column_int64(st, 5),
+                                         details ? &handshake : NULL);
+        if (!push(arr, o)) {
             set_err(a, "out of memory");
             rc = SG_ADMIN_ERR;
             goto out;
@@ -517,51 +510,36 @@ static int each_row(admin_sqlite *a, const char *sql, int (*fn)(void *ud, sqlite
     return step == SQLITE_DONE ? SG_ADMIN_OK : fail(a, step, sql);
 }
 
-static int add(json_t *o, const char *key, sqlite3_stmt *st, int col)
-{
-    json_int_t have = json_integer_value(json_object_get(o, key));
-    return json_object_set_new(o, key, json_integer(have + sqlite3_column_int64(st, col)));
-}
+/* The rows of the stats queries, into an sg_admin_figures (admin_int.h). */
 
 /* (state, transport, count) */
 static int row_sessions(void *ud, sqlite3_stmt *st)
 {
-    json_t *o = ud;
-    int state = sqlite3_column_int(st, 0);
-    bool open = state == SG_SESSION_OPEN;
-    /* a recovery ghost (schema 0007): the sockets of a closed session kept
-     * for connection state recovery */
-    if (add(o, open ? "open" : state == SG_SESSION_GHOST ? "recoverable" : "closed", st, 2) < 0)
-        return -1;
-    const char *tr = (const char *)sqlite3_column_text(st, 1);
-    if (open && tr && (strcmp(tr, "polling") == 0 || strcmp(tr, "websocket") == 0))
-        return add(o, tr, st, 2);
-    return 0;
+    return sg_admin_figures_sessions(ud, sqlite3_column_int(st, 0),
+                                     (const char *)sqlite3_column_text(st, 1),
+                                     sqlite3_column_int64(st, 2));
 }
 
 /* (nsp, transport, count) */
 static int row_sockets(void *ud, sqlite3_stmt *st)
 {
-    json_t *o = ud, *nsps = json_object_get(o, "namespaces");
-    const char *nsp = (const char *)sqlite3_column_text(st, 0);
-    const char *tr = (const char *)sqlite3_column_text(st, 1);
-    json_t *n = json_object_get(nsps, nsp);
-    if (!n) {
-        n = json_pack("{s:i,s:i}", "polling", 0, "websocket", 0);
-        if (!n || json_object_set_new(nsps, nsp, n) < 0)
-            return -1;
-    }
-    return add(n, tr ? tr : "unknown", st, 2) < 0 || add(o, "total", st, 2) < 0 ? -1 : 0;
+    return sg_admin_figures_sockets(ud, (const char *)sqlite3_column_text(st, 0),
+                                    (const char *)sqlite3_column_text(st, 1),
+                                    sqlite3_column_int64(st, 2));
 }
 
 /* (count, bytes) */
 static int row_queue(void *ud, sqlite3_stmt *st)
 {
-    json_t *o = ud;
-    return add(o, "frames", st, 0) < 0 || add(o, "bytes", st, 1) < 0 ? -1 : 0;
+    return sg_admin_figures_queue(ud, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
 }
 
-static int row_count(void *ud, sqlite3_stmt *st) { return add(ud, "n", st, 0); }
+/* (count): into the json_int_t ud */
+static int row_count(void *ud, sqlite3_stmt *st)
+{
+    *(json_int_t *)ud = sqlite3_column_int64(st, 0);
+    return 0;
+}
 
 static json_int_t file_size(const char *path, const char *suffix)
 {
@@ -574,56 +552,45 @@ static json_int_t file_size(const char *path, const char *suffix)
 static int stats(admin_sqlite *a, json_t **out)
 {
     *out = NULL;
-    json_t *sessions = json_pack("{s:i,s:i,s:i,s:i,s:i}", "open", 0, "closed", 0, "polling", 0,
-                                 "websocket", 0, "recoverable", 0);
-    json_t *sockets = json_pack("{s:i,s:{}}", "total", 0, "namespaces");
-    json_t *queue = json_pack("{s:i,s:i}", "frames", 0, "bytes", 0);
-    json_t *rooms = json_pack("{s:i}", "n", 0), *acks = json_pack("{s:i}", "n", 0);
+    sg_admin_figures st;
     int rc = SG_ADMIN_ERR;
-    if (!sessions || !sockets || !queue || !rooms || !acks) {
+    if (sg_admin_figures_init(&st) < 0) {
         set_err(a, "out of memory");
         goto out;
     }
     if ((rc = begin_read(a)) < 0 ||
         (rc = each_row(a, "SELECT state, transport, count(*) FROM sessions GROUP BY 1, 2",
-                       row_sessions, sessions)) < 0 ||
+                       row_sessions, &st)) < 0 ||
         (rc = each_row(a,
                        "SELECT s.nsp, ss.transport, count(*) FROM sockets s"
                        " JOIN sessions ss ON ss.sid = s.sid WHERE ss.state = 0"
                        " GROUP BY 1, 2 ORDER BY 1, 2",
-                       row_sockets, sockets)) < 0 ||
+                       row_sockets, &st)) < 0 ||
         (rc = each_row(a, "SELECT count(*), coalesce(sum(length(frame)), 0) FROM queue",
-                       row_queue, queue)) < 0 ||
+                       row_queue, &st)) < 0 ||
         (rc = each_row(a,
                        "SELECT count(*) FROM (SELECT DISTINCT r.nsp, r.room FROM rooms r"
                        " JOIN sockets s ON s.id = r.socket_id JOIN sessions ss ON ss.sid = s.sid"
                        " WHERE ss.state = 0 AND r.room <> r.socket_id)",
-                       row_count, rooms)) < 0 ||
-        (rc = each_row(a, "SELECT count(*) FROM acks", row_count, acks)) < 0)
+                       row_count, &st.rooms)) < 0 ||
+        (rc = each_row(a, "SELECT count(*) FROM acks", row_count, &st.acks)) < 0)
         goto out;
     rc = end_read(a, rc);
     if (rc < 0)
         goto out;
     json_int_t db = file_size(a->path, ""), wal = file_size(a->path, "-wal"),
                shm = file_size(a->path, "-shm");
-    *out = json_pack("{s:O,s:O,s:I,s:O,s:{s:I},s:{s:s,s:i,s:I,s:I,s:I,s:I}}",
-                     "sessions", sessions, "sockets", sockets,
-                     "rooms", json_integer_value(json_object_get(rooms, "n")),
-                     "queue", queue,
-                     "acks", "pending", json_integer_value(json_object_get(acks, "n")),
-                     "store", "path", a->path, "schema", a->version, "db_bytes", db,
-                     "wal_bytes", wal, "shm_bytes", shm, "total_bytes", db + wal + shm);
+    *out = sg_admin_figures_json(&st, json_pack("{s:s,s:i,s:I,s:I,s:I,s:I}", "path", a->path,
+                                                "schema", a->version, "db_bytes", db,
+                                                "wal_bytes", wal, "shm_bytes", shm,
+                                                "total_bytes", db + wal + shm));
     if (!*out) {
         set_err(a, "out of memory");
         rc = SG_ADMIN_ERR;
     }
 out:
     rollback(a);
-    json_decref(sessions);
-    json_decref(sockets);
-    json_decref(queue);
-    json_decref(rooms);
-    json_decref(acks);
+    sg_admin_figures_free(&st);
     return rc < 0 ? rc : SG_ADMIN_OK;
 }
 
