@@ -1,6 +1,8 @@
 /* admin.c - the CLI's own store queries: picks the implementation the db
  * value names (sg_store_is_pg, as sg_store_open does) and dispatches to
- * it; and how a db value may be shown. See admin.h and admin_int.h. */
+ * it; builds, from the values of their rows, the JSON both implementations
+ * return (a socket's entry, the stats' figures); and how a db value may be
+ * shown. See admin.h and admin_int.h. */
 #include "admin_int.h"
 
 #include <ctype.h>
