@@ -206,7 +206,7 @@ int sg_admin_pg_open(const char *conninfo, sg_admin **out, int *version, char *e
     const char *const vals[] = {conninfo, "siogate", NULL};
     int rc = SG_ADMIN_ERR;
     if (sg_pq_load() != 0) {
-        set_err(a, sg_pq_error());
+        set_err(a, "%s", sg_pq_error());
         goto out;
     }
     a->conn = PQconnectdbParams(keys, vals, 1);

@@ -66,8 +66,8 @@ if ! "$cc" -fsanitize=fuzzer,address,undefined "$dir/probe.c" -o "$dir/probe" >"
     exit 2
 fi
 
-for lib in jansson sqlite3; do
-    pkg-config --exists "$lib" || { say "pkg-config finds no $lib (Debian: lib${lib}-dev)"; exit 2; }
+for pkg in jansson:libjansson-dev sqlite3:libsqlite3-dev libpq:libpq-dev; do
+    pkg-config --exists "${pkg%%:*}" || { say "pkg-config finds no ${pkg%%:*} (Debian: ${pkg#*:})"; exit 2; }
 done
 if [ ! -f "$build/gateway/schema.c" ]; then
     say "$build/gateway/schema.c missing: run make first"
@@ -77,7 +77,8 @@ fi
 cflags="-g -O1 -std=c11 -fno-omit-frame-pointer -D_GNU_SOURCE -pthread \
  -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
  -I$src/gateway -DSG_SYSCONFDIR=\"/etc\" -DSG_PKGLIBDIR=\"/nonexistent\" \
- $(pkg-config --cflags jansson sqlite3)"
+ $(pkg-config --cflags jansson sqlite3 libpq)"
+# libpq's headers only: the gateway loads the library itself (gateway/pq.h)
 libs="$(pkg-config --libs jansson sqlite3) -pthread"
 
 # ---- the gateway's code, instrumented, as one archive (each target links
