@@ -3,9 +3,13 @@
  * temporary directory (in /dev/shm when there is one) for each input, and the echo plugin when
  * SG_FUZZ_PLUGIN names it (make fuzz and make check do).
  *
- * The input is a sequence of steps, each one byte -- its low 4 bits the
- * operation, its top 2 bits one of 4 session slots -- then, for the
- * steps that carry data, a length byte and that many bytes:
+ * The input's first byte picks the configuration (bit 0: every broadcast
+ * through the broadcast log, broadcast_log_min 0; bit 1: connection state
+ * recovery on, recovery_window 60 s; bit 2: max_queued_packets 4), the
+ * rest is a sequence of steps, each one byte -- its low 4 bits the
+ * operation, bit 4 the second set of operations, bit 5 a variant, its top
+ * 2 bits one of 4 session slots -- then, for the steps that carry data, a
+ * length byte and that many bytes:
  *
  *   0 open a polling session (data: the query string)   8 ws: take frames
  *   1 open a WebSocket session and attach it            9 ws: abort the probe
@@ -16,6 +20,17 @@
  *   6 ws: upgrade ("5")                                14 emit data's event to "/"
  *   7 ws: receive data (a polling payload)             15 receive data (payload)
  *
+ * and, with bit 4 set (other operations: nothing):
+ *
+ *  16 CONNECT to "/" with the last private id (pid) and offset seen in
+ *     any answer, to recover that socket (the variant: over the slot's
+ *     WebSocket, else as a POST)
+ *  17 emit data's event to the room of the last socket id seen (the
+ *     variant: to "/" except that room); flags from data's first byte
+ *  18 emit data's event to "/" asking each socket for an acknowledgement
+ *     into the mailbox "@fuzz" (answers: ACK packets in steps 7 and 15)
+ *  19 take the replies that reached "@fuzz"
+ *
  * A slot without a session uses a well-formed sid no session has.
  *
  * Invariants (any broken one aborts): every result is one the call may
@@ -23,7 +38,8 @@
  * bug); the open packet is "0{...}" with the new, valid sid; every GET
  * answer and every frame taken or passed to a WebSocket decodes as
  * Engine.IO (payload, or one packet), and each Socket.IO packet in it
- * decodes too; nothing crashes or leaks (ASan) when the engine is freed
+ * decodes too (the pid, socket id and offset an answer carries are kept
+ * for steps 16 and 17); nothing crashes or leaks (ASan) when the engine is freed
  * with sessions open, GETs held and a batch open. Time is real, with
  * the default timers, so nothing expires during an input. See
  * tests/fuzz/README. */
@@ -49,6 +65,9 @@ struct slot {
 
 static char dir[64];
 static unsigned long tokens;
+/* from the answers: the last CONNECT reply's socket id and private id
+ * (with recovery on), the last event's offset (its last argument) */
+static char seen_sid[SG_ID_LEN + 1], seen_pid[SG_ID_LEN + 1], seen_offset[24];
 
 /* abort(), saying which invariant broke */
 #define fail_if(bad)                                                              \
@@ -59,14 +78,28 @@ static unsigned long tokens;
         }                                                                         \
     } while (0)
 
+static void keep(char *to, size_t size, const json_t *v)
+{
+    if (json_is_string(v) && json_string_length(v) < size)
+        memcpy(to, json_string_value(v), json_string_length(v) + 1);
+}
+
 /* A Socket.IO packet text (in an Engine.IO message) must decode. */
 static void check_sio(const char *text, size_t len)
 {
     sg_sio_packet p;
     int rc = sg_sio_decode(text, len, &p);
     fail_if(rc != SG_SIO_OK && rc != SG_SIO_ENOMEM);
-    if (rc == SG_SIO_OK)
-        sg_sio_packet_clear(&p);
+    if (rc != SG_SIO_OK)
+        return;
+    if (p.type == SG_SIO_CONNECT) {
+        keep(seen_sid, sizeof seen_sid, json_object_get(p.data, "sid"));
+        keep(seen_pid, sizeof seen_pid, json_object_get(p.data, "pid"));
+    } else if (p.type == SG_SIO_EVENT && json_array_size(p.data) > 1) {
+        keep(seen_offset, sizeof seen_offset,
+             json_array_get(p.data, json_array_size(p.data) - 1));
+    }
+    sg_sio_packet_clear(&p);
 }
 
 static void check_packets(const sg_eio_packets *ps)
@@ -199,7 +232,7 @@ static void receive(sg_worker *w, struct slot *s, int ws, const uint8_t *d, size
     sg_eio_packets_free(&ps);
 }
 
-static void emit(sg_worker *w, const uint8_t *d, size_t n)
+static void emit(sg_worker *w, const uint8_t *d, size_t n, const sg_target *t)
 {
     char event[64];
     size_t l = strnlen((const char *)d, n < sizeof event - 1 ? n : sizeof event - 1);
@@ -210,8 +243,37 @@ static void emit(sg_worker *w, const uint8_t *d, size_t n)
         return; /* not UTF-8: refused (-1), as it should be */
     json_decref(name);
     json_t *args = json_pack("[s#]", (const char *)d, n); /* may fail: not UTF-8 */
-    sg_target t = {.nsp = "/"};
-    fail_if(sg_engine_emit(w, &t, event, args) < 0);
+    fail_if(sg_engine_emit(w, t, event, args) < 0);
+}
+
+/* step 17: to the last socket's room, or to all but it */
+static void emit_room(sg_worker *w, const uint8_t *d, size_t n, bool except)
+{
+    const char *room[] = {seen_sid, NULL};
+    sg_target t = {.nsp = "/", .rooms = except ? NULL : room, .except = except ? room : NULL,
+                   .flags = n ? d[0] & (SG_EMIT_VOLATILE | SG_EMIT_BROADCAST) : 0};
+    emit(w, d, n, &t);
+}
+
+static void take_reply(void *ud, const char *socket_id, json_t *args)
+{
+    (void)ud;
+    fail_if(!sg_id_valid(socket_id) || !json_is_array(args));
+}
+
+/* step 16: what a socket.io client sends to recover its socket */
+static void recover(sg_worker *w, struct slot *s, bool ws)
+{
+    json_t *auth = json_pack("{ss}", "pid", seen_pid);
+    if (seen_offset[0])
+        json_object_set_new(auth, "offset", json_string(seen_offset));
+    char *text = auth ? json_dumps(auth, JSON_COMPACT) : NULL;
+    json_decref(auth);
+    char packet[128]; /* the ids are short: {"pid":20,"offset":up to 23} */
+    int n = text ? snprintf(packet, sizeof packet, "40%s", text) : -1;
+    free(text);
+    if (n > 0 && (size_t)n < sizeof packet)
+        receive(w, s, ws, (const uint8_t *)packet, (size_t)n);
 }
 
 static void run(sg_worker *w, const uint8_t *data, size_t size)
@@ -226,13 +288,14 @@ static void run(sg_worker *w, const uint8_t *data, size_t size)
         slots[i].held[0] = '\0';
     }
     for (size_t pos = 0; pos < size;) {
-        uint8_t op = data[pos] & 0x0f;
+        uint8_t op = (data[pos] & 0x0f) | (data[pos] & 0x10);
+        bool variant = data[pos] & 0x20;
         struct slot *s = &slots[data[pos] >> 6];
         pos++;
         const uint8_t *d = data + pos;
         size_t n = 0;
         char text[257];
-        if (op == 0 || op == 2 || op == 7 || op == 14 || op == 15) {
+        if (op == 0 || op == 2 || op == 7 || op == 14 || op == 15 || op == 17 || op == 18) {
             n = pos < size ? data[pos++] : 0;
             d = data + pos;
             if (n > size - pos)
@@ -279,8 +342,16 @@ static void run(sg_worker *w, const uint8_t *data, size_t size)
             allowed(batch ? sg_engine_batch_end(w) : sg_engine_batch_begin(w), R(SG_OK));
             batch = !batch;
             break;
-        case 14: emit(w, d, n); break;
+        case 14: emit(w, d, n, &(sg_target){.nsp = "/"}); break;
         case 15: receive(w, s, 0, d, n); break;
+        case 16: recover(w, s, variant); break;
+        case 17: emit_room(w, d, n, variant); break;
+        case 18:
+            fail_if(sg_engine_emit_ack(w, &(sg_target){.nsp = "/"}, "q",
+                                       json_pack("[s#]", (const char *)d, n), "@fuzz", 60000,
+                                       NULL) < 0);
+            break;
+        case 19: fail_if(sg_engine_ack_replies(w, "@fuzz", take_reply, NULL) < 0); break;
         }
     }
     if (batch)
@@ -313,12 +384,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             cfg.nplugins = 1;
         }
     }
+    if (size == 0)
+        return 0;
+    cfg.broadcast_log_min = data[0] & 1 ? 0 : SG_BROADCAST_LOG_MIN_DEFAULT;
+    cfg.recovery_window = data[0] & 2 ? 60000 : 0;
+    cfg.max_queued_packets = data[0] & 4 ? 4 : SG_MAX_QUEUED_PACKETS_DEFAULT;
+    seen_sid[0] = seen_pid[0] = seen_offset[0] = '\0';
     remove_db();
     sg_engine *e = sg_engine_new(&cfg);
     fail_if(!e);
     sg_worker *w = sg_worker_new(e);
     fail_if(!w);
-    run(w, data, size);
+    run(w, data + 1, size - 1);
     sg_worker_free(w);
     sg_engine_free(e);
     return 0;
