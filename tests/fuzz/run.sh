@@ -7,7 +7,9 @@
 # Prints, per target, executions, coverage (cov: edges, ft: features), the
 # size of the scratch corpus, CPU seconds and the findings; exits 1 when a
 # target found something (the input is saved under FUZZ_DIR/artifacts/),
-# 2 when clang or its runtime is missing (the message names the packages).
+# 77 when clang, its runtime or a library's headers are missing (the
+# message names the Debian packages; 77: automake's "skipped"), 2 when
+# something else stops it (a build failure, a bad FUZZ_TARGETS).
 #
 # Environment (make fuzz passes them on):
 #   SG_SRCDIR, SG_BUILDDIR  the source tree and the build tree (required;
@@ -50,11 +52,11 @@ dir=$(cd "$dir" && pwd)
 if ! command -v "$cc" >/dev/null 2>&1; then
     say "$cc not found. Debian/Ubuntu: apt-get install clang libclang-rt-14-dev"
     say "(libclang-rt-NN-dev for the clang-NN that 'clang' is; NN=14 on Debian 12)"
-    exit 2
+    exit 77
 fi
 if ! "$cc" --version 2>/dev/null | grep -q clang; then
     say "$cc is not clang: libFuzzer (-fsanitize=fuzzer) comes with clang"
-    exit 2
+    exit 77
 fi
 major=$("$cc" -dumpversion 2>/dev/null | cut -d. -f1)
 printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' \
@@ -63,11 +65,11 @@ if ! "$cc" -fsanitize=fuzzer,address,undefined "$dir/probe.c" -o "$dir/probe" >"
     sed 's/^/  /' "$dir/probe.log" | head -5
     say "$cc cannot link -fsanitize=fuzzer,address,undefined: its runtime is missing."
     say "Debian/Ubuntu: apt-get install libclang-rt-${major:-NN}-dev (the runtime of clang-${major:-NN})"
-    exit 2
+    exit 77
 fi
 
 for pkg in jansson:libjansson-dev sqlite3:libsqlite3-dev libpq:libpq-dev; do
-    pkg-config --exists "${pkg%%:*}" || { say "pkg-config finds no ${pkg%%:*} (Debian: ${pkg#*:})"; exit 2; }
+    pkg-config --exists "${pkg%%:*}" || { say "pkg-config finds no ${pkg%%:*} (Debian: ${pkg#*:})"; exit 77; }
 done
 if [ ! -f "$build/gateway/schema.c" ]; then
     say "$build/gateway/schema.c missing: run make first"
