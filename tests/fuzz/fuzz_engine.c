@@ -150,12 +150,15 @@ static int check_frame(void *ud, bool binary, const void *frame, size_t len)
         }                                                                         \
     } while (0)
 
+static void db_path(char *path, size_t size) { snprintf(path, size, "%s/fuzz.db", dir); }
+
 static void remove_db(void)
 {
     static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    char path[128];
+    char db[128], path[160];
+    db_path(db, sizeof db);
     for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        snprintf(path, sizeof path, "%s/fuzz.db%s", dir, suffix[i]);
+        snprintf(path, sizeof path, "%s%s", db, suffix[i]);
         unlink(path);
     }
 }
@@ -166,13 +169,9 @@ static void remove_db(void)
 static char *tmpl;
 static size_t tmpl_len;
 
-static void db_path(char *path, size_t size) { snprintf(path, size, "%s/fuzz.db", dir); }
-
 static void fresh_db(void)
 {
     remove_db();
-    if (!tmpl)
-        return;
     char path[128];
     db_path(path, sizeof path);
     FILE *f = fopen(path, "wb");
@@ -321,7 +320,7 @@ static void run(sg_worker *w, const uint8_t *data, size_t size)
         slots[i].held[0] = '\0';
     }
     for (size_t pos = 0; pos < size;) {
-        uint8_t op = (data[pos] & 0x0f) | (data[pos] & 0x10);
+        uint8_t op = data[pos] & 0x1f;
         bool variant = data[pos] & 0x20;
         struct slot *s = &slots[data[pos] >> 6];
         pos++;
