@@ -3,9 +3,9 @@
  *
  * The queries run on a SQLite store here; compiled a second time with
  * SG_TEST_PG as test_admin_pg, the same tests run on PostgreSQL when the
- * environment variable SG_TEST_PG holds a connection string (a database
- * the test may fill: each store is a fresh schema sg_admin_<pid>_<n>,
- * dropped at the end), with PostgreSQL's own added (the lock held by
+ * environment variable SG_TEST_PG holds a connection string (a server
+ * where it may create a database of its own, each store a fresh schema
+ * in it: pgtest.h says why), with PostgreSQL's own added (the lock held by
  * another connection: SG_ADMIN_BUSY after SG_ADMIN_LOCK_MS, reads go on);
  * skipped without it.
  *
@@ -22,6 +22,7 @@
 
 #include "admin.h"
 #include "log.h"
+#include "pgtest.h"
 #include "store_int.h"
 #include "tap.h"
 
@@ -127,68 +128,10 @@ TEST("admin: scrub replaces the whole connection string and the password in any 
 /* ---- the queries, on a store filled through store.h ---------------------------------- */
 
 #ifdef SG_TEST_PG
-static PGconn *pg;           /* creates and drops the schemas */
-static int nschemas;
-
-static void put_kv(sg_buf *b, const char *kw, const char *val)
+static sg_store *fresh(void)
 {
-    sg_buf_printf(b, "%s%s='", b->len ? " " : "", kw);
-    for (const char *c = val; *c; c++) {
-        if (*c == '\\' || *c == '\'')
-            sg_buf_putc(b, '\\');
-        sg_buf_putc(b, *c);
-    }
-    sg_buf_putc(b, '\'');
+    return pgtest_schema(path, sizeof path) == 0 ? sg_store_open(path) : NULL;
 }
-
-/* Into path: SG_TEST_PG's connection string with search_path = a new
- * empty schema, as keywords (host first, so that sg_store_is_pg knows
- * it), with a password (which trust authentication ignores) unless it has
- * one: what the outputs must never show. */
-static int pg_schema(void)
-{
-    char schema[64], sql[128];
-    snprintf(schema, sizeof schema, "sg_admin_%d_%d", (int)getpid(), nschemas++);
-    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
-    PGresult *r = PQexec(pg, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        printf("# %s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    if (!ok)
-        return -1;
-    PQconninfoOption *opts = PQconninfoParse(getenv("SG_TEST_PG"), NULL);
-    if (!opts)
-        return -1;
-    sg_buf b = SG_BUF_INIT;
-    static const char *const first[] = {"host", "hostaddr", "port", "dbname", "user"};
-    for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
-        for (PQconninfoOption *o = opts; o->keyword; o++)
-            if (o->val && !strcmp(o->keyword, first[i]))
-                put_kv(&b, o->keyword, o->val);
-    if (!b.len)
-        put_kv(&b, "dbname", "postgres");
-    bool pw = false;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        bool done = !strcmp(o->keyword, "options");
-        for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
-            done |= !strcmp(o->keyword, first[i]);
-        pw |= o->val && !strcmp(o->keyword, "password");
-        if (o->val && !done)
-            put_kv(&b, o->keyword, o->val);
-    }
-    if (!pw)
-        put_kv(&b, "password", "n0t-shown");
-    char opt[128];
-    snprintf(opt, sizeof opt, "-c search_path=%s", schema);
-    put_kv(&b, "options", opt);
-    PQconninfoFree(opts);
-    snprintf(path, sizeof path, "%s", sg_buf_str(&b));
-    sg_buf_free(&b);
-    return 0;
-}
-
-static sg_store *fresh(void) { return pg_schema() == 0 ? sg_store_open(path) : NULL; }
 #define LATEST sg_store_pg_latest_version()
 #define SET_VERSION_999 "UPDATE schema_version SET version = 999"
 #else
@@ -464,7 +407,7 @@ TEST("admin: open refuses a missing store, one without schema, and a newer one")
     CHECK_INT(sg_admin_open("postgresql://u:s3cr3t@127.0.0.1:1/x", &a, &version, err, sizeof err),
               SG_ADMIN_MISSING);
     CHECK(strstr(err, "cannot connect") && !strstr(err, "s3cr3t"));
-    CHECK_INT(pg_schema(), 0);
+    CHECK_INT(pgtest_schema(path, sizeof path), 0);
 #else
     snprintf(path, sizeof path, "%s/missing.db", dir);
     CHECK_INT(sg_admin_open(path, &a, &version, err, sizeof err), SG_ADMIN_MISSING);
@@ -562,35 +505,17 @@ int main(void)
 {
     sg_log_init("test_admin", SG_LOG_ERROR + (getenv("SG_DEBUG") ? 3 : 0));
 #ifdef SG_TEST_PG
-    const char *conninfo = getenv("SG_TEST_PG");
-    if (!conninfo || !*conninfo) {
-        printf("1..0 # SKIP SG_TEST_PG is not set (a PostgreSQL connection string"
-               " for a database this test may fill)\n");
-        return 0;
-    }
-    pg = PQconnectdb(conninfo);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        printf("Bail out! SG_TEST_PG: cannot connect: %s", PQerrorMessage(pg));
-        return 1;
-    }
-    PQclear(PQexec(pg, "SET client_min_messages = warning"));
+    int started = pgtest_start("admin");
+    if (started != 0)
+        return started < 0;
 #endif
     snprintf(dir, sizeof dir, "/tmp/sg-test-admin-XXXXXX");
     if (!mkdtemp(dir))
         return 99;
     int rc = tap_run();
 #ifdef SG_TEST_PG
-    for (int i = 0; i < nschemas; i++) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "DROP SCHEMA sg_admin_%d_%d CASCADE", (int)getpid(), i);
-        PGresult *r = PQexec(pg, sql);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            printf("# %s: %s", sql, PQresultErrorMessage(r));
-            rc = 1;
-        }
-        PQclear(r);
-    }
-    PQfinish(pg);
+    if (pgtest_end() != 0)
+        rc = 1;
 #endif
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

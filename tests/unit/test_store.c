@@ -2,8 +2,8 @@
  *
  * Compiled a second time with SG_TEST_PG as test_store_pg: the same tests
  * on the PostgreSQL store, when the environment variable SG_TEST_PG holds
- * a connection string (a database the test may fill: each store is a
- * fresh schema sg_test_<pid>_<n> in it, dropped at the end); skipped
+ * a connection string (a server where it may create a database of its
+ * own, each store a fresh schema in it: pgtest.h says why); skipped
  * without it. The SQLite-only tests (file modes, SQLite migrations) are
  * left out there, and PostgreSQL's own added. */
 #include <fcntl.h>
@@ -22,6 +22,7 @@
 #ifdef SG_TEST_PG
 #include <libpq-fe.h>
 #include "store_int.h"
+#include "pgtest.h"
 #endif
 
 extern const char *const sg_schema_migrations[];
@@ -30,71 +31,10 @@ static char dir[64];
 static char path[2048];
 
 #ifdef SG_TEST_PG
-static PGconn *admin;        /* creates and drops the schemas */
-static int nschemas;
-
-static void put_kv(sg_buf *b, const char *kw, const char *val)
+static sg_store *fresh(void)
 {
-    sg_buf_printf(b, "%s%s='", b->len ? " " : "", kw);
-    for (const char *c = val; *c; c++) {
-        if (*c == '\\' || *c == '\'')
-            sg_buf_putc(b, '\\');
-        sg_buf_putc(b, *c);
-    }
-    sg_buf_putc(b, '\'');
+    return pgtest_schema(path, sizeof path) == 0 ? sg_store_open(path) : NULL;
 }
-
-/* Into path: SG_TEST_PG's connection string with search_path = schema,
- * as keywords (host first, so that sg_store_is_pg knows it). */
-static int pg_path(const char *schema)
-{
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(getenv("SG_TEST_PG"), &err);
-    if (!opts) {
-        PQfreemem(err);
-        return -1;
-    }
-    sg_buf b = SG_BUF_INIT;
-    static const char *const first[] = {"host", "hostaddr", "port", "dbname", "user"};
-    for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
-        for (PQconninfoOption *o = opts; o->keyword; o++)
-            if (o->val && !strcmp(o->keyword, first[i]))
-                put_kv(&b, o->keyword, o->val);
-    if (!b.len)
-        put_kv(&b, "dbname", "postgres");
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        bool done = !strcmp(o->keyword, "options");
-        for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
-            done |= !strcmp(o->keyword, first[i]);
-        if (o->val && !done)
-            put_kv(&b, o->keyword, o->val);
-    }
-    char opt[128];
-    snprintf(opt, sizeof opt, "-c search_path=%s", schema);
-    put_kv(&b, "options", opt);
-    PQconninfoFree(opts);
-    int rc = b.len < sizeof path ? 0 : -1;
-    if (rc == 0)
-        snprintf(path, sizeof path, "%s", sg_buf_str(&b));
-    sg_buf_free(&b);
-    return rc;
-}
-
-/* A new empty schema, path naming it (no store opened). */
-static int pg_schema(void)
-{
-    char schema[64], sql[128];
-    snprintf(schema, sizeof schema, "sg_test_%d_%d", (int)getpid(), nschemas++);
-    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
-    PGresult *r = PQexec(admin, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        printf("# %s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    return ok ? pg_path(schema) : -1;
-}
-
-static sg_store *fresh(void) { return pg_schema() == 0 ? sg_store_open(path) : NULL; }
 #define SCHEMA_VERSION_SET_999 "UPDATE schema_version SET version = 999"
 #define LATEST_VERSION() sg_store_pg_latest_version()
 #else
@@ -287,7 +227,7 @@ TEST("store: a failed connection is logged without its password")
 
 TEST("store: processes that open a new database at once migrate it once")
 {
-    CHECK_INT(pg_schema(), 0);
+    CHECK_INT(pgtest_schema(path, sizeof path), 0);
     enum { PROCS = 4 };
     pid_t pids[PROCS];
     for (int p = 0; p < PROCS; p++) {
@@ -424,7 +364,7 @@ TEST("store: session insert, get, update, close")
     CHECK_STR(json_string_value(json_object_get(hs, "address")), "127.0.0.1");
     json_decref(hs);
     CHECK_INT(sg_store_session_get(s, SID2, &got), SG_STORE_NOTFOUND);
-    sg_store_queue_push(s, SID1, false, "42", 2);
+    CHECK(sg_store_queue_push(s, SID1, false, "42", 2) > 0);
     CHECK_INT(sg_store_session_close(s, SID1, "ping timeout", 5000), 0);
     CHECK_INT(sg_store_session_close(s, SID1, "ping timeout", 5000), SG_STORE_NOTFOUND);
     CHECK_INT(sg_store_queue_pending(s, SID1, 0), 1); /* kept for a last flush */
@@ -436,7 +376,7 @@ TEST("store: session insert, get, update, close")
     CHECK_INT(sg_store_sessions_purge(s, 5001), 1);
     CHECK_INT(sg_store_session_get(s, SID1, &got), SG_STORE_NOTFOUND);
     CHECK_INT(sg_store_queue_pending(s, SID1, 0), 0);
-    sg_store_queue_push(s, SID2, false, "42", 2);
+    CHECK(sg_store_queue_push(s, SID2, false, "42", 2) > 0);
     CHECK_INT(sg_store_queue_drop(s, SID2), 0);
     CHECK_INT(sg_store_queue_pending(s, SID2, 0), 0);
     sg_store_close(s);
@@ -1188,35 +1128,17 @@ int main(void)
 {
     sg_log_init("test_store", SG_LOG_ERROR + (getenv("SG_DEBUG") ? 3 : 0));
 #ifdef SG_TEST_PG
-    const char *conninfo = getenv("SG_TEST_PG");
-    if (!conninfo || !*conninfo) {
-        printf("1..0 # SKIP SG_TEST_PG is not set (a PostgreSQL connection string"
-               " for a database this test may fill)\n");
-        return 0;
-    }
-    admin = PQconnectdb(conninfo);
-    if (PQstatus(admin) != CONNECTION_OK) {
-        printf("Bail out! SG_TEST_PG: cannot connect: %s", PQerrorMessage(admin));
-        return 1;
-    }
-    PQclear(PQexec(admin, "SET client_min_messages = warning"));
+    int started = pgtest_start("store");
+    if (started != 0)
+        return started < 0;
 #endif
     snprintf(dir, sizeof dir, "/tmp/sg-test-store-XXXXXX");
     if (!mkdtemp(dir))
         return 99;
     int rc = tap_run();
 #ifdef SG_TEST_PG
-    for (int i = 0; i < nschemas; i++) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "DROP SCHEMA sg_test_%d_%d CASCADE", (int)getpid(), i);
-        PGresult *r = PQexec(admin, sql);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            printf("# %s: %s", sql, PQresultErrorMessage(r));
-            rc = 1;
-        }
-        PQclear(r);
-    }
-    PQfinish(admin);
+    if (pgtest_end() != 0)
+        rc = 1;
 #endif
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
