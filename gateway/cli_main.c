@@ -377,7 +377,32 @@ static int64_t parse_duration(const char *s)
     return (int64_t)(ms + 0.5);
 }
 
-static bool nsp_valid(const char *nsp) { return nsp && nsp[0] == '/'; }
+/* Names of namespaces, rooms, sockets and events are UTF-8 text, as the
+ * servers, their plugins and both stores take them (PostgreSQL refuses
+ * other bytes; SQLite would keep a name nothing else can match or list).
+ * 0, or EXIT_USAGE having said which of the n names v (given as what: an
+ * option, or "ROOM" for an operand) is not. */
+static int names_text(struct cli *c, const char *what, const char *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!sg_utf8_valid(v[i], strlen(v[i]))) {
+            say(c, "%s: a name that is not UTF-8 text; names of namespaces, rooms, sockets "
+                   "and events are text", what);
+            return EXIT_USAGE;
+        }
+    return 0;
+}
+
+/* An --nsp value (NULL: none given) begins with '/' and is text: 0, or
+ * EXIT_USAGE having said why not. */
+static int nsp_check(struct cli *c, const char *nsp)
+{
+    if (nsp && nsp[0] != '/') {
+        say(c, "--nsp %s: a namespace begins with '/' (e.g. /chat)", nsp);
+        return EXIT_USAGE;
+    }
+    return nsp ? names_text(c, "--nsp", &nsp, 1) : 0;
+}
 
 /* ---- options --------------------------------------------------------------------------- */
 
@@ -776,20 +801,20 @@ static int cmd_emit(struct cli *c, int argc, char **argv)
             rc = EXIT_USAGE;
             goto out;
         }
-    if (nsp && !nsp_valid(nsp)) {
-        say(c, "--nsp %s: a namespace begins with '/' (e.g. /chat)", nsp);
-        rc = EXIT_USAGE;
+    if ((rc = nsp_check(c, nsp)) || (rc = names_text(c, "EVENT", &event, 1)))
         goto out;
-    }
     const struct strv *lists[] = {&to, &except, &sockets};
     const char *names[] = {"--to", "--except", "--socket"};
-    for (size_t l = 0; l < 3; l++)
+    for (size_t l = 0; l < 3; l++) {
         for (size_t i = 0; i < lists[l]->n; i++)
             if (!*lists[l]->v[i]) {
                 say(c, "%s needs a non-empty name", names[l]);
                 rc = EXIT_USAGE;
                 goto out;
             }
+        if ((rc = names_text(c, names[l], lists[l]->v, lists[l]->n)))
+            goto out;
+    }
     if (args_stdin && optind < argc) {
         say(c, "give the arguments either on the command line or with --args-stdin, not both");
         rc = EXIT_USAGE;
@@ -916,11 +941,8 @@ static int list_options(struct cli *c, int argc, char **argv, bool with_nsp, boo
         say(c, "unexpected argument '%s'; see 'siogate %s --help'", argv[optind], c->cmd);
         return EXIT_USAGE;
     }
-    if (lo_out->nsp && !nsp_valid(lo_out->nsp)) {
-        say(c, "--nsp %s: a namespace begins with '/' (e.g. /chat)", lo_out->nsp);
-        return EXIT_USAGE;
-    }
-    return 0;
+    int rc = nsp_check(c, lo_out->nsp);
+    return rc ? rc : lo_out->room ? names_text(c, "--room", &lo_out->room, 1) : 0;
 }
 
 static int cmd_sockets(struct cli *c, int argc, char **argv)
@@ -1101,9 +1123,9 @@ static int rooms_change(struct cli *c, int argc, char **argv, bool join)
     } else if (!rooms.n) {
         say(c, "no ROOM given; usage: siogate %s (--socket ID | --room FROM)... ROOM...", c->cmd);
         rc = EXIT_USAGE;
-    } else if (nsp && !nsp_valid(nsp)) {
-        say(c, "--nsp %s: a namespace begins with '/' (e.g. /chat)", nsp);
-        rc = EXIT_USAGE;
+    } else if (!(rc = nsp_check(c, nsp)) && !(rc = names_text(c, "ROOM", rooms.v, rooms.n)) &&
+               !(rc = names_text(c, "--room", froms.v, froms.n))) {
+        rc = names_text(c, "--socket", socks.v, socks.n);
     }
     for (size_t i = 0; rc == 0 && i < rooms.n + froms.n + socks.n; i++) {
         const char *v = i < rooms.n ? rooms.v[i]
@@ -1205,9 +1227,8 @@ static int cmd_disconnect(struct cli *c, int argc, char **argv)
             kinds ? "give only one of --socket, --room and --all"
                   : "say which sockets: --socket ID, --room ROOM or --all");
         rc = EXIT_USAGE;
-    } else if (nsp && !nsp_valid(nsp)) {
-        say(c, "--nsp %s: a namespace begins with '/' (e.g. /chat)", nsp);
-        rc = EXIT_USAGE;
+    } else if (!(rc = nsp_check(c, nsp)) && !(rc = names_text(c, "--room", froms.v, froms.n))) {
+        rc = names_text(c, "--socket", socks.v, socks.n);
     }
     if (rc)
         goto out;

@@ -13,6 +13,7 @@
 
 #include "engine_int.h"
 #include "log.h"
+#include "util.h"
 
 /* The engine of this process, for host calls made without a context. */
 static sg_engine *host_engine;
@@ -118,6 +119,29 @@ static void host_log(sg_ctx *c, int level, const char *fmt, ...)
         sg_log(level, "plugin %s: %s", plugin_name(c), msg);
     else
         sg_log(level, "plugin: %s", msg);
+}
+
+/* The names a plugin passes (namespaces, rooms) are text: the store keeps
+ * them as such, and PostgreSQL's refuses other bytes (SQLite's would keep
+ * a room that rooms() and fetch_sockets() could then not list). So a name
+ * that is not UTF-8 is refused here, on either store alike, as a misuse
+ * of the call (logged, -1 or NULL), not as a failure of the handler's
+ * transaction. */
+static bool is_text(const char *s) { return sg_utf8_valid(s, strlen(s)); }
+
+/* What is not UTF-8 text among a namespace and two room lists (each may
+ * be NULL), or NULL when all are. */
+static const char *not_text(const char *nsp, const char *const *rooms, const char *const *except)
+{
+    if (nsp && !is_text(nsp))
+        return "the namespace is not UTF-8 text";
+    for (const char *const *l = rooms; l && *l; l++)
+        if (!is_text(*l))
+            return "a room name is not UTF-8 text";
+    for (const char *const *l = except; l && *l; l++)
+        if (!is_text(*l))
+            return "a room name in except is not UTF-8 text";
+    return NULL;
 }
 
 /* A JSON array text of a NULL-terminated list (new), or NULL when the list
@@ -353,9 +377,13 @@ static int emit_target(sg_worker *w, sg_ctx *c, const sg_target *t, const char *
 {
     struct fanout f = {.data = event_array(event, args),
                        .nsp = t && t->nsp ? t->nsp : c ? c->nsp : NULL};
-    if (!f.data || !f.nsp) {
-        host_log(c, SG_LOG_ERROR, "emit_to '%s': %s", event ? event : "(null)",
-                 !f.data ? "bad arguments (args must be an array)" : "no namespace");
+    const char *why = !f.data && event && !is_text(event) ? "the event name is not UTF-8 text"
+                      : !f.data                           ? "bad arguments (args must be an array)"
+                      : !f.nsp                            ? "no namespace"
+                      : not_text(f.nsp, t ? t->rooms : NULL, t ? t->except : NULL);
+    if (why) {
+        host_log(c, SG_LOG_ERROR, "emit_to '%s': %s",
+                 !event ? "(null)" : is_text(event) ? event : "?", why);
         json_decref(f.data);
         return -1;
     }
@@ -451,9 +479,10 @@ static int host_reject(sg_ctx *c, const char *message, json_t *data)
 
 static int room_op(sg_ctx *c, const char *room, bool join)
 {
-    if (c->gone || !room || !*room) {
+    if (c->gone || !room || !*room || !is_text(room)) {
         host_log(c, SG_LOG_ERROR, "%s: %s", join ? "join" : "leave",
-                 c->gone ? "the socket is gone" : "no room name");
+                 c->gone ? "the socket is gone"
+                 : !room || !*room ? "no room name" : "the room name is not UTF-8 text");
         return -1;
     }
     /* a broadcast logged before reaches the members of then */
@@ -605,6 +634,11 @@ static json_t *host_fetch_sockets(sg_ctx *c, const char *nsp, const char *const 
     sg_worker *w = c ? c->w : thread_worker();
     if (!w)
         return NULL;
+    const char *why = not_text(nsp, rooms, NULL);
+    if (why) {
+        host_log(c, SG_LOG_ERROR, "fetch_sockets: %s", why);
+        return NULL;
+    }
     return fetch_sockets(w, nsp ? nsp : c ? c->nsp : NULL, rooms);
 }
 

@@ -187,7 +187,9 @@ typedef struct sg_host {
                          const char *ack_name, int64_t timeout_ms, json_t *data);
 
     /* Rooms of the context's socket. rooms() returns a new JSON array of
-     * names (its own id included), NULL on failure. */
+     * names (its own id included), NULL on failure. Names of rooms and
+     * namespaces given to any call are UTF-8 text; other bytes make the
+     * call fail (-1 or NULL, logged). */
     int (*join)(sg_ctx *ctx, const char *room);
     int (*leave)(sg_ctx *ctx, const char *room);
     json_t *(*rooms)(sg_ctx *ctx);

@@ -11,6 +11,7 @@
  * (at most that cap: config max_json_depth) before jansson even sees it,
  * so hostile input cannot exhaust the stack. */
 #include "socketio.h"
+#include "util.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -69,43 +70,6 @@ void sg_sio_packet_clear(sg_sio_packet *p)
 /* ---- helpers -------------------------------------------------------- */
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
-
-/* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates, or code
- * points above U+10FFFF). */
-static int utf8_valid(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            len = 2, cp = c & 0x1f, min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3, cp = c & 0x0f, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
 
 /* 1 if the JSON text s[0..n) nests arrays/objects at most max_depth
  * deep (brackets inside strings do not count). Malformed text is left to
@@ -217,7 +181,7 @@ int sg_sio_decode_limited(const char *in, size_t n, const sg_sio_limits *lim,
     if (i < n && in[i] == '/') {
         const char *comma = memchr(in + i, ',', n - i);
         size_t end = comma ? (size_t)(comma - in) : n;
-        if (memchr(in + i, '\0', end - i) || !utf8_valid(in + i, end - i))
+        if (memchr(in + i, '\0', end - i) || !sg_utf8_valid(in + i, end - i))
             return SG_SIO_ENSP;
         p.nsp = malloc(end - i + 1);
         if (!p.nsp)
@@ -292,7 +256,7 @@ static int write_string(sg_buf *b, const char *s, size_t n)
     static const char hex[] = "0123456789abcdef";
     size_t run = 0;
 
-    if (!utf8_valid(s, n) || sg_buf_putc(b, '"') < 0)
+    if (!sg_utf8_valid(s, n) || sg_buf_putc(b, '"') < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];

@@ -29,6 +29,10 @@ int sg_id_valid(const char *s);
  * cost, for the copies of a request's path. */
 void sg_copy(char *dst, size_t cap, const char *src);
 
+/* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points above U+10FFFF; NUL bytes count as text), else 0. */
+int sg_utf8_valid(const char *s, size_t n);
+
 /* Percent-decode the n bytes at s ('+' is a space, a '%' not followed by
  * two hex digits stays as it is). Returns a new NUL-terminated string
  * (caller frees; a decoded %00 is a NUL inside it, *outlen counts it when

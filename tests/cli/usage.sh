@@ -63,6 +63,10 @@ usage "empty --conf"                  '' -- --conf '' stats
 usage "a broken configuration file"   '' -- --conf "$tmp/bad.conf" stats
 usage "a missing configuration file"  '' -- --conf "$tmp/none.conf" emit x
 
+# names that are not UTF-8 text (a byte never in UTF-8; an encoded surrogate)
+bad=$(printf 'a\377b')
+sur=$(printf '\355\240\200')
+
 # ---- emit
 usage "emit: no EVENT"                '' -- emit
 usage "emit: empty EVENT"             '' -- emit ''
@@ -90,6 +94,11 @@ usage "emit: --bin - twice"           'x' -- emit --bin - --bin - ev
 usage "emit: stdin not JSON"          'hello' -- emit --args-stdin ev
 usage "emit: stdin not an array"      '{"a":1}' -- emit --args-stdin ev
 usage "emit: stdin empty"             '' -- emit --args-stdin ev
+usage "emit: EVENT not UTF-8"         '' -- emit "$bad"
+usage "emit: --to not UTF-8"          '' -- emit --to "$bad" ev
+usage "emit: --except not UTF-8"      '' -- emit --except "$sur" ev
+usage "emit: --socket not UTF-8"      '' -- emit --socket "$bad" ev
+usage "emit: --nsp not UTF-8"         '' -- emit --nsp "/$sur" ev
 
 # ---- listings
 usage "sockets: extra argument"       '' -- sockets extra
@@ -99,6 +108,8 @@ usage "rooms: --room is not an option" '' -- rooms --room r
 usage "rooms: extra argument"         '' -- rooms extra
 usage "stats: --nsp is not an option" '' -- stats --nsp /
 usage "stats: extra argument"         '' -- stats extra
+usage "sockets: --room not UTF-8"     '' -- sockets --room "$bad"
+usage "rooms: --nsp not UTF-8"        '' -- rooms --nsp "/$bad"
 
 # ---- join, leave
 usage "join: no selector"             '' -- join room
@@ -108,12 +119,18 @@ usage "join: --nsp without /"         '' -- join --nsp x --room a b
 usage "leave: no selector"            '' -- leave room
 usage "leave: no ROOM"                '' -- leave --room from
 usage "leave: empty --room"           '' -- leave --room '' b
+usage "join: ROOM not UTF-8"          '' -- join --room a "$bad"
+usage "join: --socket not UTF-8"      '' -- join --socket "$sur" b
+usage "leave: --room not UTF-8"       '' -- leave --room "$bad" b
+usage "join: --nsp not UTF-8"         '' -- join --nsp "/$bad" --room a b
 
 # ---- disconnect
 usage "disconnect: no selector"       '' -- disconnect
 usage "disconnect: two selectors"     '' -- disconnect --all --room r
 usage "disconnect: extra argument"    '' -- disconnect --all now
 usage "disconnect: --nsp without /"   '' -- disconnect --all --nsp x
+usage "disconnect: --room not UTF-8"  '' -- disconnect --room "$bad"
+usage "disconnect: --socket not UTF-8" '' -- disconnect --socket "$sur"
 
 # ---- the rest
 usage "init: extra argument"          '' -- init now

@@ -280,3 +280,49 @@ test("fetch_sockets with ctx NULL (nsp given) from inside a handler", T, async (
     closeClient(s);
   }
 });
+
+// ---- names that are not text ----------------------------------------------------------
+
+test("names a plugin gives that are not UTF-8 text are refused by the call, alike on either store", T, async () => {
+  // features.c's "bytes" makes a name of a binary's bytes and gives it to
+  // one host call. Rooms and namespaces are text (JavaScript strings in the
+  // reference; text columns in the store, which PostgreSQL checks): such a
+  // call is refused (-1, logged), and the handler, its transaction and the
+  // socket carry on.
+  const [s, other] = await sockets([["kept"], ["kept"]]);
+  try {
+    const bad = Buffer.from([0x72, 0xff, 0xfe, 0x6f]); // "r", two bytes never in UTF-8, "o"
+    const surrogate = Buffer.from([0xed, 0xa0, 0x80]); // U+D800 encoded: not UTF-8 either
+    const { got } = await deliveries([s, other], "bytes-got", async () => {
+      for (const what of ["join", "leave", "emit-room", "emit-except", "emit-nsp", "emit-event", "fetch-room", "fetch-nsp"]) {
+        for (const name of [bad, surrogate]) {
+          const [rc, rooms] = await emitAck(s, "bytes", [what, name]);
+          assert.equal(rc, -1, `${what} ${name.toString("hex")}`);
+          assert.deepEqual(sorted(rooms), sorted([s.id, "kept"]), `${what}: the rooms as they were`);
+        }
+      }
+    }, [0, 0]);
+    assert.deepEqual(counts(got), [0, 0], "nothing emitted");
+    for (const line of [
+      "join: the room name is not UTF-8 text",
+      "leave: the room name is not UTF-8 text",
+      "emit_to 'bytes-got': a room name is not UTF-8 text",
+      "emit_to 'bytes-got': a room name in except is not UTF-8 text",
+      "emit_to 'bytes-got': the namespace is not UTF-8 text",
+      "emit_to '?': the event name is not UTF-8 text",
+      "fetch_sockets: a room name is not UTF-8 text",
+      "fetch_sockets: the namespace is not UTF-8 text",
+    ])
+      assert.ok(stack.stderr().includes(`features.so: ${line}`), line);
+    // the same calls with a name that is UTF-8 text (as bytes) work
+    const text = Buffer.from("ré 房間 🎲", "utf8");
+    assert.deepEqual(sorted((await emitAck(s, "bytes", ["join", text]))[1]), sorted([s.id, "kept", "ré 房間 🎲"]));
+    assert.equal((await emitAck(s, "bytes", ["fetch-room", text]))[0], 1);
+    const { got: got2, result } = await deliveries([s, other], "bytes-got", () => emitAck(s, "bytes", ["emit-except", text]), [0, 1]);
+    assert.ok(result[0] >= 1, "all of /f but the room's member s: other at least");
+    assert.deepEqual(counts(got2), [0, 1]);
+    assert.deepEqual(sorted((await emitAck(s, "rooms", []))[0]), sorted([s.id, "kept", "ré 房間 🎲"]), "seen again");
+  } finally {
+    closeAll([s, other]);
+  }
+});

@@ -34,6 +34,10 @@
  *   "binary-ack" ...     acks [{lengths of the binary arguments (null for
  *                        others)}, a binary of the first one's bytes
  *                        reversed, the arguments as received]
+ *   "bytes" what <bin>   a name of the binary's bytes given to one host call
+ *                        (join, leave, emit-room, emit-except, emit-nsp,
+ *                        emit-event, fetch-room, fetch-nsp); acks [result,
+ *                        rooms()]: names that are not UTF-8 text
  *   "fail"               two handlers: the first returns -1 (logged by the
  *                        host), the second still runs and acks ["after-fail"]
  *   on disconnect        emit_to room "observers" of "/f": "gone" {id, reason}
@@ -388,6 +392,52 @@ static int ev_binary_ack(sg_ctx *ctx, const char *event, json_t *args, void *ud)
     return reply(ctx, json_pack("[o,o,O]", lens, rev ? rev : json_null(), args));
 }
 
+/* "bytes" what <binary>: a name made of the binary's bytes (any bytes but
+ * NUL), given to one host call; acks [result, rooms()] where result is
+ * the call's (join/leave: 0 or -1; emit-*: the count or -1; fetch-*: the
+ * number of sockets or -1 for NULL). what: join, leave, emit-room (to that
+ * room), emit-except (to all of the namespace but that room), emit-nsp (to
+ * all of that namespace), emit-event (to the sender, the name is the
+ * event's), fetch-room, fetch-nsp; emits are of "bytes-got". */
+static int ev_bytes(sg_ctx *ctx, const char *event, json_t *args, void *ud)
+{
+    (void)event, (void)ud;
+    const char *what = json_string_value(json_array_get(args, 0));
+    size_t len;
+    const char *b = host->binary_data(json_array_get(args, 1), &len);
+    char *name = b ? malloc(len + 1) : NULL;
+    if (!what || !name || memchr(b, '\0', len)) {
+        free(name);
+        return -1;
+    }
+    memcpy(name, b, len);
+    name[len] = '\0';
+    const char *one[] = {name, NULL};
+    const char *own[] = {host->socket_id(ctx), NULL};
+    sg_target t = {0};
+    long rc = -2;
+    if (!strcmp(what, "join") || !strcmp(what, "leave")) {
+        rc = !strcmp(what, "join") ? host->join(ctx, name) : host->leave(ctx, name);
+    } else if (!strncmp(what, "emit-", 5)) {
+        t.rooms = !strcmp(what, "emit-room") ? one : !strcmp(what, "emit-event") ? own : NULL;
+        t.except = !strcmp(what, "emit-except") ? one : NULL;
+        t.nsp = !strcmp(what, "emit-nsp") ? name : NULL;
+        rc = host->emit_to(ctx, &t, !strcmp(what, "emit-event") ? name : "bytes-got", NULL);
+    } else if (!strncmp(what, "fetch-", 6)) {
+        json_t *r = host->fetch_sockets(ctx, !strcmp(what, "fetch-nsp") ? name : NULL,
+                                        !strcmp(what, "fetch-room") ? one : NULL);
+        rc = r ? (long)json_array_size(r) : -1;
+        json_decref(r);
+    }
+    free(name);
+    json_t *r = host->rooms(ctx);
+    if (rc == -2 || !r) {
+        json_decref(r);
+        return -1;
+    }
+    return reply(ctx, json_pack("[I,o]", (json_int_t)rc, r));
+}
+
 static int ev_fail(sg_ctx *ctx, const char *event, json_t *args, void *ud)
 {
     (void)ctx, (void)event, (void)args, (void)ud;
@@ -432,6 +482,7 @@ int sg_plugin_init(const sg_host *h, sg_plugin *self)
         {"kick", ev_disconnect}, {"fetch", ev_fetch},
         {"ask", ev_ask},           {"binary-ack", ev_binary_ack},
         {"fail", ev_fail},         {"fail", ev_after_fail},
+        {"bytes", ev_bytes},
     };
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
         if (h->on_event(self, "/f", events[i].event, events[i].fn, NULL) < 0 ||
