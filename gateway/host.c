@@ -518,9 +518,13 @@ static int host_set_data(sg_ctx *c, json_t *data)
     char *text = data && !json_is_null(data)
                      ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     int rc = -1;
+    /* a string made with jansson's *_nocheck may hold bytes that are not
+     * UTF-8: json_dumps refuses it (text NULL) */
     if (c->gone || (data && !json_is_null(data) && !text) || sg_sio_has_binary(data)) {
         host_log(c, SG_LOG_ERROR, "set_data: %s",
-                 c->gone ? "the socket is gone" : "the value cannot be stored (binary?)");
+                 c->gone ? "the socket is gone"
+                         : "the value cannot be stored (binary data, or a string that is not "
+                           "UTF-8 text?)");
         goto out;
     }
     rc = sg_store_socket_data_set(c->w->store, c->socket_id, text) == 0 ? 0 : -1;

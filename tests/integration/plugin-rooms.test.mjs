@@ -2,7 +2,8 @@
 // join/leave/rooms, emitting to a room, to the union of rooms, all but some
 // rooms, the whole namespace, everyone but the sender, volatile, binary
 // arguments, another namespace; fetch_sockets with rooms, data and the
-// handshake. Two fcgi processes.
+// handshake; names that are not UTF-8 text refused by each call. Two fcgi
+// processes.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -294,7 +295,7 @@ test("names a plugin gives that are not UTF-8 text are refused by the call, alik
     const bad = Buffer.from([0x72, 0xff, 0xfe, 0x6f]); // "r", two bytes never in UTF-8, "o"
     const surrogate = Buffer.from([0xed, 0xa0, 0x80]); // U+D800 encoded: not UTF-8 either
     const { got } = await deliveries([s, other], "bytes-got", async () => {
-      for (const what of ["join", "leave", "emit-room", "emit-except", "emit-nsp", "emit-event", "fetch-room", "fetch-nsp"]) {
+      for (const what of ["join", "leave", "emit-room", "emit-except", "emit-nsp", "emit-event", "fetch-room", "fetch-nsp", "set-data"]) {
         for (const name of [bad, surrogate]) {
           const [rc, rooms] = await emitAck(s, "bytes", [what, name]);
           assert.equal(rc, -1, `${what} ${name.toString("hex")}`);
@@ -312,12 +313,15 @@ test("names a plugin gives that are not UTF-8 text are refused by the call, alik
       "emit_to '?': the event name is not UTF-8 text",
       "fetch_sockets: a room name is not UTF-8 text",
       "fetch_sockets: the namespace is not UTF-8 text",
+      "set_data: the value cannot be stored (binary data, or a string that is not UTF-8 text?)",
     ])
       assert.ok(stack.stderr().includes(`features.so: ${line}`), line);
     // the same calls with a name that is UTF-8 text (as bytes) work
     const text = Buffer.from("ré 房間 🎲", "utf8");
     assert.deepEqual(sorted((await emitAck(s, "bytes", ["join", text]))[1]), sorted([s.id, "kept", "ré 房間 🎲"]));
     assert.equal((await emitAck(s, "bytes", ["fetch-room", text]))[0], 1);
+    assert.equal((await emitAck(s, "bytes", ["set-data", text]))[0], 0);
+    assert.deepEqual((await emitAck(s, "get-data", []))[0], { k: "ré 房間 🎲" });
     const { got: got2, result } = await deliveries([s, other], "bytes-got", () => emitAck(s, "bytes", ["emit-except", text]), [0, 1]);
     assert.ok(result[0] >= 1, "all of /f but the room's member s: other at least");
     assert.deepEqual(counts(got2), [0, 1]);

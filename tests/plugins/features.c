@@ -36,7 +36,8 @@
  *                        reversed, the arguments as received]
  *   "bytes" what <bin>   a name of the binary's bytes given to one host call
  *                        (join, leave, emit-room, emit-except, emit-nsp,
- *                        emit-event, fetch-room, fetch-nsp); acks [result,
+ *                        emit-event, fetch-room, fetch-nsp, set-data);
+ *                        acks [result,
  *                        rooms()]: names that are not UTF-8 text
  *   "fail"               two handlers: the first returns -1 (logged by the
  *                        host), the second still runs and acks ["after-fail"]
@@ -398,7 +399,8 @@ static int ev_binary_ack(sg_ctx *ctx, const char *event, json_t *args, void *ud)
  * number of sockets or -1 for NULL). what: join, leave, emit-room (to that
  * room), emit-except (to all of the namespace but that room), emit-nsp (to
  * all of that namespace), emit-event (to the sender, the name is the
- * event's), fetch-room, fetch-nsp; emits are of "bytes-got". */
+ * event's), fetch-room, fetch-nsp; emits are of "bytes-got"; set-data
+ * ({"k": the name as a string made with json_stringn_nocheck}). */
 static int ev_bytes(sg_ctx *ctx, const char *event, json_t *args, void *ud)
 {
     (void)event, (void)ud;
@@ -423,6 +425,8 @@ static int ev_bytes(sg_ctx *ctx, const char *event, json_t *args, void *ud)
         t.except = !strcmp(what, "emit-except") ? one : NULL;
         t.nsp = !strcmp(what, "emit-nsp") ? name : NULL;
         rc = host->emit_to(ctx, &t, !strcmp(what, "emit-event") ? name : "bytes-got", NULL);
+    } else if (!strcmp(what, "set-data")) {
+        rc = host->set_data(ctx, json_pack("{s:o}", "k", json_stringn_nocheck(name, len)));
     } else if (!strncmp(what, "fetch-", 6)) {
         json_t *r = host->fetch_sockets(ctx, !strcmp(what, "fetch-nsp") ? name : NULL,
                                         !strcmp(what, "fetch-room") ? one : NULL);
