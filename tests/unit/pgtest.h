@@ -20,7 +20,7 @@
 /* Connects to SG_TEST_PG and makes this program's database. Returns 0; 1
  * when SG_TEST_PG is unset or empty (it printed the TAP plan that skips
  * the program: return 0 from main); -1 on failure (it printed "Bail out!"
- * with the reason: return 1). */
+ * with the reason: pgtest_end, then return 1). */
 int pgtest_start(const char *prog);
 
 /* A new empty schema in this program's database. Writes into path (cap

@@ -506,8 +506,10 @@ int main(void)
     sg_log_init("test_admin", SG_LOG_ERROR + (getenv("SG_DEBUG") ? 3 : 0));
 #ifdef SG_TEST_PG
     int started = pgtest_start("admin");
-    if (started != 0)
+    if (started != 0) {
+        pgtest_end(); /* what a failed start made */
         return started < 0;
+    }
 #endif
     snprintf(dir, sizeof dir, "/tmp/sg-test-admin-XXXXXX");
     if (!mkdtemp(dir))

@@ -1129,8 +1129,10 @@ int main(void)
     sg_log_init("test_store", SG_LOG_ERROR + (getenv("SG_DEBUG") ? 3 : 0));
 #ifdef SG_TEST_PG
     int started = pgtest_start("store");
-    if (started != 0)
+    if (started != 0) {
+        pgtest_end(); /* what a failed start made */
         return started < 0;
+    }
 #endif
     snprintf(dir, sizeof dir, "/tmp/sg-test-store-XXXXXX");
     if (!mkdtemp(dir))
