@@ -193,8 +193,8 @@ long sg_token_local_pid(const char *token)
     return pid;
 }
 
-/* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates, or code
- * points above U+10FFFF). */
+/* Checks each sequence's lead byte, length, continuation bytes and the
+ * code point it decodes to. */
 int sg_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;

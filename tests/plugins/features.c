@@ -37,8 +37,7 @@
  *   "bytes" what <bin>   a name of the binary's bytes given to one host call
  *                        (join, leave, emit-room, emit-except, emit-nsp,
  *                        emit-event, fetch-room, fetch-nsp, set-data);
- *                        acks [result,
- *                        rooms()]: names that are not UTF-8 text
+ *                        acks [result, rooms()]: names that are not UTF-8
  *   "fail"               two handlers: the first returns -1 (logged by the
  *                        host), the second still runs and acks ["after-fail"]
  *   on disconnect        emit_to room "observers" of "/f": "gone" {id, reason}
