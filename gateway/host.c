@@ -144,6 +144,18 @@ static const char *not_text(const char *nsp, const char *const *rooms, const cha
     return NULL;
 }
 
+/* Why the arguments a plugin gives cannot be sent (sg_sio_unsendable), as
+ * a log line's end, or NULL. Checked before anything is written, so that
+ * such a call fails alone instead of the handler's transaction. */
+static const char *args_bad(const json_t *data, char *buf, size_t cap)
+{
+    const char *why = sg_sio_unsendable(data);
+    if (!why)
+        return NULL;
+    snprintf(buf, cap, "the arguments hold %s", why);
+    return buf;
+}
+
 /* A JSON array text of a NULL-terminated list (new), or NULL when the list
  * is NULL or empty. *bad is set on failure. */
 static char *list_json(const char *const *list, bool *bad)
@@ -201,9 +213,12 @@ out:
 static int host_emit(sg_ctx *c, const char *event, json_t *args)
 {
     json_t *data = event_array(event, args);
-    if (!data || c->gone) {
+    char buf[96];
+    const char *bad = args_bad(data, buf, sizeof buf);
+    if (!data || c->gone || bad) {
         host_log(c, SG_LOG_ERROR, "emit '%s': %s", event ? event : "(null)",
-                 !data ? "bad arguments (args must be an array)" : "the socket is gone");
+                 !data ? "bad arguments (args must be an array)"
+                 : c->gone ? "the socket is gone" : bad);
         json_decref(data);
         return -1;
     }
@@ -381,6 +396,9 @@ static int emit_target(sg_worker *w, sg_ctx *c, const sg_target *t, const char *
                       : !f.data                           ? "bad arguments (args must be an array)"
                       : !f.nsp                            ? "no namespace"
                       : not_text(f.nsp, t ? t->rooms : NULL, t ? t->except : NULL);
+    char buf[96];
+    if (!why)
+        why = args_bad(f.data, buf, sizeof buf);
     if (why) {
         host_log(c, SG_LOG_ERROR, "emit_to '%s': %s",
                  !event ? "(null)" : is_text(event) ? event : "?", why);
@@ -411,10 +429,13 @@ int sg_engine_emit(sg_worker *w, const sg_target *t, const char *event, json_t *
 
 static int host_ack(sg_ctx *c, json_t *args)
 {
-    if (c->ack_id < 0 || c->gone || (args && !json_is_array(args))) {
+    char buf[96];
+    const char *bad = args_bad(args, buf, sizeof buf);
+    if (c->ack_id < 0 || c->gone || (args && !json_is_array(args)) || bad) {
         host_log(c, c->ack_id < 0 ? SG_LOG_DEBUG : SG_LOG_ERROR, "ack: %s",
                  c->ack_id < 0 ? "no acknowledgement expected (or already sent)"
-                 : c->gone ? "the socket is gone" : "args must be an array");
+                 : c->gone ? "the socket is gone"
+                 : bad ? bad : "args must be an array");
         json_decref(args);
         return -1;
     }
@@ -436,12 +457,17 @@ static int host_emit_with_ack(sg_ctx *c, const char *event, json_t *args, const 
     char *dtext = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(data);
     int rc = -1;
+    char buf[96];
+    const char *bad = args_bad(pkt, buf, sizeof buf);
     if (!pkt || c->gone || !ack_name || !sg_plugins_ack(c->w->e->reg, ack_name) ||
-        timeout_ms <= 0 || (data && !dtext)) {
+        timeout_ms <= 0 || (data && !dtext) || bad) {
         host_log(c, SG_LOG_ERROR, "emit_with_ack '%s': %s", event ? event : "(null)",
                  !pkt ? "bad arguments (args must be an array)"
                  : c->gone ? "the socket is gone"
                  : timeout_ms <= 0 ? "the timeout must be positive"
+                 : bad ? bad
+                 : data && !dtext ? "the data cannot be stored (binary data, or a string that "
+                                    "is not UTF-8 text?)"
                  : "no ack handler registered under that name");
         goto out;
     }
@@ -466,6 +492,14 @@ static int host_reject(sg_ctx *c, const char *message, json_t *data)
 {
     if (!c->in_use || c->rejected) {
         host_log(c, SG_LOG_ERROR, "reject: only once, from a connect middleware");
+        json_decref(data);
+        return -1;
+    }
+    char buf[96];
+    const char *bad = message && !is_text(message) ? "the message is not UTF-8 text"
+                                                   : args_bad(data, buf, sizeof buf);
+    if (bad) {
+        host_log(c, SG_LOG_ERROR, "reject: %s", bad);
         json_decref(data);
         return -1;
     }
@@ -705,8 +739,11 @@ static int host_finish(sg_deferred *d, json_t *args)
     }
     const char *name = host_engine ? sg_plugins_name(host_engine->reg, d->plugin) : "?";
     int rc = 0;
-    if (args && !json_is_array(args)) {
-        sg_log(SG_LOG_ERROR, "plugin %s: finish: args must be an array", name);
+    char buf[96];
+    const char *bad = args && !json_is_array(args) ? "args must be an array"
+                                                   : args_bad(args, buf, sizeof buf);
+    if (bad) {
+        sg_log(SG_LOG_ERROR, "plugin %s: finish: %s", name, bad);
         json_decref(args);
         rc = -1;
     } else if (d->ack_id < 0) {

@@ -409,6 +409,44 @@ static int write_json(sg_buf *b, const json_t *v, int depth)
     return -1;
 }
 
+/* sg_sio_unsendable below, depth as write_json counts it. */
+static const char *unsendable(const json_t *v, int depth)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return sg_utf8_valid(json_string_value(v), json_string_length(v))
+                   ? NULL : "a string that is not UTF-8 text";
+    case JSON_ARRAY:
+        if (depth >= SG_SIO_DEPTH_CAP + 1)
+            return "arrays or objects nested too deep";
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            const char *why = unsendable(json_array_get(v, i), depth + 1);
+            if (why)
+                return why;
+        }
+        return NULL;
+    case JSON_OBJECT: {
+        if (sg_sio_is_binary(v)) /* an attachment: sg_sio_deconstruct takes it out */
+            return NULL;
+        if (depth >= SG_SIO_DEPTH_CAP + 1)
+            return "arrays or objects nested too deep";
+        json_t *obj = (json_t *)v; /* the iterator API takes no const */
+        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+            if (!sg_utf8_valid(json_object_iter_key(it), json_object_iter_key_len(it)))
+                return "a key that is not UTF-8 text";
+            const char *why = unsendable(json_object_iter_value(it), depth + 1);
+            if (why)
+                return why;
+        }
+        return NULL;
+    }
+    default:
+        return NULL;
+    }
+}
+
+const char *sg_sio_unsendable(const json_t *v) { return v ? unsendable(v, 0) : NULL; }
+
 /* ---- encoding ------------------------------------------------------- */
 
 int sg_sio_encode(sg_buf *out, const sg_sio_packet *p)

@@ -330,3 +330,42 @@ test("names a plugin gives that are not UTF-8 text are refused by the call, alik
     closeAll([s, other]);
   }
 });
+
+test("arguments a plugin builds that cannot be sent are refused by the call, the handler carries on", T, async () => {
+  // jansson's *_nocheck makes strings and keys of any bytes; arrays can be
+  // nested past the encoder's limit. Such an emit, emit_to, ack or
+  // emit_with_ack fails alone (-1, logged) before anything is written;
+  // before, it failed the handler's whole transaction.
+  const [s, other] = await sockets([["kept"], ["kept"]]);
+  try {
+    const bad = Buffer.from([0x61, 0xc0, 0xaf]); // an overlong "/": not UTF-8
+    const { got } = await deliveries([s, other], "bytes-got", async () => {
+      for (const what of ["arg-emit", "arg-emit-to", "arg-ack", "arg-ask", "arg-key"]) {
+        const [rc, rooms] = await emitAck(s, "bytes", [what, bad]);
+        assert.equal(rc, -1, what);
+        assert.deepEqual(sorted(rooms), sorted([s.id, "kept"]), `${what}: the handler went on`);
+      }
+      const [rc] = await emitAck(s, "bytes", ["arg-deep", Buffer.from("x")]);
+      assert.equal(rc, -1, "arg-deep");
+    }, [0, 0]);
+    assert.deepEqual(counts(got), [0, 0], "nothing emitted");
+    for (const line of [
+      "emit 'bytes-got': the arguments hold a string that is not UTF-8 text",
+      "emit_to 'bytes-got': the arguments hold a string that is not UTF-8 text",
+      "ack: the arguments hold a string that is not UTF-8 text",
+      "emit_with_ack 'bytes-got': the arguments hold a string that is not UTF-8 text",
+      "emit 'bytes-got': the arguments hold a key that is not UTF-8 text",
+      "emit 'bytes-got': the arguments hold arrays or objects nested too deep",
+    ])
+      assert.ok(stack.stderr().includes(`features.so: ${line}`), line);
+    // the same with text: sent
+    const text = Buffer.from("ré", "utf8");
+    const { got: got2 } = await deliveries([s], "bytes-got", async () => {
+      for (const what of ["arg-emit", "arg-emit-to", "arg-key"])
+        assert.equal((await emitAck(s, "bytes", [what, text]))[0], what === "arg-emit-to" ? 1 : 0, what);
+    }, [3]);
+    assert.deepEqual(got2[0], [["ré"], ["ré"], [{ ré: true }]]);
+  } finally {
+    closeAll([s, other]);
+  }
+});

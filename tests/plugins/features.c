@@ -36,8 +36,10 @@
  *                        reversed, the arguments as received]
  *   "bytes" what <bin>   a name of the binary's bytes given to one host call
  *                        (join, leave, emit-room, emit-except, emit-nsp,
- *                        emit-event, fetch-room, fetch-nsp, set-data);
- *                        acks [result, rooms()]: names that are not UTF-8
+ *                        emit-event, fetch-room, fetch-nsp, set-data,
+ *                        arg-*: the name in the arguments of an emit, ack
+ *                        or emit_with_ack); acks [result, rooms()]: names
+ *                        and arguments that are not UTF-8
  *   "fail"               two handlers: the first returns -1 (logged by the
  *                        host), the second still runs and acks ["after-fail"]
  *   on disconnect        emit_to room "observers" of "/f": "gone" {id, reason}
@@ -399,7 +401,11 @@ static int ev_binary_ack(sg_ctx *ctx, const char *event, json_t *args, void *ud)
  * room), emit-except (to all of the namespace but that room), emit-nsp (to
  * all of that namespace), emit-event (to the sender, the name is the
  * event's), fetch-room, fetch-nsp; emits are of "bytes-got"; set-data
- * ({"k": the name as a string made with json_stringn_nocheck}). */
+ * ({"k": the name as a string made with json_stringn_nocheck}); the
+ * name as an argument: arg-emit (emit), arg-emit-to (emit_to the
+ * sender), arg-ack (ack), arg-ask (emit_with_ack), each [string], and
+ * arg-key (emit, [{name: true}]) and arg-deep (emit, the name as a
+ * string in arrays nested 1,100 deep). */
 static int ev_bytes(sg_ctx *ctx, const char *event, json_t *args, void *ud)
 {
     (void)event, (void)ud;
@@ -424,6 +430,29 @@ static int ev_bytes(sg_ctx *ctx, const char *event, json_t *args, void *ud)
         t.except = !strcmp(what, "emit-except") ? one : NULL;
         t.nsp = !strcmp(what, "emit-nsp") ? name : NULL;
         rc = host->emit_to(ctx, &t, !strcmp(what, "emit-event") ? name : "bytes-got", NULL);
+    } else if (!strncmp(what, "arg-", 4)) {
+        /* the name as a string argument (json_stringn_nocheck), or as an
+         * object's key, or "deep": arrays nested 1,100 deep */
+        json_t *arg;
+        if (!strcmp(what, "arg-key")) {
+            arg = json_object();
+            json_object_setn_nocheck(arg, name, len, json_true());
+        } else if (!strcmp(what, "arg-deep")) {
+            arg = json_string(name);
+            for (int i = 0; i < 1100 && arg; i++)
+                arg = json_pack("[o]", arg);
+        } else {
+            arg = json_stringn_nocheck(name, len);
+        }
+        json_t *out = json_pack("[o]", arg);
+        if (!strcmp(what, "arg-ack"))
+            rc = host->ack(ctx, out);
+        else if (!strcmp(what, "arg-ask"))
+            rc = host->emit_with_ack(ctx, "bytes-got", out, "ask", 1000, NULL);
+        else if (!strcmp(what, "arg-emit-to"))
+            rc = host->emit_to(ctx, &(sg_target){.rooms = own}, "bytes-got", out);
+        else
+            rc = host->emit(ctx, "bytes-got", out);
     } else if (!strcmp(what, "set-data")) {
         rc = host->set_data(ctx, json_pack("{s:o}", "k", json_stringn_nocheck(name, len)));
     } else if (!strncmp(what, "fetch-", 6)) {

@@ -921,6 +921,46 @@ TEST("socketio: reconstruct puts attachments back")
     }
 }
 
+/* n arrays, each inside the one before (new). */
+static json_t *nested_arrays(int n)
+{
+    json_t *top = json_array(), *cur = top;
+    for (int i = 1; i < n; i++) {
+        json_t *c = json_array();
+        json_array_append_new(cur, c);
+        cur = c;
+    }
+    return top;
+}
+
+TEST("socketio: unsendable names what encode refuses for its content, and agrees at the depth limit")
+{
+    json_t *v = json_array();
+    json_array_append_new(v, json_stringn_nocheck("a\xc0\xaf", 3)); /* overlong */
+    CHECK_STR(sg_sio_unsendable(v), "a string that is not UTF-8 text");
+    json_decref(v);
+    v = json_pack("[{s:b}]", "ok", 1);
+    json_object_setn_nocheck(json_array_get(v, 0), "\xed\xa0\x80", 3, json_true());
+    CHECK_STR(sg_sio_unsendable(v), "a key that is not UTF-8 text");
+    json_decref(v);
+    v = json_pack("[so]", "x", sg_sio_binary_new("ab", 2)); /* taken out before encoding */
+    CHECK(sg_sio_unsendable(v) == NULL);
+    json_decref(v);
+    CHECK(sg_sio_unsendable(NULL) == NULL);
+    /* SG_SIO_DEPTH_CAP + 1 nested arrays are written, one more is not */
+    for (int n = SG_SIO_DEPTH_CAP + 1; n <= SG_SIO_DEPTH_CAP + 2; n++) {
+        v = nested_arrays(n);
+        sg_buf b = SG_BUF_INIT;
+        sg_sio_packet p = {SG_SIO_EVENT, (char *)"/", -1, 0, v};
+        int rc = sg_sio_encode(&b, &p);
+        CHECK_INT(rc, n == SG_SIO_DEPTH_CAP + 1 ? 0 : -1);
+        const char *why = sg_sio_unsendable(v);
+        CHECK(rc == 0 ? why == NULL : why && !strcmp(why, "arrays or objects nested too deep"));
+        sg_buf_free(&b);
+        json_decref(v);
+    }
+}
+
 TEST("socketio: reconstruct shares the attachments and leaves its input untouched")
 {
     json_t *bins = bins_of(1);
