@@ -214,7 +214,7 @@ static int host_emit(sg_ctx *c, const char *event, json_t *args)
 {
     json_t *data = event_array(event, args);
     char buf[96];
-    const char *bad = args_bad(data, buf, sizeof buf);
+    const char *bad = c->gone ? NULL : args_bad(data, buf, sizeof buf);
     if (!data || c->gone || bad) {
         host_log(c, SG_LOG_ERROR, "emit '%s': %s", event ? event : "(null)",
                  !data ? "bad arguments (args must be an array)"
@@ -430,7 +430,8 @@ int sg_engine_emit(sg_worker *w, const sg_target *t, const char *event, json_t *
 static int host_ack(sg_ctx *c, json_t *args)
 {
     char buf[96];
-    const char *bad = args_bad(args, buf, sizeof buf);
+    /* (the walk only for an ack that is due: a plugin may ack every event) */
+    const char *bad = c->ack_id < 0 || c->gone ? NULL : args_bad(args, buf, sizeof buf);
     if (c->ack_id < 0 || c->gone || (args && !json_is_array(args)) || bad) {
         host_log(c, c->ack_id < 0 ? SG_LOG_DEBUG : SG_LOG_ERROR, "ack: %s",
                  c->ack_id < 0 ? "no acknowledgement expected (or already sent)"

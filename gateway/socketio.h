@@ -85,8 +85,9 @@ int sg_sio_encode(sg_buf *out, const sg_sio_packet *p);
 /* Why sg_sio_encode would refuse data (a packet's, binary values still in
  * it) for what it holds rather than for memory: "a string that is not
  * UTF-8 text" (jansson's *_nocheck makes them), "a key that is not UTF-8
- * text" or "arrays or objects nested too deep"; NULL when it would not (and for NULL). For
- * callers that must refuse a value before they write anything. */
+ * text" or "arrays or objects nested too deep"; NULL when it would not,
+ * and for NULL. For callers that must refuse a value before they write
+ * anything. */
 const char *sg_sio_unsendable(const json_t *v);
 
 /* ---- binary values ---------------------------------------------------- */
