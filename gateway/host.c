@@ -193,7 +193,8 @@ static const void *host_binary_data(const json_t *v, size_t *len) { return sg_si
 
 /* ---- emitting ------------------------------------------------------------------- */
 
-/* data = [event, ...args]; args stolen. NULL on bad arguments. */
+/* data = [event, ...args]; args stolen. NULL on bad arguments
+ * (event_bad names them). */
 static json_t *event_array(const char *event, json_t *args)
 {
     json_t *data = NULL;
@@ -210,15 +211,28 @@ out:
     return data;
 }
 
+/* Why event_array gave NULL for event (or out of memory). */
+static const char *event_bad(const char *event)
+{
+    return !event ? "no event name"
+           : !is_text(event) ? "the event name is not UTF-8 text"
+                             : "bad arguments (args must be an array)";
+}
+
+/* event as a log line may show it */
+static const char *event_shown(const char *event)
+{
+    return !event ? "(null)" : is_text(event) ? event : "?";
+}
+
 static int host_emit(sg_ctx *c, const char *event, json_t *args)
 {
     json_t *data = event_array(event, args);
     char buf[96];
     const char *bad = c->gone ? NULL : args_bad(data, buf, sizeof buf);
     if (!data || c->gone || bad) {
-        host_log(c, SG_LOG_ERROR, "emit '%s': %s", event ? event : "(null)",
-                 !data ? "bad arguments (args must be an array)"
-                 : c->gone ? "the socket is gone" : bad);
+        host_log(c, SG_LOG_ERROR, "emit '%s': %s", event_shown(event),
+                 !data ? event_bad(event) : c->gone ? "the socket is gone" : bad);
         json_decref(data);
         return -1;
     }
@@ -392,16 +406,14 @@ static int emit_target(sg_worker *w, sg_ctx *c, const sg_target *t, const char *
 {
     struct fanout f = {.data = event_array(event, args),
                        .nsp = t && t->nsp ? t->nsp : c ? c->nsp : NULL};
-    const char *why = !f.data && event && !is_text(event) ? "the event name is not UTF-8 text"
-                      : !f.data                           ? "bad arguments (args must be an array)"
-                      : !f.nsp                            ? "no namespace"
-                      : not_text(f.nsp, t ? t->rooms : NULL, t ? t->except : NULL);
+    const char *why = !f.data  ? event_bad(event)
+                      : !f.nsp ? "no namespace"
+                               : not_text(f.nsp, t ? t->rooms : NULL, t ? t->except : NULL);
     char buf[96];
     if (!why)
         why = args_bad(f.data, buf, sizeof buf);
     if (why) {
-        host_log(c, SG_LOG_ERROR, "emit_to '%s': %s",
-                 !event ? "(null)" : is_text(event) ? event : "?", why);
+        host_log(c, SG_LOG_ERROR, "emit_to '%s': %s", event_shown(event), why);
         json_decref(f.data);
         return -1;
     }
@@ -462,8 +474,8 @@ static int host_emit_with_ack(sg_ctx *c, const char *event, json_t *args, const 
     const char *bad = args_bad(pkt, buf, sizeof buf);
     if (!pkt || c->gone || !ack_name || !sg_plugins_ack(c->w->e->reg, ack_name) ||
         timeout_ms <= 0 || (data && !dtext) || bad) {
-        host_log(c, SG_LOG_ERROR, "emit_with_ack '%s': %s", event ? event : "(null)",
-                 !pkt ? "bad arguments (args must be an array)"
+        host_log(c, SG_LOG_ERROR, "emit_with_ack '%s': %s", event_shown(event),
+                 !pkt ? event_bad(event)
                  : c->gone ? "the socket is gone"
                  : timeout_ms <= 0 ? "the timeout must be positive"
                  : bad ? bad

@@ -90,6 +90,19 @@ test("connect middleware: rejects with message and data (query and user-agent se
   }
 });
 
+test("connect middleware: a reject whose message or data cannot be sent fails alone, a later one counts", T, async () => {
+  const s = makeClient(stack, "/f", { query: { deny: "unsendable" } });
+  try {
+    const err = await connectError(s);
+    assert.equal(err.message, "denied after");
+    assert.deepEqual(err.data, { message: -1, data: -1 }, "both refused rejects returned -1");
+    assert.match(stack.stderr(), /features\.so: reject: the message is not UTF-8 text/);
+    assert.match(stack.stderr(), /features\.so: reject: the arguments hold a string that is not UTF-8 text/);
+  } finally {
+    closeClient(s);
+  }
+});
+
 test("connect middleware: a rejected client can connect to another namespace of the session", T, async () => {
   const manager = makeManager(stack, { query: { deny: "1" } });
   const f = manager.socket("/f");

@@ -298,7 +298,7 @@ test("names a plugin gives that are not UTF-8 text are refused by the call, alik
     const bad = Buffer.from([0x72, 0xff, 0xfe, 0x6f]); // "r", two bytes never in UTF-8, "o"
     const surrogate = Buffer.from([0xed, 0xa0, 0x80]); // U+D800 encoded: not UTF-8 either
     const { got } = await deliveries([s, other], "bytes-got", async () => {
-      for (const what of ["join", "leave", "emit-room", "emit-except", "emit-nsp", "emit-event", "fetch-room", "fetch-nsp", "set-data"]) {
+      for (const what of ["join", "leave", "emit-room", "emit-except", "emit-nsp", "emit-event", "event-emit", "event-ask", "fetch-room", "fetch-nsp", "set-data"]) {
         for (const name of [bad, surrogate]) {
           const [rc, rooms] = await emitAck(s, "bytes", [what, name]);
           assert.equal(rc, -1, `${what} ${name.toString("hex")}`);
@@ -314,6 +314,8 @@ test("names a plugin gives that are not UTF-8 text are refused by the call, alik
       "emit_to 'bytes-got': a room name in except is not UTF-8 text",
       "emit_to 'bytes-got': the namespace is not UTF-8 text",
       "emit_to '?': the event name is not UTF-8 text",
+      "emit '?': the event name is not UTF-8 text",
+      "emit_with_ack '?': the event name is not UTF-8 text",
       "fetch_sockets: a room name is not UTF-8 text",
       "fetch_sockets: the namespace is not UTF-8 text",
       "set_data: the value cannot be stored (binary data, or a string that is not UTF-8 text?)",

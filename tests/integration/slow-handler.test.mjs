@@ -78,3 +78,23 @@ for (const [what, conf] of [
     s.assertAlive();
   });
 }
+
+test("finish given arguments that cannot be sent fails alone: logged, no ack, the socket carries on", T, async () => {
+  // faults.c's "slow" [ms, "unsendable"] finishes with a string that is
+  // not UTF-8 text (json_stringn_nocheck): the host refuses it before
+  // anything is written, as it does emit's and ack's (host.c, args_bad)
+  const s = await theStack();
+  const { socket: a } = await connectClient(s, "/", { transports: ["websocket"] });
+  try {
+    let acked = false;
+    a.timeout(60000).emit("slow", 100, "unsendable", () => (acked = true));
+    await until(() => /plugin \S*faults\.so: finish: the arguments hold a string that is not UTF-8 text/.test(s.stderr()), 5000,
+      () => `finish's refusal in the log:\n${s.stderr().slice(-2000)}`);
+    assert.deepEqual(await emitAck(a, "message-with-ack", ["after"]), ["after"], "the same socket is served");
+    assert.deepEqual(await emitAck(a, "slow", [50]), ["done", 50], "and its next deferred event acked");
+    assert.equal(acked, false, "no ack for the refused finish");
+    s.assertAlive();
+  } finally {
+    closeClient(a);
+  }
+});

@@ -9,12 +9,17 @@
  *   "slow" [ms]  slow work done right (ABI 1.2): defers the event, returns
  *                at once, and a thread of this plugin acks ["done", ms]
  *                after ms milliseconds (0..10000) with host->finish
+ *   "slow" [ms, "unsendable"]  the same, but finish is given arguments
+ *                that cannot be sent (a string that is not UTF-8 text,
+ *                made with json_stringn_nocheck): it fails, no ack
  *
  * Load it after echo.so (the echo application's events stay as they are). */
 #include <siogate/plugin.h>
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 SG_PLUGIN_DECLARE;
@@ -41,6 +46,7 @@ static int ev_pid(sg_ctx *ctx, const char *event, json_t *args, void *ud)
 struct slow {
     sg_deferred *d;
     int ms;
+    bool unsendable;
     pthread_t th;
     struct slow *next;
 };
@@ -51,7 +57,10 @@ static void *slow_run(void *arg)
 {
     struct slow *s = arg;
     usleep((useconds_t)s->ms * 1000);
-    host->finish(s->d, json_pack("[s,i]", "done", s->ms));
+    if (s->unsendable)
+        host->finish(s->d, json_pack("[o]", json_stringn_nocheck("\xff", 1)));
+    else
+        host->finish(s->d, json_pack("[s,i]", "done", s->ms));
     return NULL;
 }
 
@@ -65,6 +74,8 @@ static int ev_slow(sg_ctx *ctx, const char *event, json_t *args, void *ud)
         return -1;
     }
     s->ms = (int)ms;
+    const char *how = json_string_value(json_array_get(args, 1));
+    s->unsendable = how && strcmp(how, "unsendable") == 0;
     pthread_mutex_lock(&slow_mu);
     int rc = pthread_create(&s->th, NULL, slow_run, s);
     if (rc == 0) {

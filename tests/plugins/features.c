@@ -4,7 +4,10 @@
  *
  * Namespace "/f" (every event acks when the client asked for it):
  *   connect middleware   rejects when the handshake query has deny=1
- *                        (message "denied", data {query, ua}); returns -1
+ *                        (message "denied", data {query, ua}); with
+ *                        deny=unsendable tries two rejects the host refuses
+ *                        first (message "denied after", data {message,
+ *                        data}: what they returned); returns -1
  *                        without rejecting when auth.fail is true
  *   on connection        emits "hello" {id, nsp, auth, handshake, recovered}
  *                        (recovered: host->recovered(), ABI 1.3)
@@ -118,6 +121,14 @@ static int mw_connect(sg_ctx *ctx, json_t *auth, void *ud)
         host->reject(ctx, "denied",
                      json_pack("{s:O?,s:O?}", "query", query, "ua",
                                json_object_get(headers, "user-agent")));
+        return 1;
+    }
+    if (deny && strcmp(deny, "unsendable") == 0) {
+        /* two rejects the host refuses (a message, then data, that are not
+         * UTF-8 text), then one it takes, which tells what the two gave */
+        int m = host->reject(ctx, "\xff", NULL);
+        int d = host->reject(ctx, "denied", json_pack("[o]", json_stringn_nocheck("\xff", 1)));
+        host->reject(ctx, "denied after", json_pack("{s:i,s:i}", "message", m, "data", d));
         return 1;
     }
     return 0;
@@ -400,7 +411,8 @@ static int ev_binary_ack(sg_ctx *ctx, const char *event, json_t *args, void *ud)
  * number of sockets or -1 for NULL). what: join, leave, emit-room (to that
  * room), emit-except (to all of the namespace but that room), emit-nsp (to
  * all of that namespace), emit-event (to the sender, the name is the
- * event's), fetch-room, fetch-nsp; emits are of "bytes-got"; set-data
+ * event's), event-emit and event-ask (emit and emit_with_ack of an event
+ * of that name), fetch-room, fetch-nsp; emits are of "bytes-got"; set-data
  * ({"k": the name as a string made with json_stringn_nocheck}); the
  * name as an argument: arg-emit (emit), arg-emit-to (emit_to the
  * sender), arg-ack (ack), arg-ask (emit_with_ack), each [string], and
@@ -430,6 +442,10 @@ static int ev_bytes(sg_ctx *ctx, const char *event, json_t *args, void *ud)
         t.except = !strcmp(what, "emit-except") ? one : NULL;
         t.nsp = !strcmp(what, "emit-nsp") ? name : NULL;
         rc = host->emit_to(ctx, &t, !strcmp(what, "emit-event") ? name : "bytes-got", NULL);
+    } else if (!strcmp(what, "event-emit")) {
+        rc = host->emit(ctx, name, NULL);
+    } else if (!strcmp(what, "event-ask")) {
+        rc = host->emit_with_ack(ctx, name, NULL, "ask", 1000, NULL);
     } else if (!strncmp(what, "arg-", 4)) {
         /* the name as a string argument (json_stringn_nocheck), or as an
          * object's key, or "deep": arrays nested 1,100 deep */
