@@ -91,7 +91,10 @@ void sg_store_rollback(sg_store *s);
 /* A batch: one transaction around many begin/commit pairs (group commit;
  * one writer's turn of an event loop). What a commit inside it released
  * becomes durable, and visible to other connections, at sg_store_batch_end;
- * a rollback inside it undoes only its own part. */
+ * a rollback inside it undoes only its own part. Inside a batch the SQLite
+ * store answers session_get, stream_pending and socket_find again from
+ * what it read before while nothing can have changed it (store_sqlite.c,
+ * "the read memo"): the answers are the database's all the same. */
 int sg_store_batch_begin(sg_store *s);
 int sg_store_batch_end(sg_store *s);
 
