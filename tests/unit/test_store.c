@@ -960,75 +960,65 @@ TEST("store: a batch commits its parts once; a rolled-back part is undone alone"
     sg_store_close(s);
 }
 
-/* The SQLite store keeps, inside a batch, the answers of these three reads
- * while nothing could have changed them (store_sqlite.c, the read memo):
- * what another connection committed between batches, what this one wrote
- * in the batch and what a rollback undid must all be seen. */
+/* The three reads the SQLite store keeps inside a batch (store_sqlite.c,
+ * the read memo) of SID1, in one line: "TRANSPORT PING_SENT PENDING
+ * SOCKET" (SOCKET "-" when none; "error" when a read failed). */
+static const char *reads(sg_store *s, char *out, size_t cap)
+{
+    sg_session got;
+    char id[SG_ID_LEN + 1] = "-";
+    int pending = sg_store_stream_pending(s, SID1, 0, 0);
+    int found = sg_store_socket_find(s, SID1, "/", id);
+    if (pending < 0 || (found != 0 && found != SG_STORE_NOTFOUND) ||
+        sg_store_session_get(s, SID1, &got) != 0)
+        return "error";
+    snprintf(out, cap, "%s %d %d %s", got.transport, got.ping_sent, pending, id);
+    sg_session_clear(&got);
+    return out;
+}
+
+/* What another connection committed between batches, what this one wrote
+ * in the batch and what a rollback undid must all be read. */
 TEST("store: in a batch, reads see others' commits, own writes and rollbacks")
 {
     sg_store *s = fresh();
     sg_store *other = sg_store_open(path);
     CHECK(s && other);
-    sg_session ss, got;
-    char id[SG_ID_LEN + 1];
+    char line[128];
+    sg_session ss;
     mk_session(&ss, SID1);
     CHECK(sg_store_begin(s) == 0 && sg_store_session_insert(s, &ss, "{}") == 0 &&
           sg_store_socket_insert(s, "sockA", SID1, "/", 1) == 0 && sg_store_commit(s) == 0);
     for (int round = 0; round < 2; round++) { /* the second reads kept answers */
-        CHECK_INT(sg_store_batch_begin(s), 0);
-        CHECK_INT(sg_store_begin(s), 0);
-        CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
-        CHECK_STR(got.transport, "polling");
-        sg_session_clear(&got);
-        CHECK_INT(sg_store_stream_pending(s, SID1, 0, 0), 0);
-        CHECK_INT(sg_store_socket_find(s, SID1, "/", id), 0);
-        CHECK_STR(id, "sockA");
-        CHECK_INT(sg_store_commit(s), 0);
-        CHECK_INT(sg_store_batch_end(s), 0);
+        CHECK(sg_store_batch_begin(s) == 0 && sg_store_begin(s) == 0);
+        CHECK_STR(reads(s, line, sizeof line), "polling 0 0 sockA");
+        CHECK(sg_store_commit(s) == 0 && sg_store_batch_end(s) == 0);
     }
     /* another connection changes all three between two batches */
     snprintf(ss.transport, sizeof ss.transport, "websocket");
     CHECK(sg_store_begin(other) == 0 && sg_store_session_update(other, &ss) == 0 &&
           sg_store_queue_push(other, SID1, false, "x", 1) > 0 &&
           sg_store_socket_delete(other, "sockA") == 0 && sg_store_commit(other) == 0);
-    CHECK_INT(sg_store_batch_begin(s), 0);
-    CHECK_INT(sg_store_begin(s), 0);
-    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
-    CHECK_STR(got.transport, "websocket");
-    sg_session_clear(&got);
-    CHECK_INT(sg_store_stream_pending(s, SID1, 0, 0), 1);
-    CHECK_INT(sg_store_socket_find(s, SID1, "/", id), SG_STORE_NOTFOUND);
-    /* its own writes in the batch, read back at once and in the next part */
+    CHECK(sg_store_batch_begin(s) == 0 && sg_store_begin(s) == 0);
+    CHECK_STR(reads(s, line, sizeof line), "websocket 0 1 -");
+    /* its own writes, read back at once */
     ss.ping_sent = 1;
     CHECK_INT(sg_store_session_update(s, &ss), 0);
-    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
-    CHECK_INT(got.ping_sent, 1);
-    sg_session_clear(&got);
-    CHECK(sg_store_queue_trim(s, SID1, INT64_MAX) == 0);
-    CHECK_INT(sg_store_stream_pending(s, SID1, 0, 0), 0);
+    CHECK_INT(sg_store_queue_trim(s, SID1, INT64_MAX), 0);
+    CHECK_STR(reads(s, line, sizeof line), "websocket 1 0 -");
     CHECK_INT(sg_store_commit(s), 0);
+    /* what was read after a write that is rolled back is gone with it */
     CHECK_INT(sg_store_begin(s), 0);
     CHECK_INT(sg_store_socket_insert(s, "sockB", SID1, "/", 2), 0);
-    CHECK_INT(sg_store_socket_find(s, SID1, "/", id), 0);
-    CHECK_STR(id, "sockB");
-    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
-    sg_session_clear(&got);
-    sg_store_rollback(s); /* what was read after the insert is gone */
+    CHECK_STR(reads(s, line, sizeof line), "websocket 1 0 sockB");
+    sg_store_rollback(s);
     CHECK_INT(sg_store_begin(s), 0);
-    CHECK_INT(sg_store_socket_find(s, SID1, "/", id), SG_STORE_NOTFOUND);
-    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
-    CHECK_INT(got.ping_sent, 1);
-    sg_session_clear(&got);
-    CHECK_INT(sg_store_commit(s), 0);
-    CHECK_INT(sg_store_batch_end(s), 0);
-    /* and the next batch still sees its own committed writes */
-    CHECK_INT(sg_store_batch_begin(s), 0);
-    CHECK_INT(sg_store_begin(s), 0);
-    CHECK_INT(sg_store_session_get(s, SID1, &got), 0);
-    CHECK_INT(got.ping_sent, 1);
-    sg_session_clear(&got);
-    CHECK_INT(sg_store_commit(s), 0);
-    CHECK_INT(sg_store_batch_end(s), 0);
+    CHECK_STR(reads(s, line, sizeof line), "websocket 1 0 -");
+    CHECK(sg_store_commit(s) == 0 && sg_store_batch_end(s) == 0);
+    /* the next batch reads its own committed writes */
+    CHECK(sg_store_batch_begin(s) == 0 && sg_store_begin(s) == 0);
+    CHECK_STR(reads(s, line, sizeof line), "websocket 1 0 -");
+    CHECK(sg_store_commit(s) == 0 && sg_store_batch_end(s) == 0);
     sg_store_close(other);
     sg_store_close(s);
 }
