@@ -154,7 +154,7 @@ int sg_engine_bcast_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, cons
     if (max <= since)
         return 0;
     *mark = max;
-    return since < 0 ? 0 : sg_store_bcast_sessions(w->store, since, max, fn, ud);
+    return since < 0 || !fn ? 0 : sg_store_bcast_sessions(w->store, since, max, fn, ud);
 }
 
 int eng_bcast_settle(sg_worker *w, const char *sid)

@@ -126,7 +126,10 @@ int sg_engine_changed_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, co
                             void *ud);
 /* After a broadcast log ring (sg_bell_drain's *log): fn(ud, sid) for every
  * session a broadcast log row after *mark names; *mark advances. Start
- * with *mark = -1 (that call only sets it). Returns the count or -1. */
+ * with *mark = -1 (that call only sets it). fn NULL: only *mark advances
+ * (for a process that holds no connection now: listing a broadcast's
+ * recipients for nothing cost siogate-wsd 4.4 us a recipient while
+ * siogate-fcgi served 1,000 polls). Returns the count or -1. */
 int sg_engine_bcast_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, const char *sid),
                           void *ud);
 

@@ -709,7 +709,8 @@ static void take_rings(sg_parked *p)
     if (count < 0)
         sg_error("doorbell: receiving a ring failed");
     /* the held GETs of the sessions new broadcast log rows name: one read */
-    if (log && !all && sg_engine_bcast_since(p->w, &p->bmark, ring_one, p) < 0)
+    if (log && !all &&
+        sg_engine_bcast_since(p->w, &p->bmark, p->by_sid.count ? ring_one : NULL, p) < 0)
         sg_error("doorbell: finding the sessions of a broadcast failed");
     if (all && p->timers.len)
         p->due_all = true;

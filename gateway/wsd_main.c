@@ -1251,7 +1251,8 @@ static void take_rings(struct wsd *d)
     if (count < 0)
         sg_error("doorbell: receiving a ring failed");
     /* the connections of the sessions new broadcast log rows name: one read */
-    if (log && !all && sg_engine_bcast_since(d->w, &d->bmark, ring_one, d) < 0)
+    if (log && !all &&
+        sg_engine_bcast_since(d->w, &d->bmark, d->sessions.count ? ring_one : NULL, d) < 0)
         sg_error("doorbell: finding the sessions of a broadcast failed");
     if (!all && count >= d->pressure) {
         sg_debug("doorbell: %d rings in one drain, some may be lost: re-checking all", count);
