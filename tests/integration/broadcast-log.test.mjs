@@ -3,8 +3,9 @@
 // exactly the members at the emit (a socket that joins after it does not
 // get it, one that leaves after it still does, in order with its own
 // frames), except and skip, binary arguments, polling and WebSocket
-// receivers on several processes, `siogate emit --to`, and the store holds
-// one row per frame, not one per recipient.
+// receivers on several processes (300 WebSockets at once too), `siogate
+// emit --to`, and the store holds one row per frame, not one per
+// recipient.
 //
 // Raw Engine.IO sessions (lib/eio.mjs) make the timing deterministic: a
 // session that sends no GET takes nothing, so its membership can change
@@ -160,6 +161,42 @@ test("binary broadcasts to polling and WebSocket receivers on every process, in 
   // exactly once: a round trip later nothing more came
   for (const s of rx) await emitAck(s, "rooms", []);
   for (const g of got) assert.equal(g.length, N);
+});
+
+test("a broadcast to more WebSockets than a transaction takes: all of them, in order, once", T, async () => {
+  // siogate-wsd commits and writes every 128 takes (TAKES_PER_COMMIT): 300
+  // receivers over its two processes make each take more than that in one
+  // turn of the loop
+  const M = 300;
+  const N = 5;
+  const rx = [];
+  for (let i = 0; i < M; i++) rx.push((await connectF(stack, "/f", WS)).socket);
+  await Promise.all(rx.map((s) => emitAck(s, "join", ["many"])));
+  const got = rx.map(() => []);
+  const done = rx.map(
+    (s, i) =>
+      new Promise((resolve) =>
+        s.on("wave", (k) => {
+          got[i].push(k);
+          if (got[i].length === N) resolve();
+        }),
+      ),
+  );
+  const { socket: tx } = await connectF(stack, "/f", WS);
+  for (let k = 0; k < N; k++) {
+    const [count] = await emitAck(tx, "emit-to", [{ rooms: ["many"], event: "wave", args: [k] }]);
+    assert.equal(count, M);
+  }
+  await Promise.race([
+    Promise.all(done),
+    new Promise((_, reject) =>
+      setTimeout(() => reject(new Error(`not all received: ${got.filter((g) => g.length < N).length} short`)), 30000),
+    ),
+  ]);
+  for (const s of rx) await emitAck(s, "rooms", []);
+  const want = Array.from({ length: N }, (_, k) => k);
+  for (const g of got) assert.deepEqual(g, want);
+  for (const s of [...rx, tx]) s.disconnect();
 });
 
 test("siogate emit --to goes through the log and wakes held polls and WebSockets", T, async () => {
