@@ -20,7 +20,7 @@ import { SKIP_REFERENCE as skip, startFeaturesStack, connectF } from "./lib/feat
 import { BUILDDIR } from "./lib/stack.mjs";
 import { storeQuery } from "./lib/store.mjs";
 import { handshake, send, collect } from "./lib/eio.mjs";
-import { toBuffer } from "./lib/util.mjs";
+import { toBuffer, withTimeout } from "./lib/util.mjs";
 
 const T = { timeout: 60000, skip };
 const WS = { transports: ["websocket"] };
@@ -152,10 +152,10 @@ test("binary broadcasts to polling and WebSocket receivers on every process, in 
     ]);
     assert.equal(count, rx.length);
   }
-  await Promise.race([
-    Promise.all(done),
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`not all received: ${got.map((g) => g.length)}`)), 20000)),
-  ]);
+  await withTimeout(Promise.all(done), 20000, `${rx.length} receivers x ${N} "blob"`).catch((e) => {
+    e.message += ` (got ${got.map((g) => g.length)})`;
+    throw e;
+  });
   const want = Array.from({ length: N }, (_, k) => [k, [k, 255 - k, 7]]);
   for (const g of got) assert.deepEqual(g, want);
   // exactly once: a round trip later nothing more came
@@ -187,12 +187,10 @@ test("a broadcast to more WebSockets than a transaction takes: all of them, in o
     const [count] = await emitAck(tx, "emit-to", [{ rooms: ["many"], event: "wave", args: [k] }]);
     assert.equal(count, M);
   }
-  await Promise.race([
-    Promise.all(done),
-    new Promise((_, reject) =>
-      setTimeout(() => reject(new Error(`not all received: ${got.filter((g) => g.length < N).length} short`)), 30000),
-    ),
-  ]);
+  await withTimeout(Promise.all(done), 30000, `${M} receivers x ${N} "wave"`).catch((e) => {
+    e.message += ` (${got.filter((g) => g.length < N).length} short)`;
+    throw e;
+  });
   for (const s of rx) await emitAck(s, "rooms", []);
   const want = Array.from({ length: N }, (_, k) => k);
   for (const g of got) assert.deepEqual(g, want);
