@@ -463,11 +463,14 @@ static void flush_due(struct wsd *d)
     }
 }
 
-/* End the turn's transaction (if batch: one is open), then write what it
- * took and received. */
-static void commit_and_flush(struct wsd *d, bool batch)
+/* Open the turn's transaction; d->in_batch says whether it is open. */
+static void begin_batch(struct wsd *d) { d->in_batch = sg_engine_batch_begin(d->w) == SG_OK; }
+
+/* End the turn's transaction (if one is open), then write what it took and
+ * received. */
+static void commit_and_flush(struct wsd *d)
 {
-    if (batch && sg_engine_batch_end(d->w) != SG_OK)
+    if (d->in_batch && sg_engine_batch_end(d->w) != SG_OK)
         sg_error("committing this turn's packets failed");
     d->in_batch = false;
     flush_due(d);
@@ -1428,8 +1431,7 @@ static void run(struct wsd *d)
          * once after it (a turn of more than TAKES_PER_COMMIT takes commits
          * after each such chunk); measured: echo with one event in flight
          * per client went from 7-10k to ~22k acked events/s */
-        bool batch = sg_engine_batch_begin(d->w) == SG_OK;
-        d->in_batch = batch;
+        begin_batch(d);
         bool rang = false;
         for (int i = 0; i < n; i++) {
             void *tag = evs[i].data.ptr;
@@ -1460,7 +1462,7 @@ static void run(struct wsd *d)
             bool all = false;
             int takes = 0;
             for (;;) {
-                if (batch && !all && sg_engine_batch_dirty(d->w, &pos, ring_one, d)) {
+                if (d->in_batch && !all && sg_engine_batch_dirty(d->w, &pos, ring_one, d)) {
                     all = true; /* too many to list: every connection */
                     mark_all(d);
                 }
@@ -1470,10 +1472,9 @@ static void run(struct wsd *d)
                     /* what this transaction queued was scanned just above
                      * (pos): the next one begins with nothing unseen */
                     takes = 0;
-                    if (batch) {
-                        commit_and_flush(d, batch);
-                        batch = sg_engine_batch_begin(d->w) == SG_OK;
-                        d->in_batch = batch;
+                    if (d->in_batch) {
+                        commit_and_flush(d);
+                        begin_batch(d);
                         pos = 0;
                     }
                 }
@@ -1481,7 +1482,7 @@ static void run(struct wsd *d)
                     take(d, c);
             }
         }
-        commit_and_flush(d, batch);
+        commit_and_flush(d);
         if (!d->stopping) {
             now = sg_mono_ms();
             if (now >= d->next_sweep) {
