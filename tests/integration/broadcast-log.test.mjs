@@ -61,6 +61,30 @@ async function rawF() {
   };
 }
 
+/**
+ * Every socket of rx keeps what map(...args) makes of each `event` it gets
+ * (got[i]; it keeps listening, so a later duplicate shows there); wait(ms)
+ * resolves once each has n, or rejects after ms saying how many fell short.
+ */
+function collectAll(rx, event, n, map) {
+  const got = rx.map(() => []);
+  const done = rx.map(
+    (s, i) =>
+      new Promise((resolve) =>
+        s.on(event, (...args) => {
+          got[i].push(map(...args));
+          if (got[i].length === n) resolve();
+        }),
+      ),
+  );
+  const wait = (ms) =>
+    withTimeout(Promise.all(done), ms, `${rx.length} receivers x ${n} "${event}"`).catch((e) => {
+      e.message += ` (${got.filter((g) => g.length < n).length} short: ${got.map((g) => g.length)})`;
+      throw e;
+    });
+  return { got, wait };
+}
+
 const ev = (event, ...args) => `42/f,${JSON.stringify([event, ...args])}`;
 
 /** The log rows of the store (sid ''), counted with its own shell. */
@@ -136,26 +160,14 @@ test("binary broadcasts to polling and WebSocket receivers on every process, in 
   for (const s of rx) await emitAck(s, "join", ["bin"]);
   const { socket: tx } = await connectF(stack, "/f");
   const N = 20;
-  const got = rx.map(() => []);
-  const done = rx.map(
-    (s, i) =>
-      new Promise((resolve) =>
-        s.on("blob", (k, buf) => {
-          got[i].push([k, [...toBuffer(buf)]]);
-          if (got[i].length === N) resolve();
-        }),
-      ),
-  );
+  const { got, wait } = collectAll(rx, "blob", N, (k, buf) => [k, [...toBuffer(buf)]]);
   for (let k = 0; k < N; k++) {
     const [count] = await emitAck(tx, "emit-to", [
       { rooms: ["bin"], event: "blob", args: [k, Buffer.from([k, 255 - k, 7])] },
     ]);
     assert.equal(count, rx.length);
   }
-  await withTimeout(Promise.all(done), 20000, `${rx.length} receivers x ${N} "blob"`).catch((e) => {
-    e.message += ` (got ${got.map((g) => g.length)})`;
-    throw e;
-  });
+  await wait(20000);
   const want = Array.from({ length: N }, (_, k) => [k, [k, 255 - k, 7]]);
   for (const g of got) assert.deepEqual(g, want);
   // exactly once: a round trip later nothing more came
@@ -172,25 +184,13 @@ test("a broadcast to more WebSockets than a transaction takes: all of them, in o
   const rx = [];
   for (let i = 0; i < M; i++) rx.push((await connectF(stack, "/f", WS)).socket);
   await Promise.all(rx.map((s) => emitAck(s, "join", ["many"])));
-  const got = rx.map(() => []);
-  const done = rx.map(
-    (s, i) =>
-      new Promise((resolve) =>
-        s.on("wave", (k) => {
-          got[i].push(k);
-          if (got[i].length === N) resolve();
-        }),
-      ),
-  );
+  const { got, wait } = collectAll(rx, "wave", N, (k) => k);
   const { socket: tx } = await connectF(stack, "/f", WS);
   for (let k = 0; k < N; k++) {
     const [count] = await emitAck(tx, "emit-to", [{ rooms: ["many"], event: "wave", args: [k] }]);
     assert.equal(count, M);
   }
-  await withTimeout(Promise.all(done), 30000, `${M} receivers x ${N} "wave"`).catch((e) => {
-    e.message += ` (${got.filter((g) => g.length < N).length} short)`;
-    throw e;
-  });
+  await wait(30000);
   for (const s of rx) await emitAck(s, "rooms", []);
   const want = Array.from({ length: N }, (_, k) => k);
   for (const g of got) assert.deepEqual(g, want);
