@@ -163,7 +163,8 @@ struct conn {
     bool dead;          /* destroyed this turn; freed at its end */
     bool dirty;         /* in the take list of this turn */
     bool blocked;       /* output over OUT_LIMIT: take again when it drains */
-    bool flush_due;     /* in the flush list of this turn */
+    bool flush_due;     /* in the flush list: this turn's transaction writes to its output */
+    bool received;      /* ... and holds packets it received (or its probe, its upgrade) */
     bool out_armed;     /* EPOLLOUT registered */
     bool in_hash;       /* node is in d->sessions */
     bool shut;          /* shutdown(SHUT_WR) done */
@@ -178,6 +179,7 @@ struct conn {
     uint32_t in_len, in_cap, in_off;
     char *out;          /* bytes to send: out[out_off..out_len) */
     size_t out_off, out_len, out_cap;
+    size_t kept;        /* flush_due: bytes pending before the transaction wrote */
     wslay_event_context_ptr ws;
     sg_eio_packets rx;  /* packets read this turn */
     sg_deadline timer;  /* CLOCK_MONOTONIC ms, in d->timers */
@@ -406,10 +408,11 @@ static void engine_close(struct wsd *d, struct conn *c, const char *reason)
         sg_error("session " SG_SID_FMT ": closing it (%s) failed", c->sid, reason);
 }
 
-/* Send what is buffered. On a write error the connection is lost. */
+/* Send what is buffered (of a connection the open transaction wrote to:
+ * after its commit). On a write error the connection is lost. */
 static void flush(struct wsd *d, struct conn *c)
 {
-    if (c->dead)
+    if (c->dead || (c->flush_due && d->in_batch))
         return;
     int rc = sg_daemon_send(c->fd, c->out, c->out_len, &c->out_off);
     if (rc > 0) {
@@ -434,46 +437,6 @@ static void flush(struct wsd *d, struct conn *c)
         c->blocked = false;
         mark_dirty(d, c);
     }
-}
-
-/* Write c's output after this turn's commit (at once outside a batch): what
- * a turn takes or receives for a connection goes out once, and nothing goes
- * out that the commit could still undo. */
-static void want_flush(struct wsd *d, struct conn *c)
-{
-    if (!d->in_batch) {
-        flush(d, c);
-    } else if (!c->flush_due) {
-        c->flush_due = true;
-        c->fnext = d->flushes;
-        d->flushes = c;
-    }
-}
-
-/* After the commit; a destroyed connection stays allocated until the end
- * of the turn (free_grave), so the list holds no dangling pointer. */
-static void flush_due(struct wsd *d)
-{
-    while (d->flushes) {
-        struct conn *c = d->flushes;
-        d->flushes = c->fnext;
-        c->flush_due = false;
-        if (!c->dead)
-            flush(d, c);
-    }
-}
-
-/* Open the turn's transaction; d->in_batch says whether it is open. */
-static void begin_batch(struct wsd *d) { d->in_batch = sg_engine_batch_begin(d->w) == SG_OK; }
-
-/* End the turn's transaction (if one is open), then write what it took and
- * received. */
-static void commit_and_flush(struct wsd *d)
-{
-    if (d->in_batch && sg_engine_batch_end(d->w) != SG_OK)
-        sg_error("committing this turn's packets failed");
-    d->in_batch = false;
-    flush_due(d);
 }
 
 /* Called after the output shrank: resume taking below half the limit. */
@@ -526,6 +489,73 @@ static void close_ws(struct wsd *d, struct conn *c, uint16_t code)
         out_append(c, f, sg_ws_close_frame(f, code));
     }
     closing(d, c);
+}
+
+/* What the open transaction takes or receives for c goes out after its
+ * commit, once, and never if the commit fails: nothing goes out that the
+ * commit could still undo. Called before the transaction writes to c's
+ * output (received: it holds packets c received). */
+static void join_batch(struct wsd *d, struct conn *c, bool received)
+{
+    if (!d->in_batch)
+        return;
+    c->received |= received;
+    if (c->flush_due)
+        return;
+    c->flush_due = true;
+    c->kept = out_pending(c);
+    c->fnext = d->flushes;
+    d->flushes = c;
+}
+
+/* The transaction that wrote to c's output did not commit: what it wrote
+ * there goes (what was buffered before stays). What it took is still
+ * queued in the store, taken again after INTERNAL_RETRY_MS. Packets it
+ * received are lost, so the client must know, as a polling client knows
+ * from the 500 to its POST: the WebSocket closes with 1011 (or at once,
+ * when the turn had queued its close frame). Measured before this: the
+ * frames went out all the same, and the packets taken went out again at
+ * the next take (tests/integration/faults.test.mjs, a full disk). */
+static void batch_failed(struct wsd *d, struct conn *c, bool received)
+{
+    c->out_len = c->out_off + c->kept;
+    if (c->state == ST_OPEN && !received) {
+        c->blocked = false;
+        schedule(d, c, sg_mono_ms() + INTERNAL_RETRY_MS);
+        flush(d, c);
+    } else if (c->state == ST_CLOSING) {
+        destroy(d, c);
+    } else {
+        engine_close(d, c, "transport error");
+        close_ws(d, c, 1011);
+    }
+}
+
+/* Open the turn's transaction; d->in_batch says whether it is open. */
+static void begin_batch(struct wsd *d) { d->in_batch = sg_engine_batch_begin(d->w) == SG_OK; }
+
+/* End the turn's transaction (if one is open), then write what it took and
+ * received; after a failed commit, batch_failed() instead. A destroyed
+ * connection stays allocated until the end of the turn (free_grave), so
+ * the list holds no dangling pointer. */
+static void commit_and_flush(struct wsd *d)
+{
+    bool failed = d->in_batch && sg_engine_batch_end(d->w) != SG_OK;
+    if (failed)
+        sg_error("committing this turn's packets failed");
+    d->in_batch = false;
+    while (d->flushes) {
+        struct conn *c = d->flushes;
+        d->flushes = c->fnext;
+        bool received = c->received;
+        c->flush_due = c->received = false;
+        if (c->dead)
+            continue;
+        if (failed)
+            batch_failed(d, c, received);
+        else
+            flush(d, c);
+    }
 }
 
 /* Answer an HTTP error and close. */
@@ -615,6 +645,7 @@ static void on_upgrade_packet(struct wsd *d, struct conn *c, bool text, const ui
 {
     bool probe = text && n == 6 && memcmp(m, "2probe", 6) == 0;
     bool upgrade = text && n == 1 && m[0] == '5';
+    join_batch(d, c, true);
     if (probe && c->state == ST_PROBE) {
         int rc = sg_engine_ws_probe(d->w, c->sid);
         if (rc != SG_OK) {
@@ -729,6 +760,7 @@ static void take(struct wsd *d, struct conn *c)
     /* what fits under OUT_LIMIT is read from the store (one frame at
      * least); the rest is taken once this has gone out */
     bool more = false;
+    join_batch(d, c, false);
     int rc = sg_engine_ws_take(d->w, c->sid, c->owner, out_room(c), take_frame, c, &wake_at, &more);
     if (more)
         c->blocked = true;
@@ -739,7 +771,7 @@ static void take(struct wsd *d, struct conn *c)
             close_ws(d, c, 1011);
             return;
         }
-        want_flush(d, c);
+        flush(d, c);
     } else if (rc == SG_E_SID) {
         sg_debug("session %s: closed; closing its WebSocket", c->sid);
         close_ws(d, c, 1000);
@@ -748,7 +780,7 @@ static void take(struct wsd *d, struct conn *c)
         close_ws(d, c, 1000);
     } else {
         schedule(d, c, sg_mono_ms() + INTERNAL_RETRY_MS);
-        want_flush(d, c);
+        flush(d, c);
     }
 }
 
@@ -764,6 +796,7 @@ static bool deliver(struct wsd *d, struct conn *c)
      * of a round trip through the queue (measured: see the commit). What
      * went to the queue for this session is taken in this turn. */
     bool take_due = true;
+    join_batch(d, c, true);
     /* within OUT_LIMIT, as takes are: beyond it the answers wait in the
      * store (where max_queued_packets bounds them) and the connection is
      * taken again once its buffer drained (take_due; a take then blocks) */
@@ -772,7 +805,7 @@ static bool deliver(struct wsd *d, struct conn *c)
     sg_eio_packets_free(&c->rx);
     if (rc == SG_OK) {
         if (out_pending(c))
-            want_flush(d, c);
+            flush(d, c);
         if (take_due)
             mark_dirty(d, c);
         return true;

@@ -14,14 +14,17 @@
 //  - a full disk (the store on a small tmpfs): requests that must write get
 //    HTTP 500 and the CLI exit status 1 naming the cause, no process dies,
 //    the store stays intact, and service comes back once there is space,
-//    without a restart. Needs root (mount); skipped otherwise, and on
-//    PostgreSQL (SG_STORE=pg: the full disk would be the server's).
+//    without a restart; under siogate-wsd, a turn whose commit fails sends
+//    nothing it took (sent once there is space) nor answers to what it
+//    received (that WebSocket closes, its client reconnects). Needs root
+//    (mount); skipped otherwise, and on PostgreSQL (SG_STORE=pg: the full
+//    disk would be the server's).
 //
 // siogate only (the reference server has no store, processes or plugins).
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync, execFileSync } from "node:child_process";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
@@ -255,7 +258,11 @@ function tmpfsSkip() {
   return false;
 }
 
-test("a full disk: 500s and a failing CLI while full, nothing dies, the store intact, service back once there is space", { ...T, skip: tmpfsSkip() }, async (t) => {
+/**
+ * fn(mnt) with a 6 MB tmpfs mounted at mnt (t skipped when mount fails);
+ * unmounted and removed afterwards, whatever fn did.
+ */
+async function onSmallTmpfs(t, fn) {
   const mnt = join(BUILDDIR, "tests", "integration", ".tmp", `disk-${process.pid}`);
   mkdirSync(mnt, { recursive: true });
   const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", mnt], { encoding: "utf8" });
@@ -264,16 +271,30 @@ test("a full disk: 500s and a failing CLI while full, nothing dies, the store in
     rmSync(mnt, { recursive: true, force: true });
     return;
   }
-  const fill = join(mnt, "fill");
   try {
+    await fn(mnt);
+  } finally {
+    for (const s of stacks.splice(0)) await s.stop();
+    spawnSync("umount", [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+}
+
+/** Fills the rest of the disk at mnt with the file fill. */
+function fillDisk(mnt, fill) {
+  spawnSync("dd", ["if=/dev/zero", `of=${fill}`, "bs=64k"], { stdio: "ignore", timeout: 20000 });
+  const df = execFileSync("df", ["-k", "--output=avail", mnt], { encoding: "utf8" });
+  assert.equal(Number(df.trim().split("\n").pop()), 0, `the disk is full: ${df}`);
+}
+
+test("a full disk: 500s and a failing CLI while full, nothing dies, the store intact, service back once there is space", { ...T, skip: tmpfsSkip() }, (t) =>
+  onSmallTmpfs(t, async (mnt) => {
+    const fill = join(mnt, "fill");
     const stack = await start({ fcgi: 1, conf: { db: join(mnt, "siogate.db") } });
     const { socket: held } = await connectClient(stack, "/");
     const { socket: s } = await connectClient(stack, "/");
     assert.deepEqual(await emitAck(s, "message-with-ack", ["before"], 5000), ["before"]);
-    // the rest of the disk
-    spawnSync("dd", ["if=/dev/zero", `of=${fill}`, "bs=64k"], { stdio: "ignore", timeout: 20000 });
-    const df = execFileSync("df", ["-k", "--output=avail", mnt], { encoding: "utf8" });
-    assert.equal(Number(df.trim().split("\n").pop()), 0, `the disk is full: ${df}`);
+    fillDisk(mnt, fill);
 
     // a write that needs new space fails: the CLI exits 1 naming the cause,
     // nothing half-written. (After a checkpoint the WAL reuses its pages, so
@@ -306,10 +327,72 @@ test("a full disk: 500s and a failing CLI while full, nothing dies, the store in
     closeClient(s);
     closeClient(fresh);
     integrity(stack.db);
-  } finally {
-    rmSync(fill, { force: true });
-    for (const s of stacks.splice(0)) await s.stop();
-    spawnSync("umount", [mnt]);
-    rmSync(mnt, { recursive: true, force: true });
-  }
-});
+  }));
+
+test("a full disk under siogate-wsd: what a failed commit took or answered is never sent; it goes out once when there is space", { ...T, skip: tmpfsSkip() }, (t) =>
+  onSmallTmpfs(t, async (mnt) => {
+    const fill = join(mnt, "fill");
+    const db = join(mnt, "siogate.db");
+    const stack = await start({ fcgi: 1, conf: { db } });
+    const WS = { transports: ["websocket"] };
+    const { socket: taker } = await connectClient(stack, "/", WS);
+    const { socket: sender } = await connectClient(stack, "/", { ...WS, ...RECONNECTING });
+    assert.deepEqual(await emitAck(sender, "message-with-ack", ["before"], 5000), ["before"]);
+    const news = [];
+    taker.on("news", (x) => news.push(x));
+    const drops = [];
+    sender.on("disconnect", (reason) => drops.push(reason));
+    const said = () => stack.stderr().match(/committing this turn's packets failed/g)?.length ?? 0;
+    const failedBefore = said();
+
+    // Every commit must fail while the disk is full, so the WAL must grow
+    // with each one: it is emptied (TRUNCATE) while the daemons (and their
+    // checkpointers) are stopped, and a reader holds it from starting
+    // over. The emit to the taker is committed before the disk fills.
+    const daemons = stack.daemons();
+    for (const d of daemons) process.kill(d.pid, "SIGSTOP");
+    let reader;
+    try {
+      const ck = storeQuerySync(db, "PRAGMA wal_checkpoint(TRUNCATE);");
+      assert.match(ck.stdout, /^0\|/, `the WAL emptied: ${ck.stdout} ${ck.stderr}`);
+      const r = cli(stack, "emit", "news", '"while full"');
+      assert.equal(r.status, 0, r.stderr);
+      reader = spawn("sqlite3", [db], { stdio: ["pipe", "pipe", "inherit"] });
+      const reading = new Promise((resolve) => reader.stdout.once("data", resolve));
+      reader.stdin.write("BEGIN; SELECT count(*) FROM sessions;\n");
+      await withTimeout(reading, 5000, "the reader's snapshot");
+      fillDisk(mnt, fill);
+    } finally {
+      for (const d of daemons) process.kill(d.pid, "SIGCONT");
+    }
+    try {
+      // siogate-wsd takes the emit and fails to commit the take: the frame
+      // must not go out (the packet is still queued), nor an ack of an
+      // event whose turn did not commit
+      await until(() => said() > failedBefore, 10000, () => `a failed commit said: ${stack.stderr().slice(-2000)}`);
+      const ack = await emitAck(sender, "message-with-ack", ["while full"], 1500).then(
+        (a) => a,
+        () => null,
+      );
+      await sleep(1500);
+      t.diagnostic(`while full: news ${JSON.stringify(news)}, ack ${JSON.stringify(ack)}, sender's disconnects ${JSON.stringify(drops)}, failed commits ${said() - failedBefore}`);
+      assert.deepEqual(news, [], "a take whose commit failed was sent");
+      assert.equal(ack, null, "an ack from a turn whose commit failed was sent");
+      // the sender knows its event was lost: its WebSocket closed
+      assert.ok(drops.length > 0, "the sender's WebSocket stayed open after its packets were lost");
+    } finally {
+      reader.stdin.end();
+      rmSync(fill);
+    }
+    // space again: the emit goes out once, and both clients are served
+    await until(() => news.length > 0, 10000, "the emit once there is space");
+    await sleep(500);
+    assert.deepEqual(news, ["while full"]);
+    assert.deepEqual(await echoes(sender, "after"), ["after"]);
+    assert.deepEqual(await echoes(taker, "after"), ["after"]);
+    stack.assertAlive();
+    assert.doesNotMatch(stack.stderr(), /starting it again/);
+    closeClient(taker);
+    closeClient(sender);
+    integrity(stack.db);
+  }));
