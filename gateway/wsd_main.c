@@ -165,6 +165,7 @@ struct conn {
     bool blocked;       /* output over OUT_LIMIT: take again when it drains */
     bool flush_due;     /* in the flush list: this turn's transaction writes to its output */
     bool received;      /* ... and holds packets it received (or its probe, its upgrade) */
+    bool opened;        /* ... and the session its 101 answers */
     bool out_armed;     /* EPOLLOUT registered */
     bool in_hash;       /* node is in d->sessions */
     bool shut;          /* shutdown(SHUT_WR) done */
@@ -491,10 +492,19 @@ static void close_ws(struct wsd *d, struct conn *c, uint16_t code)
     closing(d, c);
 }
 
+/* Answer an HTTP error and close. */
+static void http_fail(struct wsd *d, struct conn *c, sg_buf *answer)
+{
+    if (answer->len)
+        out_append(c, answer->data, answer->len);
+    closing(d, c);
+}
+
 /* What the open transaction takes or receives for c goes out after its
  * commit, once, and never if the commit fails: nothing goes out that the
  * commit could still undo. Called before the transaction writes to c's
- * output (received: it holds packets c received). */
+ * output (received: it holds packets c received; c->opened is set by the
+ * caller when it opens c's session). */
 static void join_batch(struct wsd *d, struct conn *c, bool received)
 {
     if (!d->in_batch)
@@ -513,13 +523,20 @@ static void join_batch(struct wsd *d, struct conn *c, bool received)
  * queued in the store, taken again after INTERNAL_RETRY_MS. Packets it
  * received are lost, so the client must know, as a polling client knows
  * from the 500 to its POST: the WebSocket closes with 1011 (or at once,
- * when the turn had queued its close frame). Measured before this: the
- * frames went out all the same, and the packets taken went out again at
- * the next take (tests/integration/faults.test.mjs, a full disk). */
-static void batch_failed(struct wsd *d, struct conn *c, bool received)
+ * when the turn had queued its close frame). A session opened on the
+ * WebSocket was never stored: a 500 instead of its 101, as to a polling
+ * handshake. Measured before this: the frames went out all the same, and
+ * the packets taken went out again at the next take; a handshake got its
+ * 101 and "open" (tests/integration/faults.test.mjs, a full disk). */
+static void batch_failed(struct wsd *d, struct conn *c)
 {
     c->out_len = c->out_off + c->kept;
-    if (c->state == ST_OPEN && !received) {
+    if (c->opened) {
+        sg_buf ans = SG_BUF_INIT;
+        sg_ws_response_error(&ans, 500, NULL, NULL);
+        http_fail(d, c, &ans);
+        sg_buf_free(&ans);
+    } else if (c->state == ST_OPEN && !c->received) {
         c->blocked = false;
         schedule(d, c, sg_mono_ms() + INTERNAL_RETRY_MS);
         flush(d, c);
@@ -547,23 +564,13 @@ static void commit_and_flush(struct wsd *d)
     while (d->flushes) {
         struct conn *c = d->flushes;
         d->flushes = c->fnext;
-        bool received = c->received;
-        c->flush_due = c->received = false;
-        if (c->dead)
-            continue;
-        if (failed)
-            batch_failed(d, c, received);
-        else
+        c->flush_due = false;
+        if (!c->dead && failed)
+            batch_failed(d, c);
+        else if (!c->dead)
             flush(d, c);
+        c->received = c->opened = false;
     }
-}
-
-/* Answer an HTTP error and close. */
-static void http_fail(struct wsd *d, struct conn *c, sg_buf *answer)
-{
-    if (answer->len)
-        out_append(c, answer->data, answer->len);
-    closing(d, c);
 }
 
 /* ---------------------------------------------------------------- wslay */
@@ -1040,6 +1047,8 @@ static void handle_request(struct wsd *d, struct conn *c, size_t headlen)
             .query = req.query,
             .headers = req.headers,
         };
+        join_batch(d, c, true);
+        c->opened = d->in_batch;
         int rc = sg_engine_open(d->w, &hs, "websocket", open_sid, &open_packet);
         if (rc != SG_OK) {
             sg_buf_free(&open_packet);

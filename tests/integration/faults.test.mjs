@@ -16,7 +16,8 @@
 //    the store stays intact, and service comes back once there is space,
 //    without a restart; under siogate-wsd, a turn whose commit fails sends
 //    nothing it took (sent once there is space) nor answers to what it
-//    received (that WebSocket closes, its client reconnects). Needs root
+//    received (that WebSocket closes, its client reconnects), and a
+//    session opened on a WebSocket gets 500, not a 101. Needs root
 //    (mount); skipped otherwise, and on PostgreSQL (SG_STORE=pg: the full
 //    disk would be the server's).
 //
@@ -29,7 +30,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { closeAllClients, closeClient, connectClient, emitAck, makeClient, whenConnected } from "./lib/client.mjs";
-import { eioUrl, rawPoller, request, send } from "./lib/eio.mjs";
+import { eioUrl, rawGet, rawPoller, request, send } from "./lib/eio.mjs";
 import { sleep, waitUntil as until, withTimeout } from "./lib/util.mjs";
 import { IS_PG, storeQuerySync } from "./lib/store.mjs";
 
@@ -380,6 +381,10 @@ test("a full disk under siogate-wsd: what a failed commit took or answered is ne
       assert.equal(ack, null, "an ack from a turn whose commit failed was sent");
       // the sender knows its event was lost: its WebSocket closed
       assert.ok(drops.length > 0, "the sender's WebSocket stayed open after its packets were lost");
+      // a session opened on a WebSocket is not stored: 500, as a polling
+      // handshake would get, not a 101 for a session the store never had
+      const h = await rawGet(eioUrl(stack, { transport: "websocket" }), { upgrade: true });
+      assert.equal(h.status, 500, `a WebSocket handshake while every commit fails: ${h.status} ${h.body}`);
     } finally {
       reader.stdin.end();
       rmSync(fill);
