@@ -106,8 +106,8 @@ void eng_ring_dirty(sg_worker *w)
     eng_forget_dirty(w);
 }
 
-bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, void (*fn)(void *ud, const char *sid),
-                           void *ud)
+bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, const char *const *among, size_t n,
+                           void (*fn)(void *ud, const char *sid), void *ud)
 {
     const char *d = w->dirty.data;
     size_t len = w->dirty.len;
@@ -129,7 +129,7 @@ bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, void (*fn)(void *ud, const
         /* the sessions the log rows appended since the last call name (the
          * store sees the batch's own writes); a failure leaves them to the
          * safety re-check */
-        if (sg_store_bcast_sessions(w->store, w->bcast_lo, w->bcast_hi, fn, ud) < 0)
+        if (sg_store_bcast_sessions(w->store, w->bcast_lo, w->bcast_hi, among, n, fn, ud) < 0)
             sg_error("broadcast log: finding the sessions to wake failed");
         w->bcast_lo = w->bcast_hi;
     }
@@ -138,14 +138,21 @@ bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, void (*fn)(void *ud, const
 
 void sg_worker_ring_others(sg_worker *w, sg_bell *waiter) { w->self = waiter; }
 
-int sg_engine_changed_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, const char *sid),
-                            void *ud)
+int sg_engine_changed_since(sg_worker *w, int64_t *mark, const char *const *among, size_t n,
+                            void (*fn)(void *ud, const char *sid), void *ud)
 {
-    return sg_store_changed_since(w->store, mark, fn, ud);
+    return sg_store_changed_since(w->store, mark, among, n, fn, ud);
 }
 
-int sg_engine_bcast_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, const char *sid),
-                          void *ud)
+size_t sg_engine_bcast_ask_max(const sg_worker *w)
+{
+    /* a session asked about costs about what 8 listed recipients do */
+    size_t m = (size_t)w->e->cfg->broadcast_log_min / 8;
+    return m < SG_BCAST_ASK_MAX ? m : SG_BCAST_ASK_MAX;
+}
+
+int sg_engine_bcast_since(sg_worker *w, int64_t *mark, const char *const *among, size_t n,
+                          void (*fn)(void *ud, const char *sid), void *ud)
 {
     int64_t max = sg_store_bcast_max(w->store);
     if (max < 0)
@@ -154,7 +161,7 @@ int sg_engine_bcast_since(sg_worker *w, int64_t *mark, void (*fn)(void *ud, cons
     if (max <= since)
         return 0;
     *mark = max;
-    return since < 0 || !fn ? 0 : sg_store_bcast_sessions(w->store, since, max, fn, ud);
+    return since < 0 || !fn ? 0 : sg_store_bcast_sessions(w->store, since, max, among, n, fn, ud);
 }
 
 int eng_bcast_settle(sg_worker *w, const char *sid)

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "util.h"
+
 void sg_session_clear(sg_session *ss) { sg_buf_free(&ss->partial); }
 
 bool sg_store_is_pg(const char *db)
@@ -90,9 +92,10 @@ int sg_store_sessions_expired(sg_store *s, int64_t now, int max, sg_sid_fn fn, v
     return s->ops->sessions_expired(s, now, max, fn, ud);
 }
 
-int sg_store_changed_since(sg_store *s, int64_t *mark, sg_sid_fn fn, void *ud)
+int sg_store_changed_since(sg_store *s, int64_t *mark, const char *const *among, size_t n,
+                           sg_sid_fn fn, void *ud)
 {
-    return s->ops->changed_since(s, mark, fn, ud);
+    return s->ops->changed_since(s, mark, among, n, fn, ud);
 }
 
 int sg_store_sessions_purge(sg_store *s, int64_t before)
@@ -183,9 +186,10 @@ int sg_store_bcast_settle(sg_store *s, const char *sid, int64_t sent_upto, int64
     return s->ops->bcast_settle(s, sid, sent_upto, bseen, moved);
 }
 
-int sg_store_bcast_sessions(sg_store *s, int64_t after, int64_t upto, sg_sid_fn fn, void *ud)
+int sg_store_bcast_sessions(sg_store *s, int64_t after, int64_t upto, const char *const *among,
+                            size_t n, sg_sid_fn fn, void *ud)
 {
-    return s->ops->bcast_sessions(s, after, upto, fn, ud);
+    return s->ops->bcast_sessions(s, after, upto, among, n, fn, ud);
 }
 
 int sg_store_bcast_gc(sg_store *s, int64_t upto) { return s->ops->bcast_gc(s, upto); }
@@ -321,3 +325,19 @@ int sg_store_queue_trim_kept(sg_store *s, const char *sid, int64_t upto, int64_t
 }
 
 int sg_store_ghosts_purge(sg_store *s, int64_t now) { return s->ops->ghosts_purge(s, now); }
+
+int sg_store_id_list(sg_buf *b, const char *const *among, size_t n, bool json)
+{
+    bool first = true;
+    if (sg_buf_putc(b, json ? '[' : '{') < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!sg_id_valid(among[i]))
+            continue;
+        if ((!first && sg_buf_putc(b, ',') < 0) || (json && sg_buf_putc(b, '"') < 0) ||
+            sg_buf_puts(b, among[i]) < 0 || (json && sg_buf_putc(b, '"') < 0))
+            return -1;
+        first = false;
+    }
+    return sg_buf_putc(b, json ? ']' : '}');
+}

@@ -156,8 +156,9 @@ int sg_store_sessions_expired(sg_store *s, int64_t now, int max,
  * upgrade (ids copied first; fn may use the store).
  * *mark becomes the highest seq in the queue (it never goes back). With
  * *mark < 0 only the mark is set. One indexed query, whatever the number
- * of sessions. Returns the number of calls, or -1. */
-int sg_store_changed_since(sg_store *s, int64_t *mark,
+ * of sessions (among, n: for the log rows, as sg_store_bcast_sessions).
+ * Returns the number of calls, or -1. */
+int sg_store_changed_since(sg_store *s, int64_t *mark, const char *const *among, size_t n,
                            void (*fn)(void *ud, const char *sid), void *ud);
 /* Delete sessions closed before `before`, with their queues. Returns the
  * count or -1. */
@@ -249,9 +250,11 @@ int sg_store_stream_pending(sg_store *s, const char *sid, int64_t after, int64_t
 int sg_store_bcast_settle(sg_store *s, const char *sid, int64_t sent_upto, int64_t *bseen,
                           bool *moved);
 /* fn(ud, sid) for each session whose sockets a log row with seq in
- * (after, upto] names (ids copied first). Returns the count or -1. */
-int sg_store_bcast_sessions(sg_store *s, int64_t after, int64_t upto,
-                            void (*fn)(void *ud, const char *sid), void *ud);
+ * (after, upto] names (ids copied first); among (n valid session ids, or
+ * NULL for every session): only those are asked about, one index lookup
+ * each, instead of listing every recipient. Returns the count or -1. */
+int sg_store_bcast_sessions(sg_store *s, int64_t after, int64_t upto, const char *const *among,
+                            size_t n, void (*fn)(void *ud, const char *sid), void *ud);
 /* Delete the log rows at or below upto that every open session has
  * evaluated or taken. (A recovery window passes the seq it must keep
  * from, less one.) Returns the count or -1. */

@@ -27,7 +27,8 @@ typedef struct sg_store_ops {
     json_t *(*session_handshake)(sg_store *s, const char *sid);
     int (*session_close)(sg_store *s, const char *sid, const char *reason, int64_t now);
     int (*sessions_expired)(sg_store *s, int64_t now, int max, sg_sid_fn fn, void *ud);
-    int (*changed_since)(sg_store *s, int64_t *mark, sg_sid_fn fn, void *ud);
+    int (*changed_since)(sg_store *s, int64_t *mark, const char *const *among, size_t n,
+                         sg_sid_fn fn, void *ud);
     int (*sessions_purge)(sg_store *s, int64_t before);
     int64_t (*queue_push_as)(sg_store *s, const char *sid, bool binary, bool is_volatile,
                              const void *frame, size_t len);
@@ -53,7 +54,8 @@ typedef struct sg_store_ops {
     int (*stream_pending)(sg_store *s, const char *sid, int64_t after, int64_t bafter);
     int (*bcast_settle)(sg_store *s, const char *sid, int64_t sent_upto, int64_t *bseen,
                         bool *moved);
-    int (*bcast_sessions)(sg_store *s, int64_t after, int64_t upto, sg_sid_fn fn, void *ud);
+    int (*bcast_sessions)(sg_store *s, int64_t after, int64_t upto, const char *const *among,
+                          size_t n, sg_sid_fn fn, void *ud);
     int (*bcast_gc)(sg_store *s, int64_t upto);
     int (*socket_insert)(sg_store *s, const char *id, const char *sid, const char *nsp,
                          int64_t now);
@@ -106,6 +108,11 @@ struct sg_store {
 sg_store *sg_store_sqlite_open(const char *path);
 /* The number of migrations of schema/ compiled in. */
 int sg_store_sqlite_latest_version(void);
+/* Appends the session ids among[0..n) to b as one query parameter: a JSON
+ * array (json) or a PostgreSQL array literal; ids that are not valid
+ * session ids are left out. 0, or -1 out of memory. */
+int sg_store_id_list(sg_buf *b, const char *const *among, size_t n, bool json);
+
 /* sg_store_checkpointer_start for a SQLite path. */
 int sg_store_sqlite_checkpointer_start(const char *path);
 

@@ -66,6 +66,7 @@ enum stmt_id {
     ST_OPEN_SESSIONS, ST_SOCKETS_COUNT, ST_RATE_GET, ST_RATE_PUT, ST_RATE_PURGE,
     ST_TARGETS_COUNT, ST_BCAST_PUSH, ST_STREAM_READ, ST_STREAM_PENDING, ST_BCAST_MAX,
     ST_FRONTIER, ST_BCAST_REQUEUE, ST_QUEUE_TRIM_RANGE, ST_BCAST_SEEN, ST_BCAST_SESSIONS,
+    ST_BCAST_AMONG,
     ST_BCAST_GC, ST_QUEUE_COUNT, ST_QUEUE_SHED,
     ST_EID_NEXT, ST_QUEUE_PUSH_EID, ST_SOCKET_PID, ST_GHOST, ST_BY_PID, ST_RESTORE_SOCKET,
     ST_RESTORE_QUEUE, ST_RESTORE_DROP, ST_GHOST_EMPTY, ST_QUEUE_TRIM_KEPT, ST_GHOSTS_PURGE,
@@ -209,6 +210,12 @@ static const char *const stmt_sql[ST_COUNT] = {
         "SELECT DISTINCT s.sid FROM queue q JOIN rooms r ON r.nsp = q.nsp"
         " JOIN sockets s ON s.id = r.socket_id"
         " WHERE q.sid = '' AND q.seq > $1::bigint AND q.seq <= $2::bigint AND" LOG_MATCH,
+    /* the same, asked about the sessions of the array $3 only (see
+     * store_sqlite.c's ST_BCAST_AMONG) */
+    [ST_BCAST_AMONG] =
+        "SELECT DISTINCT s.sid FROM sockets s JOIN queue q ON q.sid = '' AND q.seq > $1::bigint"
+        " AND q.seq <= $2::bigint AND q.nsp = s.nsp JOIN rooms r ON r.socket_id = s.id"
+        " WHERE s.sid = ANY($3::text[]) AND" LOG_MATCH,
     [ST_BCAST_GC] =
         "DELETE FROM queue WHERE sid = '' AND seq <= least($1::bigint,"
         " (SELECT coalesce(min(greatest(sent_upto, bcast_seen)), $1::bigint)"
@@ -1315,18 +1322,25 @@ static int pg_sessions_expired(sg_store *st_, int64_t now, int max,
     return each_sid(s, ST_SESSION_EXPIRED, &p, "expired sessions", fn, ud);
 }
 
-static int pg_bcast_sessions(sg_store *st_, int64_t after, int64_t upto,
-                             void (*fn)(void *ud, const char *sid), void *ud)
+static int pg_bcast_sessions(sg_store *st_, int64_t after, int64_t upto, const char *const *among,
+                             size_t n, void (*fn)(void *ud, const char *sid), void *ud)
 {
     sg_pg *s = (sg_pg *)st_;
+    sg_buf ids = SG_BUF_INIT;
     pgp p = {0};
     p_i64(&p, after);
     p_i64(&p, upto);
-    return each_sid(s, ST_BCAST_SESSIONS, &p, "broadcast sessions", fn, ud);
+    if (among && sg_store_id_list(&ids, among, n, false) < 0)
+        return -1;
+    if (among)
+        p_text(&p, ids.data);
+    int rc = each_sid(s, among ? ST_BCAST_AMONG : ST_BCAST_SESSIONS, &p, "broadcast sessions", fn, ud);
+    sg_buf_free(&ids);
+    return rc;
 }
 
-static int pg_changed_since(sg_store *st_, int64_t *mark, void (*fn)(void *ud, const char *sid),
-                            void *ud)
+static int pg_changed_since(sg_store *st_, int64_t *mark, const char *const *among, size_t n,
+                            void (*fn)(void *ud, const char *sid), void *ud)
 {
     sg_pg *s = (sg_pg *)st_;
     int rc;
@@ -1342,12 +1356,12 @@ static int pg_changed_since(sg_store *st_, int64_t *mark, void (*fn)(void *ud, c
         return 0;
     pgp p = {0};
     p_i64(&p, since);
-    int n = each_sid(s, ST_CHANGED, &p, "changed sessions", fn, ud);
-    if (n < 0)
-        return n;
+    int k = each_sid(s, ST_CHANGED, &p, "changed sessions", fn, ud);
+    if (k < 0)
+        return k;
     /* the sessions a broadcast log row since then names (rarely any) */
-    int m = pg_bcast_sessions(&s->base, since, *mark, fn, ud);
-    return m < 0 ? m : n + m;
+    int m = pg_bcast_sessions(&s->base, since, *mark, among, n, fn, ud);
+    return m < 0 ? m : k + m;
 }
 
 static int pg_sessions_purge(sg_store *st_, int64_t before)

@@ -23,8 +23,8 @@ static const sg_store_ops sqlite_ops;
 static void sq_close(sg_store *st_);
 static void sq_rollback(sg_store *st_);
 static int64_t sq_bcast_max(sg_store *st_);
-static int sq_bcast_sessions(sg_store *st_, int64_t after, int64_t upto,
-                             void (*fn)(void *ud, const char *sid), void *ud);
+static int sq_bcast_sessions(sg_store *st_, int64_t after, int64_t upto, const char *const *among,
+                             size_t n, void (*fn)(void *ud, const char *sid), void *ud);
 static int sq_room_join(sg_store *st_, const char *nsp, const char *room, const char *socket_id);
 
 /* Give up on a lock after this long (the busy handler's retries sleep
@@ -48,6 +48,7 @@ enum stmt_id {
     ST_OPEN_SESSIONS, ST_SOCKETS_COUNT, ST_RATE_GET, ST_RATE_PUT, ST_RATE_PURGE,
     ST_TARGETS_COUNT, ST_BCAST_PUSH, ST_STREAM_READ, ST_STREAM_PENDING, ST_BCAST_MAX,
     ST_FRONTIER, ST_BCAST_REQUEUE, ST_QUEUE_TRIM_RANGE, ST_BCAST_SEEN, ST_BCAST_SESSIONS,
+    ST_BCAST_AMONG,
     ST_BCAST_GC, ST_QUEUE_COUNT, ST_QUEUE_SHED,
     ST_EID_NEXT, ST_QUEUE_PUSH_EID, ST_SOCKET_PID, ST_GHOST_INSERT, ST_GHOST_SOCKET,
     ST_GHOST_QUEUE, ST_BY_PID, ST_RESTORE_SOCKET, ST_RESTORE_QUEUE, ST_RESTORE_DROP,
@@ -175,6 +176,14 @@ static const char *const stmt_sql[ST_COUNT] = {
         "SELECT DISTINCT s.sid FROM queue q JOIN rooms r ON r.nsp = q.nsp"
         " JOIN sockets s ON s.id = r.socket_id"
         " WHERE q.sid = '' AND q.seq > ?1 AND q.seq <= ?2 AND" LOG_MATCH,
+    /* the same, asked about the sessions of the JSON array ?3 only: from
+     * each one's sockets (CROSS JOIN keeps that order), not from every
+     * member of the rooms the rows name (measured, 1,000 members, one row:
+     * 16 us per session asked, against 2.9 ms for the whole list) */
+    [ST_BCAST_AMONG] =
+        "SELECT DISTINCT s.sid FROM json_each(?3) j CROSS JOIN sockets s CROSS JOIN queue q"
+        " CROSS JOIN rooms r WHERE s.sid = j.value AND q.sid = '' AND q.seq > ?1"
+        " AND q.seq <= ?2 AND s.nsp = q.nsp AND r.socket_id = s.id AND" LOG_MATCH,
     /* what every open session has evaluated (or taken), and at most ?1 */
     [ST_BCAST_GC] =
         "DELETE FROM queue WHERE sid = '' AND seq <= min(?1,"
@@ -1044,7 +1053,7 @@ static int sq_sessions_expired(sg_store *st_, int64_t now, int max,
     return each_sid(s, st, fn, ud);
 }
 
-static int sq_changed_since(sg_store *st_, int64_t *mark,
+static int sq_changed_since(sg_store *st_, int64_t *mark, const char *const *among, size_t n,
                            void (*fn)(void *ud, const char *sid), void *ud)
 {
     sg_sqlite *s = (sg_sqlite *)st_;
@@ -1065,12 +1074,12 @@ static int sq_changed_since(sg_store *st_, int64_t *mark,
     if (!(st = stmt(s, ST_CHANGED)))
         return -1;
     sqlite3_bind_int64(st, 1, since);
-    int n = each_sid(s, st, fn, ud);
-    if (n < 0)
-        return n;
+    int k = each_sid(s, st, fn, ud);
+    if (k < 0)
+        return k;
     /* the sessions a broadcast log row since then names (rarely any) */
-    int m = sq_bcast_sessions(&s->base, since, *mark, fn, ud);
-    return m < 0 ? m : n + m;
+    int m = sq_bcast_sessions(&s->base, since, *mark, among, n, fn, ud);
+    return m < 0 ? m : k + m;
 }
 
 static int sq_sessions_purge(sg_store *st_, int64_t before)
@@ -1334,16 +1343,25 @@ static int sq_bcast_settle(sg_store *st_, const char *sid, int64_t sent_upto, in
     return exec_stmt(s, st, "broadcast seen");
 }
 
-static int sq_bcast_sessions(sg_store *st_, int64_t after, int64_t upto,
-                            void (*fn)(void *ud, const char *sid), void *ud)
+static int sq_bcast_sessions(sg_store *st_, int64_t after, int64_t upto, const char *const *among,
+                             size_t n, void (*fn)(void *ud, const char *sid), void *ud)
 {
     sg_sqlite *s = (sg_sqlite *)st_;
-    sqlite3_stmt *st = stmt(s, ST_BCAST_SESSIONS);
+    sg_buf ids = SG_BUF_INIT;
+    int rc = -1;
+    if (among && sg_store_id_list(&ids, among, n, true) < 0)
+        goto out;
+    sqlite3_stmt *st = stmt(s, among ? ST_BCAST_AMONG : ST_BCAST_SESSIONS);
     if (!st)
-        return -1;
+        goto out;
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int64(st, 2, upto);
-    return each_sid(s, st, fn, ud);
+    if (among)
+        sqlite3_bind_text(st, 3, ids.data, (int)ids.len, SQLITE_STATIC);
+    rc = each_sid(s, st, fn, ud);
+out:
+    sg_buf_free(&ids);
+    return rc;
 }
 
 static int sq_bcast_gc(sg_store *st_, int64_t upto)

@@ -15,7 +15,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { closeAllClients, emitAck, nextOn } from "./lib/client.mjs";
+import { closeAllClients, closeClient, emitAck, nextOn } from "./lib/client.mjs";
 import { SKIP_REFERENCE as skip, startFeaturesStack, connectF } from "./lib/features.mjs";
 import { BUILDDIR } from "./lib/stack.mjs";
 import { storeQuery } from "./lib/store.mjs";
@@ -195,6 +195,40 @@ test("a broadcast to more WebSockets than a transaction takes: all of them, in o
   const want = Array.from({ length: N }, (_, k) => k);
   for (const g of got) assert.deepEqual(g, want);
   for (const s of [...rx, tx]) s.disconnect();
+});
+
+test("a process with few sessions among a broadcast's many recipients asks about its own: every recipient gets it, in order, once", T, async () => {
+  // broadcast_log_min 80: a process with at most 10 sessions of its own
+  // asks the log about those by name (sg_engine_bcast_ask_max) instead of
+  // listing every recipient. 90 WebSockets and 10 polls (siogate-fcgi
+  // asks, siogate-wsd lists), then 10 and 90 (the other way round). Each
+  // held GET waits for the ring (or the safety re-check, which asks too):
+  // a process that missed its own would leave them to the next ping, 25 s.
+  const few = await startFeaturesStack({ fcgi: 1, wsd: 1, conf: { broadcast_log_min: 80 } });
+  const POLL = { transports: ["polling"] };
+  const N = 5;
+  try {
+    for (const [nws, npoll, room] of [[90, 10, "wide-a"], [10, 90, "wide-b"]]) {
+      const rx = [];
+      for (let i = 0; i < nws; i++) rx.push((await connectF(few, "/f", WS)).socket);
+      for (let i = 0; i < npoll; i++) rx.push((await connectF(few, "/f", POLL)).socket);
+      await Promise.all(rx.map((s) => emitAck(s, "join", [room])));
+      const { got, wait } = collectAll(rx, "wave", N, (k) => k);
+      // the sender on the side that lists, so the other keeps its 10
+      const { socket: tx } = await connectF(few, "/f", nws > npoll ? WS : POLL);
+      for (let k = 0; k < N; k++) {
+        const [count] = await emitAck(tx, "emit-to", [{ rooms: [room], event: "wave", args: [k] }]);
+        assert.equal(count, rx.length);
+      }
+      await wait(20000);
+      for (const s of rx) await emitAck(s, "rooms", []);
+      const want = Array.from({ length: N }, (_, k) => k);
+      for (const g of got) assert.deepEqual(g, want);
+      for (const s of [...rx, tx]) closeClient(s);
+    }
+  } finally {
+    await few.stop();
+  }
 });
 
 test("siogate emit --to goes through the log and wakes held polls and WebSockets", T, async () => {

@@ -607,12 +607,25 @@ TEST("store: the broadcast log: targets, order with own frames, frontier, settle
     CHECK_INT(seen, l2);
     /* the sessions the rows name (for the wake-ups) */
     sg_buf ids = SG_BUF_INIT;
-    CHECK_INT(sg_store_bcast_sessions(s, o1, l1, add_sid, &ids), 2);
+    CHECK_INT(sg_store_bcast_sessions(s, o1, l1, NULL, 0, add_sid, &ids), 2);
     sg_buf_reset(&ids);
-    CHECK_INT(sg_store_bcast_sessions(s, l1, l2, add_sid, &ids), 1);
+    CHECK_INT(sg_store_bcast_sessions(s, l1, l2, NULL, 0, add_sid, &ids), 1);
     CHECK_MEM(ids.data, ids.len, SID1 "|", 21);
     sg_buf_reset(&ids);
-    CHECK_INT(sg_store_bcast_sessions(s, l3, l4, add_sid, &ids), 0);
+    CHECK_INT(sg_store_bcast_sessions(s, l3, l4, NULL, 0, add_sid, &ids), 0);
+    /* ... asked about some sessions only (ids that are no session's, or
+     * not ids at all, are no one's) */
+    const char *both[] = {SID2, "no-such-session-id-0", SID1, "'\"]"};
+    CHECK_INT(sg_store_bcast_sessions(s, o1, l1, both, 4, add_sid, &ids), 2);
+    sg_buf_reset(&ids);
+    CHECK_INT(sg_store_bcast_sessions(s, o1, l1, both, 1, add_sid, &ids), 1);
+    CHECK_MEM(ids.data, ids.len, SID2 "|", 21);
+    sg_buf_reset(&ids);
+    CHECK_INT(sg_store_bcast_sessions(s, l1, l2, both, 1, add_sid, &ids), 0); /* notB */
+    CHECK_INT(sg_store_bcast_sessions(s, l2, l3, both, 1, add_sid, &ids), 1);
+    sg_buf_reset(&ids);
+    CHECK_INT(sg_store_bcast_sessions(s, o1, l4, both, 0, add_sid, &ids), 0);
+    CHECK_INT(sg_store_bcast_sessions(s, o1, l4, both + 1, 1, add_sid, &ids), 0);
 
     /* settle: B leaves "r" after the broadcasts; what it matched before is
      * its own now, in order, after everything else; its frontier moved */
