@@ -23,13 +23,18 @@
  * held past its timeout only in its log line ("database locked past"),
  * which is how an engine call's SG_STORE_BUSY becomes exit code 3.
  *
- * Measured (tests/bench/cli_emit.mjs, 2 vCPU, lighttpd, one siogate-fcgi):
- * from spawning `siogate emit --to ROOM ...` to a held polling client
- * having the event, p50 6.4-7.6 ms, p99 10-15 ms over 200 runs; the
- * process itself exits after p50 5-6 ms (spawning /bin/true from the same
- * Node harness: p50 1.3-1.8 ms). Most of the rest is opening the store
- * three times (this file's own connection, then sg_engine_new and
- * sg_worker_new, each with its migration check). */
+ * Start-up is most of a short emit: the store is opened once (the
+ * worker uses the admin connection: sg_worker_new_on), the plugins are
+ * not loaded (sg_engine_new_emitter), SQLite's lookaside and page-cache
+ * preallocation are off. What is left is the process itself, measured
+ * with perf stat -r 300, alternating (2 vCPU VM, 2026-12-07): /bin/true
+ * 1.7-2.1 ms of CPU and 47 page faults; `siogate --version` 2.8-4.3 ms and
+ * 95 (the loader mapping and relocating libsqlite3, libjansson, libm:
+ * an anonymous page fault costs ~11 us here); `siogate emit` with a
+ * server's connection open 4.8-6.2 ms and 145. Linking SQLite and jansson
+ * statically saved 0.35-0.5 ms of that (tried, not done: Debian's
+ * libraries stay shared, for their security updates). From `siogate emit`
+ * started to a held poll having it: tests/bench/compare --only cli-emit. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
