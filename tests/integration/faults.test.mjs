@@ -351,22 +351,22 @@ test("a full disk under siogate-wsd: what a failed commit took or answered is ne
     // checkpointers) are stopped, and a reader holds it from starting
     // over. The emit to the taker is committed before the disk fills.
     const daemons = stack.daemons();
-    for (const d of daemons) process.kill(d.pid, "SIGSTOP");
     let reader;
     try {
-      const ck = storeQuerySync(db, "PRAGMA wal_checkpoint(TRUNCATE);");
-      assert.match(ck.stdout, /^0\|/, `the WAL emptied: ${ck.stdout} ${ck.stderr}`);
-      const r = cli(stack, "emit", "news", '"while full"');
-      assert.equal(r.status, 0, r.stderr);
-      reader = spawn("sqlite3", [db], { stdio: ["pipe", "pipe", "inherit"] });
-      const reading = new Promise((resolve) => reader.stdout.once("data", resolve));
-      reader.stdin.write("BEGIN; SELECT count(*) FROM sessions;\n");
-      await withTimeout(reading, 5000, "the reader's snapshot");
-      fillDisk(mnt, fill);
-    } finally {
-      for (const d of daemons) process.kill(d.pid, "SIGCONT");
-    }
-    try {
+      for (const d of daemons) process.kill(d.pid, "SIGSTOP");
+      try {
+        const ck = storeQuerySync(db, "PRAGMA wal_checkpoint(TRUNCATE);");
+        assert.match(ck.stdout, /^0\|/, `the WAL emptied: ${ck.stdout} ${ck.stderr}`);
+        const r = cli(stack, "emit", "news", '"while full"');
+        assert.equal(r.status, 0, r.stderr);
+        reader = spawn("sqlite3", [db], { stdio: ["pipe", "pipe", "inherit"] });
+        const reading = new Promise((resolve) => reader.stdout.once("data", resolve));
+        reader.stdin.write("BEGIN; SELECT count(*) FROM sessions;\n");
+        await withTimeout(reading, 5000, "the reader's snapshot");
+        fillDisk(mnt, fill);
+      } finally {
+        for (const d of daemons) process.kill(d.pid, "SIGCONT");
+      }
       // siogate-wsd takes the emit and fails to commit the take: the frame
       // must not go out (the packet is still queued), nor an ack of an
       // event whose turn did not commit
@@ -386,8 +386,8 @@ test("a full disk under siogate-wsd: what a failed commit took or answered is ne
       const h = await rawGet(eioUrl(stack, { transport: "websocket" }), { upgrade: true });
       assert.equal(h.status, 500, `a WebSocket handshake while every commit fails: ${h.status} ${h.body}`);
     } finally {
-      reader.stdin.end();
-      rmSync(fill);
+      reader?.stdin.end();
+      rmSync(fill, { force: true });
     }
     // space again: the emit goes out once, and both clients are served
     await until(() => news.length > 0, 10000, "the emit once there is space");
