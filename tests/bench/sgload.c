@@ -3,7 +3,7 @@
  *   sgload echo      --url URL [--transport polling|websocket] [--clients 50]
  *                    [--seconds 10] [--warmup 2]
  *   sgload broadcast --url URL [--clients 1000] [--interval-ms 200] [--count 50]
- *                    [--sender polling|websocket]
+ *                    [--sender polling|websocket] [--bystanders 0]
  *   sgload idle      --url URL [--clients 5000] [--seconds 10]
  *   sgload emit      --url URL --siogate PATH --conf FILE [--runs 100]
  *   common: [--path /socket.io/] [--room bench] [--batch 64]
@@ -37,7 +37,9 @@
  *    latency of a broadcast is from the sender's emit until the LAST
  *    member has it (and the first, for reference; and all_p50_ms, the p50
  *    over every delivery: each member, each broadcast); duplicates and
- *    gaps are counted;
+ *    gaps are counted. --bystanders N more polling clients connect and
+ *    keep a GET held without joining (a deployment's clients that poll
+ *    while the rest upgraded: what do the broadcasts cost their process?);
  *  - idle: --clients polling clients connect and each keeps a GET held for
  *    --seconds, answering pings; the round trip of each pong (its POST) in
  *    the window is taken;
@@ -97,6 +99,7 @@ static struct {
     int websocket;          /* echo: transport websocket */
     int sender_ws;          /* broadcast: the sender uses a WebSocket */
     int clients;
+    int bystanders;         /* broadcast: polling clients that do not join */
     double seconds, warmup;
     int interval_ms, count, runs;
     int batch;
@@ -303,6 +306,7 @@ typedef struct client {
     enum cstate state;
     int ws;                 /* WebSocket transport (conns[0] is the socket) */
     int sender;             /* broadcast: the sender */
+    int bystander;          /* broadcast: polls, never joins */
     char sid[64];
     conn c[2];              /* polling: R_GET, R_POST; websocket: R_WS */
     buf pending;            /* polling: packets for the next POST, \x1e-joined */
@@ -1160,7 +1164,7 @@ static void emit_start(void)
 
 static void on_connected(client *cl)
 {
-    if (opt.mode == M_BROADCAST && !cl->sender)
+    if (opt.mode == M_BROADCAST && !cl->sender && !cl->bystander)
         join_room(cl);
     else if (opt.mode == M_EMIT)
         join_room(cl);
@@ -1382,7 +1386,8 @@ static void tick(double now)
             /* every connected member has joined (or is gone) */
             int pending = 0;
             for (int i = 0; i < nclients; i++)
-                pending += clients[i].state == C_READY && !clients[i].sender && !clients[i].joined;
+                pending += clients[i].state == C_READY && !clients[i].sender &&
+                           !clients[i].bystander && !clients[i].joined;
             if (pending) {
                 if (now - t_setup < opt.setup_timeout * 1000)
                     return;
@@ -1482,7 +1487,7 @@ static void usage(FILE *f)
     fputs("usage: sgload echo      --url URL [--transport polling|websocket] [--clients 50]\n"
           "                        [--seconds 10] [--warmup 2]\n"
           "       sgload broadcast --url URL [--clients 1000] [--interval-ms 200] [--count 50]\n"
-          "                        [--sender polling|websocket]\n"
+          "                        [--sender polling|websocket] [--bystanders 0]\n"
           "       sgload idle      --url URL [--clients 5000] [--seconds 10]\n"
           "       sgload emit      --url URL --siogate PATH --conf FILE [--runs 100]\n"
           "common: [--path /socket.io/] [--room bench] [--batch 64] [--setup-timeout 60] [--quiet]\n"
@@ -1570,6 +1575,8 @@ int main(int argc, char **argv)
                 opt.websocket = ws;
         } else if (!strcmp(a, "--clients"))
             opt.clients = (int)num(a, v, 1, 100000);
+        else if (!strcmp(a, "--bystanders"))
+            opt.bystanders = (int)num(a, v, 0, 100000);
         else if (!strcmp(a, "--seconds"))
             opt.seconds = num(a, v, 0.1, 3600);
         else if (!strcmp(a, "--warmup"))
@@ -1608,7 +1615,9 @@ int main(int argc, char **argv)
     if (opt.mode == M_EMIT)
         opt.clients = 1;
 
-    nclients = opt.clients + (opt.mode == M_BROADCAST);
+    if (opt.mode != M_BROADCAST)
+        opt.bystanders = 0;
+    nclients = opt.clients + (opt.mode == M_BROADCAST) + opt.bystanders;
     /* two descriptors per polling client, and some room */
     struct rlimit rl;
     rlim_t need = (rlim_t)nclients * 2 + 64;
@@ -1639,6 +1648,9 @@ int main(int argc, char **argv)
             cl->sender = 1;
             cl->ws = opt.sender_ws;
             sender = cl;
+        } else if (i > opt.clients) {
+            cl->bystander = 1; /* the last ones */
+            cl->ws = 0;
         }
         for (int k = 0; k < 2; k++) {
             conn *c = &cl->c[k];
