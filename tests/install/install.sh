@@ -154,6 +154,12 @@ grep -qx "ExecStartPre=$bindir/siogate --conf $sysconfdir/siogate/siogate.conf i
 grep -qx "ExecStart=$bindir/siogate-wsd --conf $sysconfdir/siogate/siogate.conf --listen unix:/run/siogate/wsd.sock" \
     "$u/siogate-wsd.service" 2>/dev/null || fail="$fail; siogate-wsd.service: ExecStart"
 if [ -n "$systemdsystemunitdir" ]; then
+    # an absolute directory: a relative one (once '$dc_install_base' reached
+    # configure unexpanded, and make read "$d") lands wherever make runs
+    case $systemdsystemunitdir in
+        /*) ;;
+        *) fail="$fail; systemdsystemunitdir is not absolute: $systemdsystemunitdir" ;;
+    esac
     cmp -s "$u/siogate-fcgi.service" "$(D "$systemdsystemunitdir")/siogate-fcgi.service" ||
         fail="$fail; not in $systemdsystemunitdir"
 fi
