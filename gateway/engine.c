@@ -106,7 +106,26 @@ void eng_ring_dirty(sg_worker *w)
     eng_forget_dirty(w);
 }
 
-bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, const char *const *among, size_t n,
+/* The most sessions of its own a caller asks the broadcast log about by
+ * name (see sg_own_fn): a session asked about costs about what 8 listed
+ * recipients do, and a log row has at least broadcast_log_min. */
+#define BCAST_ASK_MAX 128
+
+/* v (BCAST_ASK_MAX long) filled by own with the caller's sessions when it
+ * has few enough (*n of them), else NULL: list every recipient. */
+static const char *const *own_sessions(const sg_worker *w, sg_own_fn own, void *ud,
+                                       const char **v, size_t *n)
+{
+    size_t max = (size_t)w->e->cfg->broadcast_log_min / 8;
+    if (max > BCAST_ASK_MAX)
+        max = BCAST_ASK_MAX;
+    *n = 0;
+    if (!own || (*n = own(ud, v, max)) > max)
+        return NULL;
+    return v;
+}
+
+bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, sg_own_fn own,
                            void (*fn)(void *ud, const char *sid), void *ud)
 {
     const char *d = w->dirty.data;
@@ -129,6 +148,9 @@ bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, const char *const *among, 
         /* the sessions the log rows appended since the last call name (the
          * store sees the batch's own writes); a failure leaves them to the
          * safety re-check */
+        const char *v[BCAST_ASK_MAX];
+        size_t n;
+        const char *const *among = own_sessions(w, own, ud, v, &n);
         if (sg_store_bcast_sessions(w->store, w->bcast_lo, w->bcast_hi, among, n, fn, ud) < 0)
             sg_error("broadcast log: finding the sessions to wake failed");
         w->bcast_lo = w->bcast_hi;
@@ -138,20 +160,16 @@ bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, const char *const *among, 
 
 void sg_worker_ring_others(sg_worker *w, sg_bell *waiter) { w->self = waiter; }
 
-int sg_engine_changed_since(sg_worker *w, int64_t *mark, const char *const *among, size_t n,
+int sg_engine_changed_since(sg_worker *w, int64_t *mark, sg_own_fn own,
                             void (*fn)(void *ud, const char *sid), void *ud)
 {
+    const char *v[BCAST_ASK_MAX];
+    size_t n;
+    const char *const *among = own_sessions(w, own, ud, v, &n);
     return sg_store_changed_since(w->store, mark, among, n, fn, ud);
 }
 
-size_t sg_engine_bcast_ask_max(const sg_worker *w)
-{
-    /* a session asked about costs about what 8 listed recipients do */
-    size_t m = (size_t)w->e->cfg->broadcast_log_min / 8;
-    return m < SG_BCAST_ASK_MAX ? m : SG_BCAST_ASK_MAX;
-}
-
-int sg_engine_bcast_since(sg_worker *w, int64_t *mark, const char *const *among, size_t n,
+int sg_engine_bcast_since(sg_worker *w, int64_t *mark, sg_own_fn own,
                           void (*fn)(void *ud, const char *sid), void *ud)
 {
     int64_t max = sg_store_bcast_max(w->store);
@@ -161,7 +179,12 @@ int sg_engine_bcast_since(sg_worker *w, int64_t *mark, const char *const *among,
     if (max <= since)
         return 0;
     *mark = max;
-    return since < 0 || !fn ? 0 : sg_store_bcast_sessions(w->store, since, max, among, n, fn, ud);
+    if (since < 0 || !fn)
+        return 0;
+    const char *v[BCAST_ASK_MAX];
+    size_t n;
+    const char *const *among = own_sessions(w, own, ud, v, &n);
+    return sg_store_bcast_sessions(w->store, since, max, among, n, fn, ud);
 }
 
 int eng_bcast_settle(sg_worker *w, const char *sid)

@@ -101,6 +101,23 @@ void sg_worker_free(sg_worker *w);
 int sg_engine_batch_begin(sg_worker *w);
 int sg_engine_batch_end(sg_worker *w);
 
+/* The broadcast log rows of a batch or a ring name their recipients: at
+ * least broadcast_log_min sessions, listed at 2-3 us each, by every
+ * process that holds a connection (a ring) or re-checks (siogate-fcgi,
+ * every second), whether the recipients are its own or not. So
+ * sg_engine_batch_dirty, sg_engine_changed_since and sg_engine_bcast_since
+ * take own (NULL: none given), called with their ud only when there are
+ * log rows to resolve: own(ud, v, max) returns how many sessions the
+ * caller has and, when that is at most max, writes their ids to v
+ * (borrowed until the engine call returns). With at most
+ * broadcast_log_min / 8 of them (128 at most) the store is asked about
+ * those only, an index lookup each (16 us). Measured (nginx, 100
+ * broadcasts to 1,000 WebSocket members, alternating runs): siogate-fcgi's
+ * CPU holding 10 polls 630-690 -> 130 ms, holding none 250 -> 40 ms; the members' latencies unchanged
+ * (last p50 54-56 -> 51-53 ms). tests/bench/compare --only ws-broadcast
+ * --bystanders 10: siogate-fcgi 3.8 -> 0.8 us per delivered message. */
+typedef size_t (*sg_own_fn)(void *ud, const char **v, size_t max);
+
 /* The sessions the open batch queued frames for (or otherwise changed for
  * a waiting transport), from *pos on: fn(ud, sid) for each, and *pos
  * moves past them, so that a caller sees each once however often it
@@ -108,24 +125,8 @@ int sg_engine_batch_end(sg_worker *w);
  * to list (a wide broadcast): every session may have something. For a
  * loop that answers its own held requests inside the batch; start with
  * *pos = 0 after sg_engine_batch_begin. */
-bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, const char *const *among, size_t n,
+bool sg_engine_batch_dirty(sg_worker *w, size_t *pos, sg_own_fn own,
                            void (*fn)(void *ud, const char *sid), void *ud);
-
-/* The broadcast log rows of a batch or a ring name their recipients: at
- * least broadcast_log_min sessions, listed at 2-3 us each, by every
- * process that holds a connection (a ring) or re-checks (siogate-fcgi,
- * every second), whether the recipients are its own or not. A caller with
- * at most sg_engine_bcast_ask_max(w) sessions of its own passes their ids
- * as among (n of them, borrowed for the call; NULL: list) to
- * sg_engine_batch_dirty, sg_engine_changed_since and
- * sg_engine_bcast_since, which then ask about those only, an index lookup
- * each (16 us). Measured (nginx, 100 broadcasts to 1,000 WebSocket
- * members, alternating runs): siogate-fcgi's CPU holding 10 polls 630-690
- * -> 130 ms, holding none 250 -> 40 ms; the members' latencies unchanged
- * (last p50 54-56 -> 51-53 ms). tests/bench/compare --only ws-broadcast
- * --bystanders 10: siogate-fcgi 3.8 -> 0.8 us per delivered message. */
-#define SG_BCAST_ASK_MAX 128
-size_t sg_engine_bcast_ask_max(const sg_worker *w);
 
 typedef struct sg_bell sg_bell;
 /* Ring through waiter (borrowed; must outlive w) instead of w's own
@@ -138,7 +139,7 @@ void sg_worker_ring_others(sg_worker *w, sg_bell *waiter);
  * fn(ud, sid) for every session that got frames since *mark or is in the
  * middle of an upgrade; *mark advances. Start with *mark = -1 (that call
  * only sets it). One indexed query. Returns the count or -1. */
-int sg_engine_changed_since(sg_worker *w, int64_t *mark, const char *const *among, size_t n,
+int sg_engine_changed_since(sg_worker *w, int64_t *mark, sg_own_fn own,
                             void (*fn)(void *ud, const char *sid), void *ud);
 /* After a broadcast log ring (sg_bell_drain's *log): fn(ud, sid) for every
  * session a broadcast log row after *mark names; *mark advances. Start
@@ -146,7 +147,7 @@ int sg_engine_changed_since(sg_worker *w, int64_t *mark, const char *const *amon
  * (for a process that holds no connection now: listing a broadcast's
  * recipients for nothing cost siogate-wsd 4.4 us a recipient while
  * siogate-fcgi served 1,000 polls). Returns the count or -1. */
-int sg_engine_bcast_since(sg_worker *w, int64_t *mark, const char *const *among, size_t n,
+int sg_engine_bcast_since(sg_worker *w, int64_t *mark, sg_own_fn own,
                           void (*fn)(void *ud, const char *sid), void *ud);
 
 /* ---- sessions ---------------------------------------------------------- */

@@ -699,17 +699,14 @@ static void ring_one(void *ud, const char *sid)
     }
 }
 
-/* The sessions of the held GETs in v, when there are at most
- * sg_engine_bcast_ask_max of them (the broadcast log's recipients are
- * then asked about by name, not listed); NULL otherwise. */
-static const char *const *held_sids(sg_parked *p, const char **v, size_t *n)
+/* sg_own_fn: the sessions of the held GETs (into v when at most max). */
+static size_t held_sids(void *ud, const char **v, size_t max)
 {
-    *n = p->timers.len;
-    if (*n > sg_engine_bcast_ask_max(p->w))
-        return NULL;
-    for (size_t i = 0; i < *n; i++)
+    sg_parked *p = ud;
+    size_t n = p->timers.len;
+    for (size_t i = 0; n <= max && i < n; i++)
         v[i] = job_of_timer(p->timers.heap[i + 1])->sid;
-    return v;
+    return n;
 }
 
 /* The sessions rung, before any batch: their held GETs become due. A ring
@@ -722,13 +719,9 @@ static void take_rings(sg_parked *p)
     if (count < 0)
         sg_error("doorbell: receiving a ring failed");
     /* the held GETs of the sessions new broadcast log rows name: one read */
-    if (log && !all) {
-        const char *v[SG_BCAST_ASK_MAX];
-        size_t n;
-        const char *const *among = held_sids(p, v, &n);
-        if (sg_engine_bcast_since(p->w, &p->bmark, among, n, p->by_sid.count ? ring_one : NULL, p) < 0)
-            sg_error("doorbell: finding the sessions of a broadcast failed");
-    }
+    if (log && !all &&
+        sg_engine_bcast_since(p->w, &p->bmark, held_sids, p->by_sid.count ? ring_one : NULL, p) < 0)
+        sg_error("doorbell: finding the sessions of a broadcast failed");
     if (all && p->timers.len)
         p->due_all = true;
     if (count >= p->pressure && !all) {
@@ -793,11 +786,8 @@ static void batch(sg_parked *p)
             answer_later(p, j); /* aborted before it ran */
     }
     int64_t now = sg_mono_ms();
-    const char *v[SG_BCAST_ASK_MAX];
-    size_t n;
     if (!all && now >= p->next_recheck) {
-        const char *const *among = held_sids(p, v, &n);
-        if (sg_engine_changed_since(p->w, &p->mark, among, n, recheck_sid, p) < 0)
+        if (sg_engine_changed_since(p->w, &p->mark, held_sids, recheck_sid, p) < 0)
             sg_error("held polls: the safety re-check failed");
         p->next_recheck = now + SG_PARKED_RECHECK_MS;
     }
@@ -819,8 +809,7 @@ static void batch(sg_parked *p)
             break;
         }
         size_t before = pos;
-        const char *const *among = held_sids(p, v, &n);
-        all = sg_engine_batch_dirty(p->w, &pos, among, n, recheck_sid, p);
+        all = sg_engine_batch_dirty(p->w, &pos, held_sids, recheck_sid, p);
         if (!all && pos == before)
             break;
     }
@@ -1018,8 +1007,8 @@ sg_parked *sg_parked_new(sg_engine *e, int listen_fd, bool nodelay, sg_parked_ro
     sg_worker_ring_others(p->w, p->bell);
     /* the safety re-check starts from the queue as it is now */
     p->bmark = -1;
-    if (sg_engine_changed_since(p->w, &p->mark, NULL, 0, recheck_sid, p) < 0 ||
-        sg_engine_bcast_since(p->w, &p->bmark, NULL, 0, recheck_sid, p) < 0)
+    if (sg_engine_changed_since(p->w, &p->mark, NULL, recheck_sid, p) < 0 ||
+        sg_engine_bcast_since(p->w, &p->bmark, NULL, recheck_sid, p) < 0)
         goto fail;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -1310,18 +1310,17 @@ static void ring_one(void *ud, const char *sid)
         mark_dirty(d, SG_CONTAINER_OF(x, struct conn, node));
 }
 
-/* The sessions of the open WebSockets in v, when there are at most
- * sg_engine_bcast_ask_max of them (the broadcast log's recipients are
- * then asked about by name, not listed); NULL otherwise. */
-static const char *const *open_sids(struct wsd *d, const char **v, size_t *n)
+/* sg_own_fn: the sessions of the open WebSockets (into v when at most max). */
+static size_t open_sids(void *ud, const char **v, size_t max)
 {
-    *n = 0;
-    if (d->sessions.count > sg_engine_bcast_ask_max(d->w))
-        return NULL;
-    for (struct conn *c = d->all; c && *n < d->sessions.count; c = c->next)
+    struct wsd *d = ud;
+    size_t n = d->sessions.count, k = 0;
+    if (n > max)
+        return n;
+    for (struct conn *c = d->all; c && k < n; c = c->next)
         if (c->in_hash)
-            v[(*n)++] = c->sid;
-    return v;
+            v[k++] = c->sid;
+    return k;
 }
 
 static void take_rings(struct wsd *d)
@@ -1331,13 +1330,9 @@ static void take_rings(struct wsd *d)
     if (count < 0)
         sg_error("doorbell: receiving a ring failed");
     /* the connections of the sessions new broadcast log rows name: one read */
-    if (log && !all) {
-        const char *v[SG_BCAST_ASK_MAX];
-        size_t n;
-        const char *const *among = open_sids(d, v, &n);
-        if (sg_engine_bcast_since(d->w, &d->bmark, among, n, d->sessions.count ? ring_one : NULL, d) < 0)
-            sg_error("doorbell: finding the sessions of a broadcast failed");
-    }
+    if (log && !all &&
+        sg_engine_bcast_since(d->w, &d->bmark, open_sids, d->sessions.count ? ring_one : NULL, d) < 0)
+        sg_error("doorbell: finding the sessions of a broadcast failed");
     if (!all && count >= d->pressure) {
         sg_debug("doorbell: %d rings in one drain, some may be lost: re-checking all", count);
         d->full_recheck_due = true;
@@ -1522,14 +1517,9 @@ static void run(struct wsd *d)
             bool all = false;
             int takes = 0;
             for (;;) {
-                if (d->in_batch && !all) {
-                    const char *v[SG_BCAST_ASK_MAX];
-                    size_t nv;
-                    const char *const *among = open_sids(d, v, &nv);
-                    if (sg_engine_batch_dirty(d->w, &pos, among, nv, ring_one, d)) {
-                        all = true; /* too many to list: every connection */
-                        mark_all(d);
-                    }
+                if (d->in_batch && !all && sg_engine_batch_dirty(d->w, &pos, open_sids, ring_one, d)) {
+                    all = true; /* too many to list: every connection */
+                    mark_all(d);
                 }
                 if (!d->dirty)
                     break;
@@ -1710,7 +1700,7 @@ int main(int argc, char **argv)
         goto out;
     sg_worker_ring_others(d.w, d.bell);
     d.bmark = -1;
-    if (sg_engine_bcast_since(d.w, &d.bmark, NULL, 0, ring_one, &d) < 0)
+    if (sg_engine_bcast_since(d.w, &d.bmark, NULL, ring_one, &d) < 0)
         goto out;
     if (sg_sidmap_init(&d.sessions, 1024) < 0) {
         sg_error("out of memory");

@@ -199,7 +199,7 @@ test("a broadcast to more WebSockets than a transaction takes: all of them, in o
 
 test("a process with few sessions among a broadcast's many recipients asks about its own: every recipient gets it, in order, once", T, async () => {
   // broadcast_log_min 80: a process with at most 10 sessions of its own
-  // asks the log about those by name (sg_engine_bcast_ask_max) instead of
+  // asks the log about those by name (engine.c, own_sessions) instead of
   // listing every recipient. 90 WebSockets and 10 polls (siogate-fcgi
   // asks, siogate-wsd lists), then 10 and 90 (the other way round). Each
   // held GET waits for the ring (or the safety re-check, which asks too):
