@@ -86,7 +86,7 @@ enum stmt_id {
     "   AND x.room IN (SELECT jsonb_array_elements_text($3::jsonb)))"
 
 /* A broadcast log row q (sid '') names socket s through room membership
- * r (as SQLite's LOG_MATCH). */
+ * r (as store_sqlite.c's SOCKET_MATCH says, here by a walk of the rooms). */
 #define LOG_MATCH \
     " r.nsp = q.nsp AND s.id = r.socket_id" \
     " AND (CASE WHEN q.rooms IS NULL THEN r.room = r.socket_id" \

@@ -68,34 +68,33 @@ enum stmt_id {
     " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = ?1 AND x.socket_id = s.id" \
     "   AND x.room IN (SELECT value FROM json_each(?3)))"
 
-/* A broadcast log row q (sid '') names socket s (of session ss) through
- * room membership r: the same target as TARGETS_FROM, read from the row
- * (rooms NULL: every socket of the namespace, by its own-id room). */
-#define LOG_MATCH \
-    " r.nsp = q.nsp AND s.id = r.socket_id" \
-    " AND (CASE WHEN q.rooms IS NULL THEN r.room = r.socket_id" \
-    "      ELSE r.room IN (SELECT value FROM json_each(q.rooms)) END)" \
-    " AND (q.skip IS NULL OR s.id <> q.skip)" \
-    " AND (q.except_rooms IS NULL OR NOT EXISTS (SELECT 1 FROM rooms x" \
-    "   WHERE x.nsp = q.nsp AND x.socket_id = s.id" \
-    "   AND x.room IN (SELECT value FROM json_each(q.except_rooms))))"
-
-/* LOG_MATCH for one known socket s (a session's socket of q's
- * namespace): a primary-key probe of rooms for each room the row names,
- * not a walk of s's rooms, each looked up in the row's JSON. Measured
- * 2026-12-07, alternating with the walk: tests/bench/fanout's take with
- * 1,000 log rows pending 2.1-2.3 -> 1.0-1.1 ms, for the session or not;
- * tests/bench/compare --only ws-broadcast --targets sg-wsd,sg-nginx (two
- * runs each): siogate-wsd 26-28 -> 23 us per delivered message straight,
- * 20-21 -> 18-19 behind nginx. */
-#define SOCKET_MATCH \
+/* How a broadcast log row q (sid '') names its sockets: the same target
+ * as TARGETS_FROM, read from the row. Its rooms (a JSON array; NULL: every
+ * socket of the namespace, by its own-id room), less the socket q.skip and
+ * the members of its except rooms. Each room is found by rooms' primary
+ * key (nsp, room, socket_id), so the work grows with the rooms the row
+ * names and their members, not with every membership of the namespace.
+ *
+ * LOG_EXCLUDES: socket s is not skipped by q. SOCKET_MATCH: q names the
+ * known socket s (a session's socket of q's namespace), a probe per room.
+ *
+ * Measured 2026-12-07, alternating with the walk before (each socket's
+ * rooms, or the namespace's, looked up in the row's JSON):
+ * tests/bench/fanout's take with 1,000 log rows pending 2.1-2.3 ->
+ * 1.0-1.1 ms, for the session or not; tests/bench/compare --only
+ * ws-broadcast --targets sg-wsd,sg-nginx (two runs each): siogate-wsd
+ * 26-28 -> 23 us per delivered message straight, 20-21 -> 18-19 behind
+ * nginx. ST_BCAST_SESSIONS, ST_BCAST_AMONG: see there. */
+#define LOG_EXCLUDES \
     " (q.skip IS NULL OR s.id <> q.skip)" \
-    " AND (CASE WHEN q.rooms IS NULL THEN EXISTS (SELECT 1 FROM rooms r" \
+    " AND (q.except_rooms IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(q.except_rooms) e" \
+    "   CROSS JOIN rooms x WHERE x.nsp = q.nsp AND x.room = e.value AND x.socket_id = s.id))"
+#define SOCKET_MATCH \
+    " (CASE WHEN q.rooms IS NULL THEN EXISTS (SELECT 1 FROM rooms r" \
     "        WHERE r.nsp = q.nsp AND r.room = s.id AND r.socket_id = s.id)" \
-    "      ELSE EXISTS (SELECT 1 FROM json_each(q.rooms) j CROSS JOIN rooms r" \
-    "        WHERE r.nsp = q.nsp AND r.room = j.value AND r.socket_id = s.id) END)" \
-    " AND (q.except_rooms IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(q.except_rooms) j" \
-    "   CROSS JOIN rooms x WHERE x.nsp = q.nsp AND x.room = j.value AND x.socket_id = s.id))"
+    "      ELSE EXISTS (SELECT 1 FROM json_each(q.rooms) n CROSS JOIN rooms r" \
+    "        WHERE r.nsp = q.nsp AND r.room = n.value AND r.socket_id = s.id) END)" \
+    " AND" LOG_EXCLUDES
 
 /* Session ?1's stream: its own frames after ?2 and the log rows after ?3
  * its sockets match now, in seq order (with the volatile mark of its own
@@ -189,16 +188,27 @@ static const char *const stmt_sql[ST_COUNT] = {
         " FROM (" STREAM ") WHERE seq <= ?4 ORDER BY seq",
     [ST_QUEUE_TRIM_RANGE] = "DELETE FROM queue WHERE sid = ?1 AND seq > ?2 AND seq <= ?3",
     [ST_BCAST_SEEN] = "UPDATE sessions SET bcast_seen = max(bcast_seen, ?2) WHERE sid = ?1",
+    /* the rows naming rooms (json_each of NULL is no row), then the
+     * namespace-wide ones; UNION drops the repeats. A scratch store
+     * (1,000 sessions in room "bench", each also in its own-id room),
+     * timed from Python, one row naming "bench": 3.0-3.5 -> 0.8-1.3 us a
+     * recipient (the walk before went through all 2,000 memberships of
+     * the namespace); the same lists as the walk's, checked there on
+     * rows namespace-wide, with except rooms, with a skip, in a second
+     * namespace. */
     [ST_BCAST_SESSIONS] =
-        "SELECT DISTINCT s.sid FROM queue q JOIN rooms r ON r.nsp = q.nsp"
-        " JOIN sockets s ON s.id = r.socket_id"
-        " WHERE q.sid = '' AND q.seq > ?1 AND q.seq <= ?2 AND" LOG_MATCH,
+        "SELECT s.sid FROM queue q CROSS JOIN json_each(q.rooms) n CROSS JOIN rooms r"
+        " CROSS JOIN sockets s WHERE q.sid = '' AND q.seq > ?1 AND q.seq <= ?2"
+        " AND r.nsp = q.nsp AND r.room = n.value AND s.id = r.socket_id AND" LOG_EXCLUDES
+        " UNION SELECT s.sid FROM queue q CROSS JOIN rooms r CROSS JOIN sockets s"
+        " WHERE q.sid = '' AND q.seq > ?1 AND q.seq <= ?2 AND q.rooms IS NULL"
+        " AND r.nsp = q.nsp AND r.room = r.socket_id AND s.id = r.socket_id AND" LOG_EXCLUDES,
     /* the same, asked about the sessions of the JSON array ?3 only: from
      * each one's sockets (CROSS JOIN keeps that order), not from every
      * member of the rooms the rows name (measured, 1,000 members, one row:
-     * 16 us per session asked, against 2.9 ms for the whole list).
-     * SOCKET_MATCH rather than LOG_MATCH: 100 asked of 1,000 members, one
-     * row, timed from Python on a scratch store, 4.2 -> 2.5 us each */
+     * 16 us per session asked, against 2.9 ms for the whole list; with
+     * SOCKET_MATCH rather than the walk, 100 asked, timed from Python on
+     * the scratch store above: 4.2 -> 2.5 us each) */
     [ST_BCAST_AMONG] =
         "SELECT DISTINCT s.sid FROM json_each(?3) j CROSS JOIN sockets s CROSS JOIN queue q"
         " WHERE s.sid = j.value AND q.sid = '' AND q.seq > ?1 AND q.seq <= ?2"

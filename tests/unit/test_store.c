@@ -612,6 +612,12 @@ TEST("store: the broadcast log: targets, order with own frames, frontier, settle
     CHECK_INT(sg_store_bcast_sessions(s, l1, l2, NULL, 0, add_sid, &ids), 1);
     CHECK_MEM(ids.data, ids.len, SID1 "|", 21);
     sg_buf_reset(&ids);
+    CHECK_INT(sg_store_bcast_sessions(s, l2, l3, NULL, 0, add_sid, &ids), 1); /* skip */
+    CHECK_MEM(ids.data, ids.len, SID2 "|", 21);
+    sg_buf_reset(&ids);
+    /* each session once, whether rooms or the namespace named it */
+    CHECK_INT(sg_store_bcast_sessions(s, o1, l3, NULL, 0, add_sid, &ids), 2);
+    sg_buf_reset(&ids);
     CHECK_INT(sg_store_bcast_sessions(s, l3, l4, NULL, 0, add_sid, &ids), 0);
     /* ... asked about some sessions only (ids that are no session's, or
      * not ids at all, are no one's) */
