@@ -11,7 +11,10 @@
  * wall time is the time the write lock is held. Each figure is the median
  * of ROUNDS emits. Then the take of one session (sg_store_stream_read, as a
  * GET does it) with K log rows after its frontier, none or all of them for
- * it. Prints numbers; asserts nothing. */
+ * it. Last, with 1,000 more sessions in another room of the namespace, the
+ * sessions one log row names, as a process finds the connections to wake:
+ * all of them listed (sg_store_bcast_sessions), or K of the members asked
+ * about by name. Prints numbers; asserts nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +47,8 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
-/* n sessions, each with a socket on "/" in room "r" (and its own room). */
-static int populate(sg_store *s, int n, char (*sids)[SG_ID_LEN + 1])
+/* n sessions, each with a socket on "/" in room (and its own room). */
+static int populate(sg_store *s, int n, const char *room, char (*sids)[SG_ID_LEN + 1])
 {
     if (sg_store_begin(s) != 0)
         return -1;
@@ -61,12 +64,18 @@ static int populate(sg_store *s, int n, char (*sids)[SG_ID_LEN + 1])
         ss.next_ping_at = ss.expires_at = ss.created_at + 3600000;
         if (sg_store_session_insert(s, &ss, "{}") != 0 ||
             sg_store_socket_insert(s, id, ss.sid, "/", ss.created_at) != 0 ||
-            sg_store_room_join(s, "/", "r", id) != 0)
+            sg_store_room_join(s, "/", room, id) != 0)
             return -1;
         if (sids)
             memcpy(sids[i], ss.sid, sizeof sids[i]);
     }
     return sg_store_commit(s);
+}
+
+static void count_sid(void *ud, const char *sid)
+{
+    (void)sid;
+    (*(int *)ud)++;
 }
 
 static int ignore_frame(void *ud, bool binary, const void *frame, size_t len)
@@ -99,7 +108,7 @@ int main(int argc, char **argv)
         sg_engine *e = sg_engine_new_emitter(&cfg);
         sg_store *st = sg_store_open(db);
         sg_worker *w = e ? sg_worker_new(e) : NULL;
-        if (!w || !st || populate(st, n, NULL) != 0) {
+        if (!w || !st || populate(st, n, "r", NULL) != 0) {
             fprintf(stderr, "fanout: setup failed\n");
             return 1;
         }
@@ -134,7 +143,7 @@ int main(int argc, char **argv)
     snprintf(db, sizeof db, "%s/take.db", dir);
     sg_store *s = sg_store_open(db);
     static char sids[1000][SG_ID_LEN + 1];
-    if (!s || populate(s, 1000, sids) != 0) {
+    if (!s || populate(s, 1000, "r", sids) != 0) {
         fprintf(stderr, "fanout: setup failed\n");
         return 1;
     }
@@ -168,6 +177,39 @@ int main(int argc, char **argv)
             }
         }
         printf("%8d %18.3f %18.3f\n", ks[k], median(t_none, ROUNDS), median(t_all, ROUNDS));
+    }
+
+    /* the sessions one row names: listed, or K of them asked about */
+    if (populate(s, 1000, "other", NULL) != 0) {
+        fprintf(stderr, "fanout: setup failed\n");
+        return 1;
+    }
+    sg_store_scalar(s, "DELETE FROM queue RETURNING 0");
+    int64_t row = sg_store_bcast_push(s, "/", "[\"r\"]", NULL, NULL, false, "42[\"news\"]", 10);
+    printf("\nthe sessions a row naming a room of 1,000 names, 2,000 sessions in the"
+           " namespace\n(median of %d, us per session listed or asked about)\n", ROUNDS);
+    printf("%8s %18s\n", "asked", "us each");
+    static const int asks[] = {0, 10, 100};
+    const char *among[100];
+    for (int i = 0; i < 100; i++)
+        among[i] = sids[i];
+    for (size_t k = 0; k < sizeof asks / sizeof asks[0]; k++) {
+        double t[ROUNDS];
+        for (int r = 0; r < ROUNDS; r++) {
+            int named = 0;
+            double a = now_ms();
+            int got = sg_store_bcast_sessions(s, row - 1, row, asks[k] ? among : NULL,
+                                              (size_t)asks[k], count_sid, &named);
+            t[r] = (now_ms() - a) * 1e3 / (asks[k] ? asks[k] : 1000);
+            if (got != (asks[k] ? asks[k] : 1000)) {
+                fprintf(stderr, "fanout: %d sessions named\n", got);
+                return 1;
+            }
+        }
+        if (asks[k])
+            printf("%8d %18.2f\n", asks[k], median(t, ROUNDS));
+        else
+            printf("%8s %18.2f\n", "(all)", median(t, ROUNDS));
     }
     sg_store_close(s);
     char cmd[700];
