@@ -189,13 +189,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_QUEUE_TRIM_RANGE] = "DELETE FROM queue WHERE sid = ?1 AND seq > ?2 AND seq <= ?3",
     [ST_BCAST_SEEN] = "UPDATE sessions SET bcast_seen = max(bcast_seen, ?2) WHERE sid = ?1",
     /* the rows naming rooms (json_each of NULL is no row), then the
-     * namespace-wide ones; UNION drops the repeats. A scratch store
-     * (1,000 sessions in room "bench", each also in its own-id room),
-     * timed from Python, one row naming "bench": 3.0-3.5 -> 0.8-1.3 us a
-     * recipient (the walk before went through all 2,000 memberships of
-     * the namespace); the same lists as the walk's, checked there on
-     * rows namespace-wide, with except rooms, with a skip, in a second
-     * namespace. */
+     * namespace-wide ones; UNION drops the repeats. tests/bench/fanout, a
+     * row naming a room of 1,000 in a namespace of 2,000 sessions: 3.2-3.3
+     * -> 0.59-0.66 us a recipient (the walk before went through every
+     * membership of the namespace); the same lists as the walk's, checked
+     * on a scratch store for rows namespace-wide, with except rooms, with
+     * a skip, in a second namespace. */
     [ST_BCAST_SESSIONS] =
         "SELECT s.sid FROM queue q CROSS JOIN json_each(q.rooms) n CROSS JOIN rooms r"
         " CROSS JOIN sockets s WHERE q.sid = '' AND q.seq > ?1 AND q.seq <= ?2"
@@ -207,8 +206,8 @@ static const char *const stmt_sql[ST_COUNT] = {
      * each one's sockets (CROSS JOIN keeps that order), not from every
      * member of the rooms the rows name (measured, 1,000 members, one row:
      * 16 us per session asked, against 2.9 ms for the whole list; with
-     * SOCKET_MATCH rather than the walk, 100 asked, timed from Python on
-     * the scratch store above: 4.2 -> 2.5 us each) */
+     * SOCKET_MATCH rather than the walk, tests/bench/fanout: 2.7-3.5 ->
+     * 1.5-2.8 us each) */
     [ST_BCAST_AMONG] =
         "SELECT DISTINCT s.sid FROM json_each(?3) j CROSS JOIN sockets s CROSS JOIN queue q"
         " WHERE s.sid = j.value AND q.sid = '' AND q.seq > ?1 AND q.seq <= ?2"
