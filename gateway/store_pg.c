@@ -76,12 +76,18 @@ enum stmt_id {
 
 /* The sockets a target names ($1 nsp, $2 rooms as a JSON array or NULL
  * for the whole namespace, $3 rooms excepted as a JSON array, $4 a socket
- * id skipped or NULL); the caller adds the session states. */
+ * id skipped or NULL); the caller adds the session states. TARGET_IDS and
+ * TARGET_IDS_OWN as store_sqlite.c's: each room $2 names found by rooms'
+ * primary key (= ANY of an array, which a generic plan keeps; the walk
+ * before filtered the namespace through `$2 IS NULL OR ...`). */
+#define TARGET_IDS \
+    "SELECT r.socket_id AS id FROM rooms r WHERE r.nsp = $1::text" \
+    " AND r.room = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))" \
+    " UNION SELECT r.socket_id FROM rooms r WHERE $2::text IS NULL AND r.nsp = $1::text"
+#define TARGET_IDS_OWN TARGET_IDS " AND r.room = r.socket_id"
 #define TARGETS_FROM \
-    " FROM rooms r JOIN sockets s ON s.id = r.socket_id JOIN sessions ss ON ss.sid = s.sid" \
-    " WHERE r.nsp = $1::text" \
-    " AND ($2::text IS NULL OR r.room IN (SELECT jsonb_array_elements_text($2::jsonb)))" \
-    " AND ($4::text IS NULL OR s.id <> $4::text)" \
+    " FROM (" TARGET_IDS ") t JOIN sockets s ON s.id = t.id JOIN sessions ss ON ss.sid = s.sid" \
+    " WHERE ($4::text IS NULL OR s.id <> $4::text)" \
     " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = $1::text AND x.socket_id = s.id" \
     "   AND x.room IN (SELECT jsonb_array_elements_text($3::jsonb)))"
 
@@ -174,15 +180,11 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO rooms (nsp, room, socket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     [ST_ROOM_LEAVE] = "DELETE FROM rooms WHERE nsp = $1 AND room = $2 AND socket_id = $3",
     [ST_TARGETS] =
-        "SELECT DISTINCT s.id, s.sid, (ss.transport = 'websocket' OR ss.poller IS NOT NULL),"
+        "SELECT s.id, s.sid, (ss.transport = 'websocket' OR ss.poller IS NOT NULL),"
         " s.created_at" TARGETS_FROM " AND ss.state = 0 ORDER BY s.created_at, s.id",
     [ST_TARGETS_COUNT] =
-        "SELECT count(DISTINCT r.socket_id) FROM rooms r WHERE r.nsp = $1::text"
-        " AND (CASE WHEN $2::text IS NULL THEN r.room = r.socket_id"
-        "      ELSE r.room IN (SELECT jsonb_array_elements_text($2::jsonb)) END)"
-        " AND ($4::text IS NULL OR r.socket_id <> $4::text)"
-        " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = $1::text"
-        "   AND x.socket_id = r.socket_id"
+        "SELECT count(*) FROM (" TARGET_IDS_OWN ") t WHERE ($4::text IS NULL OR t.id <> $4::text)"
+        " AND NOT EXISTS (SELECT 1 FROM rooms x WHERE x.nsp = $1::text AND x.socket_id = t.id"
         "   AND x.room IN (SELECT jsonb_array_elements_text($3::jsonb)))",
     [ST_BCAST_PUSH] =
         "INSERT INTO queue (sid, \"binary\", frame, nsp, rooms, except_rooms, skip)"
@@ -277,7 +279,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GHOSTS_DUE] = "SELECT 1 FROM sessions WHERE state = 2 AND expires_at < $1 LIMIT 1",
     /* ST_TARGETS with the ghosts' sockets too (never ready) */
     [ST_TARGETS_ALL] =
-        "SELECT DISTINCT s.id, s.sid, ss.state = 0 AND"
+        "SELECT s.id, s.sid, ss.state = 0 AND"
         " (ss.transport = 'websocket' OR ss.poller IS NOT NULL), s.created_at"
         TARGETS_FROM " AND ss.state IN (0, 2) ORDER BY s.created_at, s.id",
     /* a recovery ghost's socket (sid '~' + ...) is not connected: not found */
