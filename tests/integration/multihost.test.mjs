@@ -21,9 +21,15 @@
 //    a third bell_dir) reaches everyone;
 //  - killing one whole stack (its web server, siogate-fcgi and siogate-wsd,
 //    each by pid, SIGKILL) while the CLI numbers events to everyone loses
-//    no committed packet: a raw polling session and socket.io clients with
-//    connection state recovery, all through the balancer, move to the
-//    other host and get every committed event, once, in order.
+//    no committed packet: socket.io clients with connection state
+//    recovery, all through the balancer, move to the other host and get
+//    every committed event, once, in order; so does a raw polling session,
+//    except the events of a response that died with the killed web server
+//    (siogate-fcgi had committed it as sent; Engine.IO polling has no
+//    acknowledgement, so the next GET counts it as arrived, as with the
+//    reference server): those only when its GET to that host failed, one
+//    response's worth, consecutive, and nothing else missing, doubled or
+//    out of order.
 //
 // Runs only on PostgreSQL (SG_STORE=pg with SG_TEST_PG: tests/run's
 // PostgreSQL pass, or tests/pg-cluster run); skipped otherwise, saying why.
@@ -476,11 +482,25 @@ test("one whole host killed (web server, siogate-fcgi, siogate-wsd, each by pid)
   assert.ok(committed.length >= 10, `the CLI committed ${committed.length} emits (${failed} failed)`);
   // the raw session's events: 42["n",k] (with recovery on, the offset after k)
   const rawN = () => raw.got.filter((x) => x.startsWith('42["n"')).map((x) => JSON.parse(x.slice(2))[1]);
-  await until(() => rawN().length >= committed.length && clients.every((c) => c.n.length >= committed.length), 30000,
+  const last = committed[committed.length - 1];
+  await until(() => rawN().includes(last) && clients.every((c) => c.n.length >= committed.length), 30000,
     () => `every committed emit (${committed.length}) everywhere: raw ${rawN().length} (failures ${raw.failures.slice(-5)}), clients ${clients.map(clientState).join("; ")}`);
   await sleep(300); // duplicates would come now
   await raw.stop();
-  assert.deepEqual(rawN(), committed, "the raw session: lost, duplicated or reordered");
+  // the raw session: what a response lost with host A's web server carried
+  // (consecutive events, and only if a GET to A failed), nothing else
+  const rawGot = rawN();
+  const lost = committed.filter((k) => !rawGot.includes(k));
+  if (lost.length) {
+    t.diagnostic(`the raw session lost ${lost} with host A's web server (failures: ${raw.failures})`);
+    // the balancer's 502 "host A: ..." or, when A's answer had begun, a
+    // connection broken mid-response (no HTTP status)
+    const diedOnA = (f) => f.includes("host A") || !/^\d{3} /.test(f);
+    assert.ok(raw.failures.some(diedOnA), `events lost without a GET that died with host A: ${lost}`);
+    const at = committed.indexOf(lost[0]);
+    assert.deepEqual(lost, committed.slice(at, at + lost.length), "the events lost are one response's: consecutive");
+  }
+  assert.deepEqual(rawGot, committed.filter((k) => !lost.includes(k)), "the raw session: duplicated or reordered");
   assert.ok(!raw.failures.some((f) => f.startsWith("400")), `the raw session survived: ${raw.failures}`);
   for (const [i, c] of clients.entries()) {
     assert.deepEqual(c.n, committed, `client ${i} (${c.transports}): lost, duplicated or reordered`);
