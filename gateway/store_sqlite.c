@@ -73,7 +73,9 @@ enum stmt_id {
  * to a room of 5, ST_TARGETS 3.3 -> 0.5 ms and ST_TARGETS_COUNT 2.9 ->
  * 0.16 ms (before, both walked every membership of the namespace and
  * looked each up in ?2's JSON); to a room of 100, 2.5 -> 0.5 and 2.8 ->
- * 0.04 ms; rooms of 10,000 and the whole namespace within the noise. The
+ * 0.04 ms; rooms of 10,000 and the whole namespace within the noise.
+ * tests/bench/fanout, an emit to a room of 10 among 10,010 sessions (the
+ * whole transaction, i.e. the write lock): 4.4-4.8 -> 0.06 ms. The
  * same rows, in the same order, as before for rooms of 5, 100 and
  * 10,000, two rooms, a room named twice, a room nobody is in, the whole
  * namespace, with except rooms and a skip, in a second namespace. */
