@@ -105,18 +105,18 @@ int sg_engine_batch_end(sg_worker *w);
  * least broadcast_log_min sessions, listed at 0.6 us each (3.2 before
  * fde882f; tests/bench/fanout) by every process that holds a connection
  * (a ring) or re-checks (siogate-fcgi, every second), whether the
- * recipients are its own or not. So
- * sg_engine_batch_dirty, sg_engine_changed_since and sg_engine_bcast_since
- * take own (NULL: none given), called with their ud only when there are
- * log rows to resolve: own(ud, v, max) returns how many sessions the
- * caller has and, when that is at most max, writes their ids to v
- * (borrowed until the engine call returns). With at most
- * broadcast_log_min / 8 of them (128 at most) the store is asked about
- * those only, index lookups (1.5-2.8 us each). Measured (nginx, 100
- * broadcasts to 1,000 WebSocket members, alternating runs): siogate-fcgi's
- * CPU holding 10 polls 630-690 -> 130 ms, holding none 250 -> 40 ms; the members' latencies unchanged
- * (last p50 54-56 -> 51-53 ms). tests/bench/compare --only ws-broadcast
- * --bystanders 10: siogate-fcgi 3.8 -> 0.8 us per delivered message. */
+ * recipients are its own or not. So sg_engine_batch_dirty,
+ * sg_engine_changed_since and sg_engine_bcast_since take own (NULL: none
+ * given), called with their ud only when there are log rows to resolve:
+ * own(ud, v, max) returns how many sessions the caller has and, when that
+ * is at most max, writes their ids to v (borrowed until the engine call
+ * returns). With at most broadcast_log_min / 8 of them (128 at most) the
+ * store is asked about those only, index lookups (1.5-2.8 us each).
+ * Measured (nginx, 100 broadcasts to 1,000 WebSocket members, alternating
+ * runs): siogate-fcgi's CPU holding 10 polls 630-690 -> 130 ms, holding
+ * none 250 -> 40 ms; the members' latencies unchanged (last p50 54-56 ->
+ * 51-53 ms). tests/bench/compare --only ws-broadcast --bystanders 10:
+ * siogate-fcgi 3.8 -> 0.8 us per delivered message. */
 typedef size_t (*sg_own_fn)(void *ud, const char **v, size_t max);
 
 /* The sessions the open batch queued frames for (or otherwise changed for

@@ -704,7 +704,9 @@ static size_t held_sids(void *ud, const char **v, size_t max)
 {
     sg_parked *p = ud;
     size_t n = p->timers.len;
-    for (size_t i = 0; n <= max && i < n; i++)
+    if (n > max)
+        return n;
+    for (size_t i = 0; i < n; i++)
         v[i] = job_of_timer(p->timers.heap[i + 1])->sid;
     return n;
 }
