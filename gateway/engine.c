@@ -1703,14 +1703,15 @@ int sg_engine_poll_again(sg_worker *w, const char *sid, const char *token, sg_bu
     return poll_common(w, sid, token, payload, wake_at, false);
 }
 
-void sg_engine_poll_release(sg_worker *w, const char *sid, const char *token)
+int sg_engine_poll_release(sg_worker *w, const char *sid, const char *token)
 {
     sg_session ss;
-    if (begin_session(w, sid, &ss, false) != SG_OK)
-        return;
+    int rc = begin_session(w, sid, &ss, false);
+    if (rc != SG_OK)
+        return rc == SG_E_SID ? SG_OK : rc;
     if (strcmp(ss.poller, token) == 0)
         ss.poller[0] = '\0';
-    end_session(w, &ss, SG_OK);
+    return end_session(w, &ss, SG_OK);
 }
 
 /* ---- public: websocket ------------------------------------------------------------------- */

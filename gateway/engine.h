@@ -282,8 +282,11 @@ int sg_engine_poll_again(sg_worker *w, const char *sid, const char *token,
                          sg_buf *payload, int64_t *wake_at);
 /* The held GET goes away without an answer carrying packets (the web
  * server hung up, or the process shuts down and answers noop itself):
- * release the slot. Nothing queued is lost. */
-void sg_engine_poll_release(sg_worker *w, const char *sid, const char *token);
+ * release the slot. Nothing queued is lost. SG_OK (also when there was
+ * nothing to release: the session is gone, or another GET holds it) or
+ * SG_E_INTERNAL (the store failed: the slot stays taken; try again, or the
+ * session's next GET is taken for a second one in flight). */
+int sg_engine_poll_release(sg_worker *w, const char *sid, const char *token);
 
 /* ---- websocket ----------------------------------------------------------
  *

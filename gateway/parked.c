@@ -744,8 +744,10 @@ static bool due_timer(sg_parked *p, int64_t now)
 }
 
 /* One batch: everything ready now (jobs: at most MAX_BATCH of this turn's),
- * one transaction, then the answers. */
-static void batch(sg_parked *p)
+ * one transaction, then the answers. false: the store failed (the
+ * transaction did not begin or commit, or a hung-up GET's release failed:
+ * p->gone keeps what is still to release, for the next batch). */
+static bool batch(sg_parked *p)
 {
     struct job *jobs = p->jobs, **cut = &p->jobs;
     for (size_t n = 0; *cut && n < MAX_BATCH; n++)
@@ -757,10 +759,12 @@ static void batch(sg_parked *p)
 
     p->answers = NULL;
     p->answers_tail = &p->answers;
+    struct job *released = NULL;
     bool committed = sg_engine_batch_begin(p->w) == SG_OK;
     if (!committed) {
         /* the store is locked past its timeout, or broken: every new
-         * request is answered 500; held GETs stay held */
+         * request is answered 500; held GETs stay held (and the rung ones
+         * due), the hung-up ones stay to release */
         for (struct job *j = jobs, *next; j; j = next) {
             next = j->next;
             answer_later(p, j);
@@ -768,8 +772,16 @@ static void batch(sg_parked *p)
         goto answer;
     }
 
-    for (struct job *j = p->gone; j; j = j->next)
-        sg_engine_poll_release(p->w, j->sid, j->token);
+    /* hung-up GETs: freed once their release commits (a session whose
+     * slot stays taken would close at its next GET) */
+    struct job *retry = NULL;
+    for (struct job *j = p->gone, *next; j; j = next) {
+        next = j->next;
+        struct job **to = sg_engine_poll_release(p->w, j->sid, j->token) == SG_OK ? &released : &retry;
+        j->next = *to;
+        *to = j;
+    }
+    p->gone = retry;
     /* the GETs rung: each is held still (hang-ups came before the rings) */
     bool all = p->due_all;
     for (struct job *j = p->due, *next; j; j = next) {
@@ -823,11 +835,16 @@ answer:
         respond(p, j, committed);
     }
     p->answers = NULL;
-    for (struct job *j = p->gone, *next; j; j = next) {
+    /* (the due loop above spent p->due: a hung-up GET is in it no more) */
+    for (struct job *j = released, *next; j; j = next) {
         next = j->next;
-        job_free(j);
+        if (committed) {
+            job_free(j);
+        } else {
+            j->next = p->gone;
+            p->gone = j;
+        }
     }
-    p->gone = NULL;
     for (struct conn *c = p->dead, *next; c; c = next) {
         next = c->next_dead;
         /* its job was answered (and dropped) above, or still waits in
@@ -838,6 +855,7 @@ answer:
         conn_close(p, c);
     }
     p->dead = NULL;
+    return committed && !p->gone;
 }
 
 /* At stop: every request read is answered (held GETs with noop), then
@@ -846,8 +864,15 @@ answer:
 static void finish_all(sg_parked *p, struct epoll_event *evs)
 {
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->listen_fd, NULL);
-    while (p->jobs || p->gone)
-        batch(p);
+    while (p->jobs || p->gone) {
+        if (!batch(p)) { /* stopping: no later batch will release them */
+            for (struct job *j = p->gone, *next; j; j = next) {
+                next = j->next;
+                job_free(j);
+            }
+            p->gone = NULL;
+        }
+    }
     size_t n = p->timers.len;
     if (n) {
         p->answers = NULL;

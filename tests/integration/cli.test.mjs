@@ -12,15 +12,15 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUILDDIR, SRCDIR, pluginPath, startStack } from "./lib/stack.mjs";
+import { BUILDDIR, pluginPath, startStack } from "./lib/stack.mjs";
 import { closeClient, closeAllClients, connectClient, nextOn } from "./lib/client.mjs";
 import { SKIP_REFERENCE as skip, startFeaturesStack, connectF, observer } from "./lib/features.mjs";
 import { handshake, send } from "./lib/eio.mjs";
 import { collectEvents, sleep, toBuffer, withTimeout } from "./lib/util.mjs";
-import { IS_PG, newStore, psqlPath } from "./lib/store.mjs";
+import { IS_PG, holdWriteLock, newStore } from "./lib/store.mjs";
 
 const T = { timeout: 120000, skip };
 const SIOGATE = join(BUILDDIR, "gateway", "siogate");
@@ -625,38 +625,9 @@ test("a concurrent writer load: 200 CLI emits, none lost, no lock failures", T, 
   }
 });
 
-/**
- * The key of the advisory lock every writer of the PostgreSQL store takes
- * (SG_PG_LOCK in gateway/store_pg.c), read from the source.
- */
-function pgLockKey() {
-  const src = readFileSync(join(SRCDIR, "gateway", "store_pg.c"), "utf8");
-  const m = /#define SG_PG_LOCK "?(-?\d+)"?/.exec(src);
-  assert.ok(m, "SG_PG_LOCK not found in gateway/store_pg.c");
-  return m[1];
-}
-
 test("a store locked past the timeout: exit 3 and a one-line message", { ...T, timeout: 120000 }, async () => {
-  // another process holds the write lock: sqlite3's own shell, or psql
-  // holding the PostgreSQL store's writer lock (an advisory lock)
-  const locker = IS_PG
-    ? spawn(psqlPath(), ["-X", "-q", "-A", "-t", "-d", stack.db])
-    : spawn("sqlite3", [stack.db]);
-  let said = "";
-  locker.stdout.setEncoding("utf8").on("data", (d) => (said += d));
-  locker.stdin.write(
-    IS_PG
-      ? `BEGIN;\nSELECT pg_advisory_xact_lock(${pgLockKey()});\nSELECT 'locked';\n`
-      : ".timeout 20000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n",
-  );
+  const lock = await holdWriteLock(stack.db);
   try {
-    await withTimeout(
-      (async () => {
-        while (!said.includes("locked")) await sleep(20);
-      })(),
-      20000,
-      "the other process takes the write lock",
-    );
     // reads do not wait for writers (SQLite's WAL; PostgreSQL's MVCC)
     assert.equal((await cli(["stats", "--json"])).code, 0);
     const [join1, emit1] = await Promise.all([
@@ -669,8 +640,7 @@ test("a store locked past the timeout: exit 3 and a one-line message", { ...T, t
     assert.match(emit1.err, /^siogate emit: .*locked.*retry later.*\n$/);
     assert.equal(emit1.err.split("\n").length, 2, "one line");
   } finally {
-    locker.stdin.end(IS_PG ? "ROLLBACK;\n" : "ROLLBACK;\n.quit\n");
-    await new Promise((r) => (locker.exitCode !== null ? r() : locker.once("close", r)));
+    await lock.release();
   }
   assert.equal(await ok(["emit", "-v", "--to", "a", "x"]), "0\n", "fine once the lock is gone");
 });

@@ -19,7 +19,11 @@
 //    received (that WebSocket closes, its client reconnects), and a
 //    session opened on a WebSocket gets 500, not a 101. Needs root
 //    (mount); skipped otherwise, and on PostgreSQL (SG_STORE=pg: the full
-//    disk would be the server's).
+//    disk would be the server's);
+//  - a held GET abandoned while another process holds the store's write
+//    lock past the timeout: released by the first batch that can begin,
+//    so the client's next GET is held as usual. nginx only (the web server
+//    that tells siogate-fcgi of an abandoned GET: raw.test.mjs).
 //
 // siogate only (the reference server has no store, processes or plugins).
 
@@ -30,9 +34,9 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { closeAllClients, closeClient, connectClient, emitAck, makeClient, whenConnected } from "./lib/client.mjs";
-import { eioUrl, rawGet, rawPoller, request, send } from "./lib/eio.mjs";
+import { eioUrl, handshake, packets, poll, rawGet, rawPoller, request, send } from "./lib/eio.mjs";
 import { sleep, waitUntil as until, withTimeout } from "./lib/util.mjs";
-import { IS_PG, storeQuerySync } from "./lib/store.mjs";
+import { IS_PG, holdWriteLock, storeQuerySync } from "./lib/store.mjs";
 
 const skip = IS_REFERENCE ? "siogate only (processes, plugins, the store)" : false;
 const T = { timeout: 120000, skip };
@@ -401,3 +405,36 @@ test("a full disk under siogate-wsd: what a failed commit took or answered is ne
     closeClient(sender);
     integrity(stack.db);
   }));
+
+// Before, the batch whose transaction could not begin forgot the GET
+// unreleased: the session kept its token, and the client's next GET was
+// taken for a second GET in flight, which closes the session.
+test("a held GET abandoned while the store is locked: released once the lock is gone, the session lives on", { ...T, skip: skip || ((process.env.SG_SERVER || "lighttpd") === "nginx" ? false : "the web server does not close the backend connection") }, async () => {
+  const stack = await start({ fcgi: 1 });
+  const { sid } = await handshake(stack);
+  assert.equal((await send(stack, sid, "40")).status, 200);
+  assert.match((await poll(stack, sid)).body, /^40/);
+  // a GET held, the lock taken, then the GET abandoned
+  const ac = new AbortController();
+  const held = fetch(eioUrl(stack, { sid }), { signal: ac.signal }).then(
+    (r) => `answered ${r.status}`,
+    () => "aborted",
+  );
+  await sleep(300);
+  const lock = await holdWriteLock(stack.db);
+  try {
+    ac.abort();
+    assert.equal(await held, "aborted");
+    // the batch that would release it waits out the lock timeout (10 s)
+    await until(() => /locked/.test(stack.stderr()), 30000, "siogate-fcgi gives up on the lock");
+  } finally {
+    await lock.release();
+  }
+  const next = request(eioUrl(stack, { sid }), { timeoutMs: 15000 });
+  await sleep(200);
+  assert.equal((await send(stack, sid, '42["message","after"]', { timeoutMs: 15000 })).status, 200);
+  const res = await next;
+  assert.equal(res.status, 200, res.body);
+  assert.deepEqual(packets(res.body), ['42["message-back","after"]']);
+  stack.assertAlive();
+});

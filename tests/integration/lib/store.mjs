@@ -20,9 +20,10 @@
 //
 // SG_TARGET=reference has no store: IS_PG is false there.
 
-import { execFile, execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 const execFileP = promisify(execFile);
@@ -139,6 +140,48 @@ export function storeQuerySync(db, sql, { timeout = QUERY_TIMEOUT_MS } = {}) {
   const [cmd, args] = shellArgs(db, sql);
   const r = spawnSync(cmd, args, { encoding: "utf8", timeout });
   return { status: r.status, stdout: (r.stdout || "").trim(), stderr: r.stderr || "", error: r.error };
+}
+
+/**
+ * The key of the advisory lock every writer of the PostgreSQL store takes
+ * (SG_PG_LOCK in gateway/store_pg.c), read from the source.
+ */
+function pgLockKey() {
+  const src = process.env.SG_SRCDIR || resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+  const m = /#define SG_PG_LOCK "?(-?\d+)"?/.exec(readFileSync(join(src, "gateway", "store_pg.c"), "utf8"));
+  if (!m) throw new Error("SG_PG_LOCK not found in gateway/store_pg.c");
+  return m[1];
+}
+
+/**
+ * Another process takes the store's write lock: sqlite3's own shell in
+ * BEGIN IMMEDIATE, or psql holding the PostgreSQL store's writer lock (an
+ * advisory lock). Resolves once it is held (within 20 s) with release(),
+ * which resolves once that process is gone.
+ */
+export async function holdWriteLock(db) {
+  const pg = isPgConninfo(db);
+  const locker = pg ? spawn(psqlPath(), ["-X", "-q", "-A", "-t", "-d", db]) : spawn("sqlite3", [db]);
+  const gone = new Promise((r) => locker.once("close", r));
+  const release = async () => {
+    locker.stdin.end(pg ? "ROLLBACK;\n" : "ROLLBACK;\n.quit\n");
+    await gone;
+  };
+  let said = "";
+  locker.stdout.setEncoding("utf8").on("data", (d) => (said += d));
+  locker.stdin.write(
+    pg
+      ? `BEGIN;\nSELECT pg_advisory_xact_lock(${pgLockKey()});\nSELECT 'locked';\n`
+      : ".timeout 20000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n",
+  );
+  const until = Date.now() + 20000;
+  while (!said.includes("locked") && locker.exitCode === null && Date.now() < until)
+    await new Promise((r) => setTimeout(r, 20));
+  if (!said.includes("locked")) {
+    await release();
+    throw new Error("another process could not take the store's write lock");
+  }
+  return { release };
 }
 
 /**
