@@ -21,9 +21,9 @@
 //    (mount); skipped otherwise, and on PostgreSQL (SG_STORE=pg: the full
 //    disk would be the server's);
 //  - a held GET abandoned while another process holds the store's write
-//    lock past the timeout: released by the first batch that can begin,
-//    so the client's next GET is held as usual. nginx only (the web server
-//    that tells siogate-fcgi of an abandoned GET: raw.test.mjs).
+//    lock past the timeout: released once the store answers again, so the
+//    client's next GET is held as usual. nginx only (the web server that
+//    tells siogate-fcgi of an abandoned GET: raw.test.mjs).
 //
 // siogate only (the reference server has no store, processes or plugins).
 
@@ -406,9 +406,10 @@ test("a full disk under siogate-wsd: what a failed commit took or answered is ne
     integrity(stack.db);
   }));
 
-// Before, the batch whose transaction could not begin forgot the GET
-// unreleased: the session kept its token, and the client's next GET was
-// taken for a second GET in flight, which closes the session.
+// Before, a batch that could not release the GET (SQLite: its transaction
+// did not begin; PostgreSQL: the release met the lock) forgot it all the
+// same: the session kept its token, and the client's next GET was taken
+// for a second GET in flight, which closes the session.
 test("a held GET abandoned while the store is locked: released once the lock is gone, the session lives on", { ...T, skip: skip || ((process.env.SG_SERVER || "lighttpd") === "nginx" ? false : "the web server does not close the backend connection") }, async () => {
   const stack = await start({ fcgi: 1 });
   const { sid } = await handshake(stack);
