@@ -36,6 +36,7 @@
 #include "buf.h"
 #include "daemon.h"
 #include "fcgi.h"
+#include "util.h"
 
 #define MAX_SESSIONS 20000
 #define MAX_EVENTS 256
@@ -219,14 +220,13 @@ done:
 /* The session a query string names: its index, -1 for none, -2 unknown. */
 static int session_of(const char *qs)
 {
-    for (const char *p = qs; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-        if (strncmp(p, "sid=f", 5) == 0) {
-            char *e;
-            long i = strtol(p + 5, &e, 10);
-            return i >= 0 && i < nsessions && e != p + 5 && sessions[i].open ? (int)i : -2;
-        }
-    }
-    return -1;
+    char *sid = sg_query_get(qs, "sid"), *e = NULL;
+    if (!sid)
+        return -1;
+    long i = sid[0] == 'f' ? strtol(sid + 1, &e, 10) : -1;
+    bool ok = e && e != sid + 1 && !*e && i >= 0 && i < nsessions && sessions[i].open;
+    free(sid);
+    return ok ? (int)i : -2;
 }
 
 static const char UNKNOWN[] = "{\"code\":1,\"message\":\"Session ID unknown\"}";
