@@ -1,11 +1,13 @@
 /* parked.c - the event loop of siogate-fcgi. See parked.h.
  *
  * One thread, one epoll set (level-triggered):
- *   - the FastCGI listening socket (accept4, non-blocking);
- *   - every FastCGI connection: read, fed through the FastCGI codec
- *     (fcgi.h), written when an answer is ready (EPOLLOUT only while an
- *     answer did not fit the socket); a read of 0 or an error is the web
- *     server hanging up: a held GET on it is released (abandoned poll);
+ *   - the FastCGI listening socket (accept4, non-blocking); a connection
+ *     is read as soon as it is accepted (the web server wrote its request
+ *     already), and joins the set only once it must wait (conn_watch);
+ *   - every FastCGI connection that waits: read, fed through the FastCGI
+ *     codec (fcgi.h), written when an answer is ready (EPOLLOUT only while
+ *     an answer did not fit the socket); a read of 0 or an error is the
+ *     web server hanging up: a held GET on it is released (abandoned poll);
  *   - the doorbell waiter's datagram socket (rings: session ids, or "*");
  *   - an eventfd through which the main thread asks the loop to stop.
  *
@@ -109,6 +111,7 @@ struct conn {
     sg_buf out;                 /* records to write, from out_off */
     size_t out_off;
     struct job *job;            /* the request being handled, or NULL */
+    bool watched;               /* in the epoll set (conn_watch) */
     bool writing;               /* EPOLLOUT is on */
     bool close_after;           /* close once out is written */
     bool dead;                  /* hung up while its job ran: close after the batch */
@@ -174,35 +177,44 @@ static void conn_close(sg_parked *p, struct conn *c)
     free(c);
 }
 
-static void conn_events(sg_parked *p, struct conn *c, bool out)
+/* Put c in the epoll set, reading and, if out, writing. A connection
+ * joins it only once it must wait for something: more of its request, the
+ * socket's room for an answer, its next request (FCGI_KEEP_CONN), or the
+ * hang-up of its held GET. One that the web server opens for a single
+ * request (lighttpd, Apache) and that is answered within the turn it was
+ * accepted in never does: no epoll_ctl, and its close has no epoll entry
+ * to remove. -1 (logged) when it cannot be watched. */
+static int conn_watch(sg_parked *p, struct conn *c, bool out)
 {
-    if (c->writing == out)
-        return;
+    if (c->watched && c->writing == out)
+        return 0;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0),
                              .data.ptr = c};
-    if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
-        sg_error("fastcgi: epoll_ctl(MOD): %s", strerror(errno));
+    if (epoll_ctl(p->epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+        sg_error("fastcgi: epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    c->watched = true;
     c->writing = out;
+    return 0;
 }
 
 /* Write what c has to write. -1 when the connection is gone (closed). */
 static int conn_flush(sg_parked *p, struct conn *c)
 {
     int rc = sg_daemon_send(c->fd, c->out.data, c->out.len, &c->out_off);
-    if (rc > 0) {
-        conn_events(p, c, true);
-        return 0;
-    }
+    if (rc > 0)
+        return conn_watch(p, c, true);
     if (rc < 0) {
         sg_debug("fastcgi: the web server went away before the answer");
         return -1;
     }
     sg_buf_free(&c->out); /* an idle or held connection keeps no buffer */
     c->out_off = 0;
-    conn_events(p, c, false);
     if (c->close_after && !c->job)
         return -1;
-    return 0;
+    /* its next request, or (a job pending) the hang-up of its held GET */
+    return conn_watch(p, c, false);
 }
 
 /* ---------------------------------------------------------------- held GETs */
@@ -294,6 +306,14 @@ static void settle(sg_parked *p, struct job *j, int rc, int64_t wake_at)
         return;
     }
     j->wake_at = wake_at;
+    if (j->c && (j->c->dead || conn_watch(p, j->c, j->c->writing) < 0)) {
+        /* hung up already (it waited a turn beyond MAX_BATCH), or its
+         * hang-up would go unseen: released, not held, or its session
+         * would keep the GET's token and take the client's next GET for a
+         * second one in flight */
+        answer_noop(p, j);
+        return;
+    }
     if (!j->held) {
         j->node.sid = j->sid;
         sg_sidmap_add(&p->by_sid, &j->node);
@@ -557,7 +577,9 @@ static void conn_gone(sg_parked *p, struct conn *c)
     conn_close(p, c);
 }
 
-static void conn_readable(sg_parked *p, struct conn *c)
+/* Read what c has for us and parse it. false when c was closed, or is
+ * closed after this turn's batch (conn_gone). */
+static bool conn_readable(sg_parked *p, struct conn *c)
 {
     for (;;) {
         if (c->in.len >= MAX_INPUT) {
@@ -565,19 +587,19 @@ static void conn_readable(sg_parked *p, struct conn *c)
              * turn: parse what came so far, the parser keeps the body */
             if (conn_parse(p, c) < 0) {
                 conn_gone(p, c);
-                return;
+                return false;
             }
             if (c->in.len >= MAX_INPUT) {
                 /* the parser keeps what it needs; this much unparsed is abuse */
                 sg_warn("fastcgi: a record beyond every limit: closing the connection");
                 conn_gone(p, c);
-                return;
+                return false;
             }
         }
         if (sg_buf_reserve(&c->in, READ_CHUNK) < 0) {
             sg_error("fastcgi: out of memory reading a request");
             conn_gone(p, c);
-            return;
+            return false;
         }
         ssize_t n = recv(c->fd, c->in.data + c->in.len, READ_CHUNK, MSG_DONTWAIT);
         if (n > 0) {
@@ -592,14 +614,15 @@ static void conn_readable(sg_parked *p, struct conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         conn_gone(p, c); /* 0: closed; < 0: reset */
-        return;
+        return false;
     }
     if (conn_parse(p, c) < 0) {
         conn_gone(p, c);
-        return;
+        return false;
     }
     if (!c->in.len)
         sg_buf_free(&c->in); /* 16 KB less per held poll */
+    return true;
 }
 
 /* FCGI_WEB_SERVER_ADDRS, as libfcgi reads it: a comma-separated list of
@@ -669,18 +692,16 @@ static void accept_some(sg_parked *p)
                             p->cfg->max_payload > 0 ? (size_t)p->cfg->max_payload : 0);
         sg_buf_init(&c->in);
         sg_buf_init(&c->out);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-        if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            sg_error("fastcgi: epoll_ctl(ADD): %s", strerror(errno));
-            sg_fcgi_parser_free(&c->parser);
-            free(c);
-            close(fd);
-            continue;
-        }
         c->next = p->conns;
         if (p->conns)
             p->conns->prev = c;
         p->conns = c;
+        /* A web server that connects for a request writes it at once: read
+         * it now, for this turn's batch. Watched only if it must wait
+         * (conn_watch); a request being handled is watched, if at all,
+         * once it is answered or held. */
+        if (conn_readable(p, c) && !c->job && conn_watch(p, c, c->out.len > 0) < 0)
+            conn_close(p, c);
     }
 }
 

@@ -23,14 +23,18 @@
 //  - a held GET abandoned while another process holds the store's write
 //    lock past the timeout: released once the store answers again, so the
 //    client's next GET is held as usual. nginx only (the web server that
-//    tells siogate-fcgi of an abandoned GET: raw.test.mjs).
+//    tells siogate-fcgi of an abandoned GET: raw.test.mjs);
+//  - a GET whose FastCGI connection is closed before siogate-fcgi read it:
+//    held, then released when siogate-fcgi sees the hang-up, so the
+//    client's next GET is held as usual.
 //
 // siogate only (the reference server has no store, processes or plugins).
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, execFileSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createConnection } from "node:net";
 import { join } from "node:path";
 import { BUILDDIR, IS_REFERENCE, pluginPath, startStack, testPluginPath } from "./lib/stack.mjs";
 import { closeAllClients, closeClient, connectClient, emitAck, makeClient, whenConnected } from "./lib/client.mjs";
@@ -434,6 +438,76 @@ test("a held GET abandoned while the store is locked: released once the lock is 
   const next = request(eioUrl(stack, { sid }), { timeoutMs: 15000 });
   await sleep(200);
   assert.equal((await send(stack, sid, '42["message","after"]', { timeoutMs: 15000 })).status, 200);
+  const res = await next;
+  assert.equal(res.status, 200, res.body);
+  assert.deepEqual(packets(res.body), ['42["message-back","after"]']);
+  stack.assertAlive();
+});
+
+/** FastCGI records of a GET of path?query (request id 1, FCGI_KEEP_CONN off). */
+function fcgiGet(path, query) {
+  const record = (type, content) => {
+    const h = Buffer.from([1, type, 0, 1, content.length >> 8, content.length & 255, 0, 0]);
+    return Buffer.concat([h, content]);
+  };
+  const pair = (name, value) => {
+    const [n, v] = [Buffer.from(name), Buffer.from(value)];
+    assert.ok(n.length < 128 && v.length < 128);
+    return Buffer.concat([Buffer.from([n.length, v.length]), n, v]);
+  };
+  const params = Buffer.concat([
+    pair("REQUEST_METHOD", "GET"),
+    pair("REQUEST_URI", `${path}?${query}`),
+    pair("QUERY_STRING", query),
+    pair("REMOTE_ADDR", "127.0.0.1"),
+  ]);
+  return Buffer.concat([
+    record(1, Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])), // BEGIN_REQUEST, responder
+    record(4, params),
+    record(4, Buffer.alloc(0)),
+    record(5, Buffer.alloc(0)), // STDIN, empty
+  ]);
+}
+
+// The web server hangs up on a GET before siogate-fcgi has read it (a
+// client gone at once). siogate-fcgi reads a request as it accepts its
+// connection, and watches the connection (epoll) only once it must wait:
+// a held GET's connection must be watched from when it is held, or its
+// hang-up goes unseen, the session keeps the GET's token and the client's
+// next GET is taken for a second GET in flight (400, the session closed).
+// siogate-fcgi is stopped (SIGSTOP) while the request is written to its
+// socket and the connection closed, so that both are there when it looks;
+// any web server (the request goes to siogate-fcgi's socket itself).
+test("a GET hung up before siogate-fcgi read it is released: the next GET is held as usual", T, async () => {
+  const stack = await start({ fcgi: 1 });
+  const { sid } = await handshake(stack);
+  assert.equal((await send(stack, sid, "40")).status, 200);
+  assert.match((await poll(stack, sid)).body, /^40/);
+  const [fcgi] = stack.daemons().filter((d) => d.name === "siogate-fcgi");
+  const argv = readFileSync(`/proc/${fcgi.pid}/cmdline`, "utf8").split("\0");
+  const listen = argv[argv.indexOf("--listen") + 1];
+  assert.match(listen, /^unix:/, "contrib/stack gives siogate-fcgi a unix socket");
+  process.kill(fcgi.pid, "SIGSTOP");
+  try {
+    await withTimeout(
+      new Promise((resolve, reject) => {
+        const c = createConnection(listen.slice("unix:".length));
+        c.on("error", reject);
+        c.on("connect", () => c.write(fcgiGet(stack.path, `EIO=4&transport=polling&sid=${sid}`), () => {
+          c.destroy();
+          resolve();
+        }));
+      }),
+      5000,
+      "the GET written to siogate-fcgi's socket",
+    );
+  } finally {
+    process.kill(fcgi.pid, "SIGCONT");
+  }
+  await sleep(300);
+  const next = request(eioUrl(stack, { sid }), { timeoutMs: 5000 });
+  await sleep(200);
+  assert.equal((await send(stack, sid, '42["message","after"]')).status, 200);
   const res = await next;
   assert.equal(res.status, 200, res.body);
   assert.deepEqual(packets(res.body), ['42["message-back","after"]']);
