@@ -691,23 +691,11 @@ sg_store *sg_store_sqlite_open(const char *path)
      * empty each other's cache); preads (strace -c): none in the steady
      * state with one process, +0.24 an echo with two; siogate-wsd's
      * WebSocket echo and the broadcast unchanged; 5,000 idle polls: the
-     * same RSS, CPU 1.3 -> 1.1 % (nginx) and 1.9 -> 1.8 % (lighttpd).
-     *
-     * temp_store stays SQLite's default (files). Each request of a batch
-     * is a savepoint, and the first change of a page inside one copies the
-     * page into the savepoint's sub-journal. With temp_store = MEMORY that
-     * journal grows in 1 KB chunks, a malloc each; by default it is one
-     * chunk of 64 KB (SQLITE_STMTJRNL_SPILL), written to a temporary file
-     * (SQLITE_TMPDIR, TMPDIR, /var/tmp, /tmp: the first writable) only
-     * when one request changes more pages than that, such as a broadcast
-     * to a few hundred sockets by rows. Measured 2026-12-08 (callgrind,
-     * siogate-fcgi behind nginx): -7 % instructions a polling echo
-     * request, -10 % in a broadcast to 300 polls (3 temporary files in
-     * its 20 broadcasts). */
+     * same RSS, CPU 1.3 -> 1.1 % (nginx) and 1.9 -> 1.8 % (lighttpd). */
     char *err = NULL;
     if (sqlite3_exec(s->db,
                      "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                     " PRAGMA foreign_keys = OFF;"
+                     " PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
                      " PRAGMA mmap_size = 0;",
                      NULL, NULL, &err) != SQLITE_OK) {
         sg_error("store %s: %s", path, err ? err : sqlite3_errmsg(s->db));
