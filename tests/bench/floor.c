@@ -49,6 +49,7 @@ struct conn {
     sg_buf in, out;
     size_t out_off;
     int held_by;                /* its request is a GET held by this session, or -1 */
+    bool watched;               /* in the epoll set */
     bool writing;               /* EPOLLOUT is on */
     bool close_after;
     struct conn *next_dead;
@@ -95,6 +96,20 @@ static void free_dead(void)
     dead = NULL;
 }
 
+/* c in the epoll set, reading and, if out, writing. As siogate-fcgi
+ * (parked.c, conn_watch), a connection joins it only when it must wait,
+ * so that one answered in the turn it was accepted in (lighttpd's, a
+ * connection a request) costs no epoll_ctl. */
+static void watch(struct conn *c, bool out)
+{
+    if (c->watched && c->writing == out)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+    c->watched = true;
+    c->writing = out;
+}
+
 /* Write what c has; false when c is gone (closed). */
 static bool conn_flush(struct conn *c)
 {
@@ -105,12 +120,6 @@ static bool conn_flush(struct conn *c)
         conn_close(c);
         return false;
     }
-    if (c->writing != (rc > 0)) {
-        c->writing = rc > 0;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (c->writing ? EPOLLOUT : 0),
-                                 .data.ptr = c};
-        epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
-    }
     if (rc == 0) {
         sg_buf_reset(&c->out);
         c->out_off = 0;
@@ -119,6 +128,7 @@ static bool conn_flush(struct conn *c)
             return false;
         }
     }
+    watch(c, rc > 0);
     return true;
 }
 
@@ -367,8 +377,9 @@ int main(int argc, char **argv)
                     c->fd = fd;
                     c->held_by = -1;
                     sg_fcgi_parser_init(&c->p, 1 << 20);
-                    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-                    epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+                    readable(c); /* the web server wrote its request already */
+                    if (c->fd >= 0)
+                        watch(c, c->writing); /* a held GET, or waiting for more */
                 }
                 continue;
             }
